@@ -1,0 +1,291 @@
+//! [`Conn`]: what a handler can do to its connection.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::buf::OutputQueue;
+use crate::timer::{TimerId, TimerQueue};
+
+/// Identifies a connection; unique within a process for the life of its loop.
+///
+/// An id names one connection only: once that connection closes, its id never
+/// names another, even though the slot it occupied is reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    /// Index of the loop that owns the connection.
+    loop_index: u32,
+    /// The connection's token on that loop: slab key plus generation.
+    token: usize,
+}
+
+impl ConnId {
+    /// Makes the id of the connection with `token` on loop `loop_index`.
+    pub(crate) fn new(loop_index: u32, token: mio::Token) -> Self {
+        ConnId {
+            loop_index,
+            token: token.0,
+        }
+    }
+
+    /// Index of the event loop that owns this connection.
+    pub fn loop_index(&self) -> u32 {
+        self.loop_index
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({}:{:#x})", self.loop_index, self.token)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{:x}", self.loop_index, self.token)
+    }
+}
+
+/// Who a timer in the loop's queue belongs to and what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerOwner {
+    /// Token of the owning connection (generation included, so a timer that
+    /// outlives its connection is recognised as stale).
+    pub(crate) token: mio::Token,
+    /// Which of the connection's timers this is.
+    pub(crate) kind: TimerKind,
+}
+
+/// The two kinds of per-connection timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    /// Set by the handler; delivered to [`Handler::on_timer`](crate::Handler::on_timer).
+    User,
+    /// The idle-timeout check; re-armed lazily from the last activity.
+    Idle,
+}
+
+/// What the handler asked for, and the output it queued. The execution model
+/// (reactor or thread) reads these after every callback and carries them out.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    /// This connection's id.
+    pub(crate) id: ConnId,
+    /// Token under which the connection's timers are filed.
+    pub(crate) token: mio::Token,
+    /// The peer's address.
+    pub(crate) peer: SocketAddr,
+    /// Bytes queued for the socket.
+    pub(crate) out: OutputQueue,
+    /// The handler paused reading.
+    pub(crate) read_paused: bool,
+    /// The handler resumed reading after a pause; the model must look at the
+    /// socket again, since edges that arrived while paused were not acted on.
+    pub(crate) read_resumed: bool,
+    /// A graceful close was requested: flush, then close with this reason.
+    pub(crate) closing: Option<crate::CloseReason>,
+    /// The handler aborted: drop output, reset the connection.
+    pub(crate) aborted: bool,
+    /// The handler asked to shut down the write half once output is flushed.
+    pub(crate) shutdown_write: bool,
+    /// Current idle timeout; `None` disables it.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// The idle timeout changed in a callback; the model re-arms its check.
+    pub(crate) idle_changed: bool,
+    /// Live handler timers, cancelled when the connection closes.
+    pub(crate) timers: Vec<TimerId>,
+}
+
+impl ConnState {
+    /// State of a fresh connection.
+    pub(crate) fn new(
+        id: ConnId,
+        token: mio::Token,
+        peer: SocketAddr,
+        idle: Option<Duration>,
+    ) -> Self {
+        ConnState {
+            id,
+            token,
+            peer,
+            out: OutputQueue::default(),
+            read_paused: false,
+            read_resumed: false,
+            closing: None,
+            aborted: false,
+            shutdown_write: false,
+            idle_timeout: idle,
+            idle_changed: false,
+            timers: Vec::new(),
+        }
+    }
+
+    /// True once a close or abort was requested: no more reads, no new writes.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.is_some() || self.aborted
+    }
+
+    /// Requests a graceful close with `reason` unless one is already underway.
+    pub(crate) fn close_with(&mut self, reason: crate::CloseReason) {
+        if !self.is_closing() {
+            self.closing = Some(reason);
+        }
+    }
+}
+
+/// A handler's view of its connection, valid for one callback.
+///
+/// Writes are queued and written when the callback returns (see
+/// [`Handler`](crate::Handler) for the full contract). Requests such as
+/// [`close`](Conn::close) and [`pause_reading`](Conn::pause_reading) also take
+/// effect when the callback returns.
+pub struct Conn<'a> {
+    /// The connection's state and output.
+    state: &'a mut ConnState,
+    /// The loop's timer queue.
+    timers: &'a mut TimerQueue<TimerOwner>,
+    /// The loop's clock for this turn.
+    now: Instant,
+}
+
+impl fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.state.id)
+            .field("peer", &self.state.peer)
+            .field("pending_output", &self.state.out.len())
+            .finish()
+    }
+}
+
+impl<'a> Conn<'a> {
+    /// Wraps a connection's state for one callback.
+    pub(crate) fn new(
+        state: &'a mut ConnState,
+        timers: &'a mut TimerQueue<TimerOwner>,
+        now: Instant,
+    ) -> Self {
+        Conn { state, timers, now }
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.state.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.state.peer
+    }
+
+    /// Queues a copy of `data` for writing.
+    ///
+    /// Ignored once the connection is closing (after [`close`](Conn::close),
+    /// [`abort`](Conn::abort) or [`shutdown_write`](Conn::shutdown_write)).
+    pub fn write(&mut self, data: &[u8]) {
+        if self.accepts_writes() {
+            self.state.out.push_copy(data);
+        }
+    }
+
+    /// Queues `data` for writing without copying it.
+    ///
+    /// Several queued `Bytes` go out in one vectored write. Ignored once the
+    /// connection is closing, like [`write`](Conn::write).
+    pub fn write_bytes(&mut self, data: Bytes) {
+        if self.accepts_writes() {
+            self.state.out.push_bytes(data);
+        }
+    }
+
+    /// Bytes queued and not yet taken by the socket.
+    pub fn pending_output(&self) -> usize {
+        self.state.out.len()
+    }
+
+    /// Closes the connection once its queued output is flushed; nothing more
+    /// is read. The handler then sees [`CloseReason::Closed`](crate::CloseReason::Closed).
+    pub fn close(&mut self) {
+        self.state.close_with(crate::CloseReason::Closed);
+    }
+
+    /// Closes the connection now: queued output is dropped and the peer gets a
+    /// reset (`SO_LINGER` 0). The handler sees [`CloseReason::Aborted`](crate::CloseReason::Aborted).
+    pub fn abort(&mut self) {
+        self.state.aborted = true;
+        self.state.out.clear();
+    }
+
+    /// Shuts down the write half once queued output is flushed (the peer reads
+    /// end of stream) while reading goes on. Later writes are ignored.
+    pub fn shutdown_write(&mut self) {
+        self.state.shutdown_write = true;
+    }
+
+    /// Stops reading from the socket until [`resume_reading`](Conn::resume_reading).
+    /// Unread bytes wait in the kernel, and TCP flow control slows the peer.
+    pub fn pause_reading(&mut self) {
+        self.state.read_paused = true;
+    }
+
+    /// Resumes reading after [`pause_reading`](Conn::pause_reading).
+    pub fn resume_reading(&mut self) {
+        if self.state.read_paused {
+            self.state.read_paused = false;
+            self.state.read_resumed = true;
+        }
+    }
+
+    /// True while the handler has reading paused.
+    pub fn is_reading_paused(&self) -> bool {
+        self.state.read_paused
+    }
+
+    /// True once the connection is closing; writes are ignored from then on.
+    pub fn is_closing(&self) -> bool {
+        self.state.is_closing()
+    }
+
+    /// Sets a timer that calls [`Handler::on_timer`](crate::Handler::on_timer)
+    /// after `after`, with the returned id. Timers of a closed connection are
+    /// cancelled.
+    pub fn set_timer(&mut self, after: Duration) -> TimerId {
+        let owner = TimerOwner {
+            token: self.state.token,
+            kind: TimerKind::User,
+        };
+        let id = self.timers.insert(self.now + after, owner);
+        self.state.timers.push(id);
+        id
+    }
+
+    /// Cancels a timer; returns false if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let Some(pos) = self.state.timers.iter().position(|&t| t == id) else {
+            return false;
+        };
+        self.state.timers.swap_remove(pos);
+        self.timers.cancel(id).is_some()
+    }
+
+    /// Sets (or with `None` disables) the idle timeout: the connection closes
+    /// with [`CloseReason::IdleTimeout`](crate::CloseReason::IdleTimeout) when no
+    /// byte is read or written for that long. Starts from the server's
+    /// [`Config::idle_timeout`](crate::Config::idle_timeout).
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.state.idle_timeout = timeout;
+        self.state.idle_changed = true;
+    }
+
+    /// The current idle timeout.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.state.idle_timeout
+    }
+
+    /// True while writes are still accepted.
+    fn accepts_writes(&self) -> bool {
+        !self.state.is_closing() && !self.state.shutdown_write
+    }
+}

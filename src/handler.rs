@@ -1,0 +1,156 @@
+//! The [`Handler`] trait: the one API both execution models drive.
+
+use std::fmt;
+use std::io;
+
+use bytes::BytesMut;
+
+use crate::{Conn, TimerId};
+
+/// Application logic for one connection.
+///
+/// A server makes one handler per connection with its factory (any
+/// `FnMut() -> H`), then calls it as things happen to that connection. Every
+/// callback receives a [`Conn`] through which the handler writes, closes,
+/// pauses reading and sets timers.
+///
+/// # Behaviour
+///
+/// * Callbacks for one connection never overlap and always run on the loop
+///   thread that owns it, so a handler needs no locking of its own state.
+/// * Writes made in a callback are queued and written to the socket as soon as
+///   the callback returns, in the same turn: one system call for everything
+///   the callback wrote. Only what the socket does not take stays buffered.
+/// * A callback should return quickly: the loop serves every other connection
+///   on its thread only between callbacks. Move slow work to another thread.
+/// * A panic in a callback is caught at the callback boundary; that connection
+///   is aborted (its output dropped) and closed with
+///   [`CloseReason::Panicked`]. Other connections are not affected.
+/// * [`on_close`](Handler::on_close) is called exactly once, last, for every
+///   connection that was opened, whatever the path that closed it.
+///
+/// # Examples
+///
+/// An echo server's handler, zero-copy: the input is split off and queued as
+/// `Bytes`, so the payload is never copied.
+///
+/// ```
+/// use evloop::{Conn, Handler};
+/// use bytes::BytesMut;
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         conn.write_bytes(input.split().freeze());
+///     }
+/// }
+/// ```
+pub trait Handler: 'static {
+    /// The connection is established; called once, before any other callback.
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// Bytes arrived. `input` holds everything received and not yet consumed:
+    /// take what forms complete messages (`split_to`, `advance`, `clear`) and
+    /// leave the rest, which is kept and extended on the next call.
+    ///
+    /// Unconsumed input beyond [`Config::max_input`](crate::Config::max_input)
+    /// closes the connection with [`CloseReason::InputLimit`].
+    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut);
+
+    /// Output that had risen above the high watermark has drained to the low
+    /// watermark: the moment to write more, and reading has resumed.
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// The peer shut down its write half (end of stream). Output written here
+    /// is still delivered; once all output is flushed the connection closes
+    /// with [`CloseReason::PeerClosed`].
+    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// A timer set with [`Conn::set_timer`] expired.
+    fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
+        let _ = (conn, timer);
+    }
+
+    /// The connection is closed and its socket released; the last callback.
+    fn on_close(&mut self, reason: &CloseReason) {
+        let _ = reason;
+    }
+}
+
+/// Why a connection closed; passed to [`Handler::on_close`] and counted in
+/// [`Stats`](crate::Stats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed its side and all our output was flushed.
+    PeerClosed,
+    /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
+    Reset,
+    /// Another I/O error on the socket.
+    Error(io::ErrorKind),
+    /// No bytes moved for longer than the idle timeout.
+    IdleTimeout,
+    /// The handler called [`Conn::close`] and its output was flushed.
+    Closed,
+    /// The handler called [`Conn::abort`]: output dropped, reset sent.
+    Aborted,
+    /// Unconsumed input exceeded [`Config::max_input`](crate::Config::max_input).
+    InputLimit,
+    /// The loop is shutting down.
+    Shutdown,
+    /// A handler callback panicked.
+    Panicked,
+}
+
+impl CloseReason {
+    /// Number of distinct reasons, for per-reason counters.
+    pub(crate) const COUNT: usize = 9;
+
+    /// Dense index of this reason, `0..COUNT`.
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Reset => 1,
+            CloseReason::Error(_) => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::Closed => 4,
+            CloseReason::Aborted => 5,
+            CloseReason::InputLimit => 6,
+            CloseReason::Shutdown => 7,
+            CloseReason::Panicked => 8,
+        }
+    }
+
+    /// Maps a socket error to a reason: resets apart, the rest by kind.
+    pub(crate) fn from_io(err: &io::Error) -> CloseReason {
+        match err.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => CloseReason::Reset,
+            kind => CloseReason::Error(kind),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Reset => f.write_str("reset by peer"),
+            CloseReason::Error(kind) => write!(f, "I/O error: {kind}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Closed => f.write_str("closed by handler"),
+            CloseReason::Aborted => f.write_str("aborted by handler"),
+            CloseReason::InputLimit => f.write_str("input limit exceeded"),
+            CloseReason::Shutdown => f.write_str("shutdown"),
+            CloseReason::Panicked => f.write_str("handler panicked"),
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! [`EventLoop`]: one `mio::Poll`, one thread, many connections.
+//!
+//! Each turn runs these phases, in this order:
+//!
+//! 1. **poll** — wait for readiness; the timeout is the next timer's deadline,
+//!    or zero when connections were carried over from the last turn.
+//! 2. **dispatch** — for each event: commands from other threads (waker),
+//!    new connections (listener), reads and writes on connections. Events
+//!    whose token names a closed connection are dropped and counted as stale.
+//! 3. **carried over** — connections that used their read budget last turn
+//!    (or resumed reading) are read again, without waiting for a new event.
+//! 4. **timers** — expired handler timers, idle checks, the end of an accept
+//!    back-off or of a shutdown's grace period.
+//! 5. **release** — slab entries of connections closed this turn are removed,
+//!    dropping (and so closing) their sockets. Keys are reused only after this
+//!    phase, never within the batch of events that may still name them.
+//! 6. **publish** — counters are copied for [`LoopHandle::stats`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use log::{debug, trace, warn};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use super::accept::{Accepted, Acceptor};
+use super::connection::Connection;
+use super::handle::{Command, LoopHandle};
+use super::token::{self, Generations, LISTENER, WAKER};
+use crate::conn::{ConnId, ConnState, TimerOwner};
+use crate::stats::{Counters, SharedStats};
+use crate::timer::TimerQueue;
+use crate::{Config, Handler};
+
+/// A turn longer than this (poll wait excluded) is logged as a warning: some
+/// handler is doing slow work on the loop thread.
+const SLOW_TURN: Duration = Duration::from_millis(100);
+
+/// Everything a connection may touch besides itself, kept apart from the slab
+/// so a connection and the loop's shared state can be borrowed together.
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Registers and re-registers sockets with this loop's poll.
+    pub(crate) registry: Registry,
+    /// Handler timers and idle checks of all connections.
+    pub(crate) timers: TimerQueue<TimerOwner>,
+    /// This loop's counters.
+    pub(crate) counters: Counters,
+    /// Per-connection limits.
+    pub(crate) config: Config,
+    /// The time, read once per turn after poll returns.
+    pub(crate) now: Instant,
+    /// Tokens of connections to read next turn without waiting for an event.
+    pub(crate) carried: Vec<Token>,
+    /// Tokens of connections finished this turn, released at its end.
+    pub(crate) closed: Vec<Token>,
+}
+
+/// A single-threaded reactor: accepts connections on one listener and drives
+/// a [`Handler`] per connection from readiness events.
+///
+/// # The loop's contract
+///
+/// * **Edge-triggered reads run until the socket is drained.** A read that
+///   returns fewer bytes than it had room for drained the receive queue, so
+///   the loop stops there instead of paying a system call to see
+///   `WouldBlock`; a later arrival raises a new edge. When the peer's FIN has
+///   been reported, reads go on to end of stream. A connection that used its
+///   per-turn read budget is carried over and read next turn.
+/// * **Writes go straight out.** What a callback writes is written when it
+///   returns; only what the socket refuses is buffered, and WRITABLE interest
+///   is registered only while something is buffered.
+/// * **Memory per connection is bounded** by the write watermarks and the
+///   input limit of the [`Config`].
+/// * **Spurious and stale events are harmless.** A read or write that would
+///   block simply ends; an event for a closed connection is dropped.
+/// * **Every socket is closed exactly once**, whatever ends the connection,
+///   and [`Handler::on_close`] is called exactly once for it.
+/// * **Running out of fds is survived:** accepting backs off, 10 ms doubling to
+///   1 s, while open connections keep being served.
+///
+/// # Examples
+///
+/// ```no_run
+/// use evloop::{Config, Conn, EventLoop, Handler};
+/// use bytes::BytesMut;
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         conn.write(input);
+///         input.clear();
+///     }
+/// }
+///
+/// let addr = "127.0.0.1:7000".parse().unwrap();
+/// EventLoop::bind(addr, Config::default(), || Echo)?.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct EventLoop<F, H> {
+    /// The OS poller.
+    poll: Poll,
+    /// Readiness events of the current turn.
+    events: Events,
+    /// Open connections, and connections finished this turn awaiting release.
+    conns: Slab<Connection<H>>,
+    /// State shared by all connections.
+    core: Core,
+    /// The listening socket; `None` once shutdown has begun.
+    acceptor: Option<Acceptor>,
+    /// Makes a handler for each new connection.
+    factory: F,
+    /// Generation for the next connection's token.
+    generations: Generations,
+    /// Commands from [`LoopHandle`]s.
+    commands: Receiver<Command>,
+    /// A handle given out by [`EventLoop::handle`].
+    handle: LoopHandle,
+    /// Counters as other threads see them.
+    shared: Arc<SharedStats>,
+    /// Set by shutdown: when the grace period ends.
+    shutdown_deadline: Option<Instant>,
+    /// Index of this loop within its server (0 when alone).
+    loop_index: u32,
+    /// When a slow turn was last logged, to log at most one a second.
+    last_slow_warning: Option<Instant>,
+}
+
+impl<F, H> std::fmt::Debug for EventLoop<F, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("local_addr", &self.handle.local_addr())
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, H> EventLoop<F, H>
+where
+    F: FnMut() -> H,
+    H: Handler,
+{
+    /// Binds a listener on `addr` (port 0 picks a free port) and prepares a
+    /// loop that serves it with handlers made by `factory`.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound or the poller cannot be created.
+    pub fn bind(addr: SocketAddr, config: Config, factory: F) -> io::Result<Self> {
+        Self::from_listener(TcpListener::bind(addr)?, config, factory)
+    }
+
+    /// Prepares a loop that serves an already bound listener (set to
+    /// non-blocking here).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the poller cannot be created or the listener registered.
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        config: Config,
+        factory: F,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Self::from_listener(TcpListener::from_std(listener), config, factory)
+    }
+
+    /// Builds the loop around a mio listener.
+    fn from_listener(listener: TcpListener, config: Config, factory: F) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let acceptor = Acceptor::new(listener, &registry)?;
+        let shared = Arc::new(SharedStats::new());
+        let waker = Waker::new(&registry, WAKER)?;
+        let (handle, commands) =
+            LoopHandle::new(waker, Arc::clone(&shared), acceptor.local_addr()?);
+        Ok(EventLoop {
+            events: Events::with_capacity(config.events_capacity),
+            poll,
+            conns: Slab::new(),
+            core: Core {
+                registry,
+                timers: TimerQueue::new(),
+                counters: Counters::default(),
+                config,
+                now: Instant::now(),
+                carried: Vec::new(),
+                closed: Vec::new(),
+            },
+            acceptor: Some(acceptor),
+            factory,
+            generations: Generations::new(),
+            commands,
+            handle,
+            shared,
+            shutdown_deadline: None,
+            loop_index: 0,
+            last_slow_warning: None,
+        })
+    }
+
+    /// The address the loop listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A handle for other threads: stats and shutdown.
+    pub fn handle(&self) -> LoopHandle {
+        self.handle.clone()
+    }
+
+    /// Runs the loop on the current thread until a shutdown completes.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if polling itself fails, which means the poller is broken;
+    /// errors of single connections close those connections and never end
+    /// the loop.
+    pub fn run(mut self) -> io::Result<()> {
+        debug!("loop {} serving {}", self.loop_index, self.local_addr());
+        while !self.is_done() {
+            self.turn()?;
+        }
+        debug!("loop {} stopped", self.loop_index);
+        Ok(())
+    }
+
+    /// One turn of the loop: the phases listed in the module docs.
+    fn turn(&mut self) -> io::Result<()> {
+        self.poll()?;
+        let started = Instant::now();
+        self.core.now = started;
+        self.dispatch();
+        self.serve_carried();
+        self.run_timers();
+        self.release_closed();
+        self.publish(started);
+        Ok(())
+    }
+
+    /// Phase 1: waits for events, at most until the next deadline.
+    fn poll(&mut self) -> io::Result<()> {
+        let timeout = self.poll_timeout();
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            result => result,
+        }
+    }
+
+    /// Zero with work carried over, else the time to the nearest deadline.
+    fn poll_timeout(&mut self) -> Option<Duration> {
+        if !self.core.carried.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let accept = self.acceptor.as_ref().and_then(Acceptor::resume_at);
+        let deadline = [
+            self.core.timers.next_deadline(),
+            accept,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Phase 2: handles each event of this turn.
+    fn dispatch(&mut self) {
+        for event in self.events.iter() {
+            self.core.counters.events += 1;
+            match event.token() {
+                WAKER => drain_commands(&self.commands, &mut self.shutdown_deadline, self.core.now),
+                LISTENER => accept_all(
+                    &mut self.acceptor,
+                    &mut self.conns,
+                    &mut self.core,
+                    &mut self.factory,
+                    &mut self.generations,
+                    self.loop_index,
+                ),
+                token => match live(&mut self.conns, token) {
+                    Some(conn) => conn.ready(
+                        &mut self.core,
+                        event.is_readable(),
+                        event.is_writable(),
+                        event.is_read_closed(),
+                        event.is_error(),
+                    ),
+                    None => self.core.counters.stale_events += 1,
+                },
+            }
+        }
+        if self.shutdown_deadline.is_some() && self.acceptor.is_some() {
+            self.begin_shutdown();
+        }
+    }
+
+    /// Phase 3: reads connections carried over from the last turn.
+    fn serve_carried(&mut self) {
+        for token in std::mem::take(&mut self.core.carried) {
+            if let Some(conn) = live(&mut self.conns, token) {
+                if conn.carried {
+                    conn.carried = false;
+                    conn.read(&mut self.core);
+                }
+            }
+        }
+    }
+
+    /// Phase 4: expired timers, accept back-off, shutdown grace.
+    fn run_timers(&mut self) {
+        let now = self.core.now;
+        while let Some((id, owner)) = self.core.timers.pop_expired(now) {
+            match live(&mut self.conns, owner.token) {
+                Some(conn) => conn.timer(&mut self.core, id, owner.kind),
+                None => trace!("timer {id:?} outlived its connection"),
+            }
+        }
+        let resumed = self
+            .acceptor
+            .as_mut()
+            .is_some_and(|a| a.resume_if_due(&self.core.registry, now));
+        if resumed {
+            self.accept();
+        }
+        if self.shutdown_deadline.is_some_and(|d| d <= now) {
+            for (_, conn) in self.conns.iter_mut() {
+                conn.force_close(&mut self.core);
+            }
+        }
+    }
+
+    /// Phase 5: removes finished connections, closing their sockets.
+    fn release_closed(&mut self) {
+        for token in self.core.closed.drain(..) {
+            let (key, _) = token::decode(token);
+            let conn = self.conns.remove(key);
+            debug_assert!(conn.finished && conn.token() == token);
+        }
+    }
+
+    /// Phase 6: publishes counters and notes a slow turn.
+    fn publish(&mut self, started: Instant) {
+        let took = started.elapsed();
+        let counters = &mut self.core.counters;
+        counters.turns += 1;
+        counters.max_turn_micros = counters.max_turn_micros.max(took.as_micros() as u64);
+        if took > SLOW_TURN
+            && self
+                .last_slow_warning
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        {
+            warn!(
+                "loop {}: a turn took {took:?}; a handler is blocking its loop",
+                self.loop_index
+            );
+            self.last_slow_warning = Some(Instant::now());
+        }
+        self.shared.publish(counters);
+    }
+
+    /// Accepts every waiting connection (used when a back-off ends).
+    fn accept(&mut self) {
+        accept_all(
+            &mut self.acceptor,
+            &mut self.conns,
+            &mut self.core,
+            &mut self.factory,
+            &mut self.generations,
+            self.loop_index,
+        );
+    }
+
+    /// Stops accepting and asks every connection to flush and close.
+    fn begin_shutdown(&mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.close(&self.core.registry);
+        }
+        debug!(
+            "loop {}: shutting down {} connection(s)",
+            self.loop_index,
+            self.conns.len()
+        );
+        for (_, conn) in self.conns.iter_mut() {
+            conn.shutdown(&mut self.core);
+        }
+    }
+
+    /// True once shutdown has begun and every connection is gone.
+    fn is_done(&self) -> bool {
+        self.shutdown_deadline.is_some() && self.acceptor.is_none() && self.conns.is_empty()
+    }
+
+    /// Test access: handles an event for `token` as if the poller reported it.
+    #[cfg(test)]
+    pub(crate) fn inject_readable(&mut self, token: Token) -> bool {
+        match live(&mut self.conns, token) {
+            Some(conn) => {
+                conn.ready(&mut self.core, true, false, false, false);
+                true
+            }
+            None => {
+                self.core.counters.stale_events += 1;
+                false
+            }
+        }
+    }
+}
+
+/// The connection `token` names, if it is open and of the same generation.
+fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) -> Option<&mut Connection<H>> {
+    let (key, generation) = token::decode(token);
+    conns
+        .get_mut(key)
+        .filter(|c| c.generation == generation && !c.finished)
+}
+
+/// Reads every queued command.
+fn drain_commands(commands: &Receiver<Command>, shutdown: &mut Option<Instant>, now: Instant) {
+    while let Ok(cmd) = commands.try_recv() {
+        match cmd {
+            Command::Shutdown(grace) => {
+                let deadline = now + grace;
+                *shutdown = Some(shutdown.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+    }
+}
+
+/// Accepts connections until the backlog is empty or accepting backs off.
+fn accept_all<F, H>(
+    acceptor: &mut Option<Acceptor>,
+    conns: &mut Slab<Connection<H>>,
+    core: &mut Core,
+    factory: &mut F,
+    generations: &mut Generations,
+    loop_index: u32,
+) where
+    F: FnMut() -> H,
+    H: Handler,
+{
+    let Some(acceptor) = acceptor.as_mut() else {
+        return;
+    };
+    loop {
+        match acceptor.accept(&core.registry, core.now) {
+            Accepted::Stream(stream, peer) => {
+                open(conns, core, factory, generations, loop_index, stream, peer)
+            }
+            Accepted::Done => return,
+            Accepted::BackedOff => {
+                core.counters.accept_backoffs += 1;
+                return;
+            }
+        }
+    }
+}
+
+/// Registers an accepted socket and opens a connection for it.
+fn open<F, H>(
+    conns: &mut Slab<Connection<H>>,
+    core: &mut Core,
+    factory: &mut F,
+    generations: &mut Generations,
+    loop_index: u32,
+    mut stream: mio::net::TcpStream,
+    peer: SocketAddr,
+) where
+    F: FnMut() -> H,
+    H: Handler,
+{
+    let entry = conns.vacant_entry();
+    if entry.key() > token::MAX_KEY {
+        warn!("connection limit of one loop reached; refusing {peer}");
+        return;
+    }
+    let generation = generations.next();
+    let token = token::encode(entry.key(), generation);
+    if let Err(e) = core
+        .registry
+        .register(&mut stream, token, Interest::READABLE)
+    {
+        warn!("registering a connection from {peer} failed: {e}");
+        return;
+    }
+    if core.config.nodelay {
+        let _ = stream.set_nodelay(true);
+    }
+    let id = ConnId::new(loop_index, token);
+    trace!("{id}: accepted from {peer}");
+    let state = ConnState::new(id, token, peer, core.config.idle_timeout);
+    let conn = entry.insert(Connection::new(
+        stream,
+        state,
+        factory(),
+        generation,
+        core.now,
+    ));
+    core.counters.accepted += 1;
+    core.counters.open += 1;
+    conn.open(core);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Conn;
+    use bytes::BytesMut;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the bytes its connections receive.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Handler for Counting {
+        fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+            self.0.fetch_add(input.len(), Ordering::SeqCst);
+            input.clear();
+        }
+    }
+
+    /// Turns the loop until `done` holds, for at most five seconds.
+    fn turn_until<F: FnMut() -> H, H: Handler>(
+        el: &mut EventLoop<F, H>,
+        mut done: impl FnMut(&EventLoop<F, H>) -> bool,
+    ) {
+        let start = Instant::now();
+        while !done(el) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "condition not reached"
+            );
+            el.turn().unwrap();
+        }
+    }
+
+    #[test]
+    fn stale_event_for_reused_key_is_not_delivered() {
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&received);
+        let config = Config::default().idle_timeout(None);
+        let mut el = EventLoop::bind("127.0.0.1:0".parse().unwrap(), config, move || {
+            Counting(Arc::clone(&counter))
+        })
+        .unwrap();
+        let addr = el.local_addr();
+
+        // Connection A takes slab key 0; it closes and is released.
+        let a = std::net::TcpStream::connect(addr).unwrap();
+        turn_until(&mut el, |el| el.conns.len() == 1);
+        let old_token = el.conns[0].token();
+        drop(a);
+        turn_until(&mut el, |el| el.conns.is_empty());
+
+        // Connection B reuses key 0 under a new generation, with bytes waiting.
+        let mut b = std::net::TcpStream::connect(addr).unwrap();
+        turn_until(&mut el, |el| el.conns.len() == 1);
+        let new_token = el.conns[0].token();
+        assert_eq!(
+            token::decode(new_token).0,
+            token::decode(old_token).0,
+            "key reused"
+        );
+        assert_ne!(new_token, old_token);
+        b.write_all(b"for B only").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+
+        // An event still naming A must not reach B.
+        assert!(!el.inject_readable(old_token));
+        assert_eq!(el.core.counters.stale_events, 1);
+        assert_eq!(
+            received.load(Ordering::SeqCst),
+            0,
+            "B's handler saw A's event"
+        );
+
+        // B's own event is delivered.
+        assert!(el.inject_readable(new_token));
+        assert_eq!(received.load(Ordering::SeqCst), 10);
+    }
+}

@@ -1,0 +1,61 @@
+//! Socket reads into `BytesMut` without zero-filling, and the predicates that
+//! classify I/O results.
+
+use std::io;
+
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use socket2::SockRef;
+
+/// The result of one `read` system call.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// `n` bytes were appended to the input. `short` is true when fewer bytes
+    /// arrived than there was room for: the socket's receive queue was empty
+    /// when the call returned, so another read would only return `WouldBlock`.
+    Data { n: usize, short: bool },
+    /// The peer shut down its write half.
+    Eof,
+    /// Nothing to read right now.
+    WouldBlock,
+}
+
+/// Reads once into the free space of `input`, making sure at least
+/// `min_space` bytes are free first.
+///
+/// # Errors
+///
+/// Socket errors other than `WouldBlock`; `EINTR` is retried here.
+pub(crate) fn read_into(
+    stream: &TcpStream,
+    input: &mut BytesMut,
+    min_space: usize,
+) -> io::Result<Read> {
+    input.reserve(min_space);
+    let spare = input.spare_capacity_mut();
+    let room = spare.len();
+    loop {
+        match SockRef::from(stream).recv(spare) {
+            Ok(0) => return Ok(Read::Eof),
+            Ok(n) => {
+                // SAFETY: `recv` initialised the first `n` bytes of the spare
+                // capacity, which directly follows the initialised part.
+                unsafe { input.set_len(input.len() + n) };
+                return Ok(Read::Data { n, short: n < room });
+            }
+            Err(e) if would_block(&e) => return Ok(Read::WouldBlock),
+            Err(e) if interrupted(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The socket has no data or no room right now.
+pub(crate) fn would_block(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock
+}
+
+/// A signal interrupted the system call; retry it.
+pub(crate) fn interrupted(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::Interrupted
+}

@@ -59,6 +59,9 @@ pub(crate) struct Connection<H> {
     write_shut: bool,
     /// Queued on the loop's carry-over list, to be read next turn.
     pub(crate) carried: bool,
+    /// The handler resumed reading after pausing with input left unconsumed;
+    /// that input is handed to `on_data` again before the socket is read.
+    redeliver: bool,
     /// Last time a byte moved in either direction (for the idle timeout).
     last_active: Instant,
     /// The pending idle check, if the idle timeout is on.
@@ -87,6 +90,7 @@ impl<H: Handler> Connection<H> {
             fin_seen: false,
             write_shut: false,
             carried: false,
+            redeliver: false,
             last_active: now,
             idle_timer: None,
         }
@@ -134,6 +138,10 @@ impl<H: Handler> Connection<H> {
     /// Reads until the socket is drained, the budget is spent, or reading
     /// must stop; hands each read to `on_data`.
     pub(crate) fn read(&mut self, core: &mut Core) {
+        if std::mem::take(&mut self.redeliver) && !self.input.is_empty() && self.can_read() {
+            self.call(core, |h, conn, input| h.on_data(conn, input));
+            self.check_input_limit(core);
+        }
         let mut budget = core.config.read_budget;
         while self.can_read() {
             let read = io::read_into(&self.stream, &mut self.input, core.config.read_size);
@@ -214,6 +222,7 @@ impl<H: Handler> Connection<H> {
             self.rearm_idle(core);
         }
         if std::mem::take(&mut self.state.read_resumed) {
+            self.redeliver = true;
             self.carry(core);
         }
         self.progress(core);

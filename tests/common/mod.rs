@@ -46,7 +46,11 @@ impl TestServer {
         let event_loop = EventLoop::bind("127.0.0.1:0".parse().unwrap(), config, factory).unwrap();
         let handle = event_loop.handle();
         let thread = std::thread::spawn(move || event_loop.run());
-        TestServer { addr: handle.local_addr(), handle, thread: Some(thread) }
+        TestServer {
+            addr: handle.local_addr(),
+            handle,
+            thread: Some(thread),
+        }
     }
 
     /// An echo server with the default config.
@@ -62,7 +66,9 @@ impl TestServer {
     /// Connects a blocking client with a generous read timeout.
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         stream
     }
@@ -97,7 +103,10 @@ pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         if let Some(value) = probe() {
             return value;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -116,7 +125,10 @@ pub fn assert_fds_return_to(start: usize) {
         if now == start {
             return;
         }
-        assert!(start_time.elapsed() < Duration::from_secs(5), "open fds: {now}, expected {start}");
+        assert!(
+            start_time.elapsed() < Duration::from_secs(5),
+            "open fds: {now}, expected {start}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

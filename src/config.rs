@@ -116,10 +116,7 @@ impl Config {
     /// Panics if `low > high`.
     #[track_caller]
     pub fn write_watermarks(mut self, low: usize, high: usize) -> Self {
-        assert!(
-            low <= high,
-            "low watermark {low} is above high watermark {high}"
-        );
+        assert!(low <= high, "low watermark {low} is above high watermark {high}");
         self.low_watermark = low;
         self.high_watermark = high;
         self

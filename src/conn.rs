@@ -100,12 +100,7 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// State of a fresh connection.
-    pub(crate) fn new(
-        id: ConnId,
-        token: mio::Token,
-        peer: SocketAddr,
-        idle: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(id: ConnId, token: mio::Token, peer: SocketAddr, idle: Option<Duration>) -> Self {
         ConnState {
             id,
             token,

@@ -131,9 +131,9 @@ impl CloseReason {
     /// Maps a socket error to a reason: resets apart, the rest by kind.
     pub(crate) fn from_io(err: &io::Error) -> CloseReason {
         match err.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted => CloseReason::Reset,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
+                CloseReason::Reset
+            }
             kind => CloseReason::Error(kind),
         }
     }

@@ -200,11 +200,7 @@ mod tests {
             q.cancel(id);
         }
         assert_eq!(q.len(), 1);
-        assert!(
-            q.slots() < 2 * MIN_COMPACT_LEN,
-            "heap holds {} slots",
-            q.slots()
-        );
+        assert!(q.slots() < 2 * MIN_COMPACT_LEN, "heap holds {} slots", q.slots());
     }
 
     #[test]

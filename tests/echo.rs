@@ -8,8 +8,7 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 use common::{
-    TestServer, assert_fds_return_to, echo_through, finish_and_expect_eof, open_fds, pattern,
-    serial,
+    TestServer, assert_fds_return_to, echo_through, finish_and_expect_eof, open_fds, pattern, serial,
 };
 use evloop::CloseReason;
 
@@ -151,11 +150,7 @@ fn shutdown_closes_listener_and_connections_and_returns_fds() {
     server.wait_for_stats("accepted", |s| s.open == 1);
     server.stop(Duration::from_secs(1));
     let mut buf = [0; 1];
-    assert_eq!(
-        idle.read(&mut buf).unwrap(),
-        0,
-        "connection closed at shutdown"
-    );
+    assert_eq!(idle.read(&mut buf).unwrap(), 0, "connection closed at shutdown");
     assert!(
         std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
         "listener closed"

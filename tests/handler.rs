@@ -78,10 +78,7 @@ impl Handler for Scripted {
 /// Starts a scripted server; returns it with the shared close log.
 fn scripted(config: Config) -> (TestServer, Closes) {
     let closes = Closes::default();
-    (
-        TestServer::start(config, Scripted::factory(&closes)),
-        closes,
-    )
+    (TestServer::start(config, Scripted::factory(&closes)), closes)
 }
 
 /// Reads exactly `n` bytes.
@@ -118,10 +115,7 @@ fn a_panicking_handler_closes_only_its_own_connection() {
     healthy.write_all(b"still here").unwrap();
     assert_eq!(read_n(&mut healthy, 10), b"still here");
     let stats = server.stats();
-    assert_eq!(
-        (stats.panics, stats.closed_by(&CloseReason::Panicked)),
-        (1, 1)
-    );
+    assert_eq!((stats.panics, stats.closed_by(&CloseReason::Panicked)), (1, 1));
 
     let late = server.connect();
     drop((healthy, late, doomed));
@@ -153,10 +147,7 @@ fn abort_drops_output_and_resets_the_peer() {
     let mut got = Vec::new();
     let err = client.read_to_end(&mut got).expect_err("an abort resets");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
-    assert!(
-        got.is_empty(),
-        "output queued before abort was sent: {got:?}"
-    );
+    assert!(got.is_empty(), "output queued before abort was sent: {got:?}");
     assert_eq!(closes_after(&closes, 1), [CloseReason::Aborted]);
     drop(server);
 }
@@ -246,11 +237,7 @@ fn on_close_runs_once_per_connection_with_its_reason() {
     clients.pop(); // the last one simply goes away
     let mut reasons = closes_after(&closes, 4);
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        closes.lock().unwrap().len(),
-        4,
-        "on_close ran more than once"
-    );
+    assert_eq!(closes.lock().unwrap().len(), 4, "on_close ran more than once");
     reasons.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(
         reasons,

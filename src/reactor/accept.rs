@@ -87,8 +87,7 @@ impl Acceptor {
         match self.backoff {
             Some(b) if b.resume_at <= now => {
                 self.backoff = None;
-                if let Err(e) = registry.register(&mut self.listener, LISTENER, Interest::READABLE)
-                {
+                if let Err(e) = registry.register(&mut self.listener, LISTENER, Interest::READABLE) {
                     warn!("re-registering the listener failed: {e}");
                 }
                 true
@@ -182,9 +181,7 @@ mod tests {
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
         assert!(is_resource_exhaustion(&emfile));
         assert!(!is_transient(&emfile));
-        assert!(is_transient(&io::Error::from_raw_os_error(
-            libc::ECONNABORTED
-        )));
+        assert!(is_transient(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
     }
 
     #[test]

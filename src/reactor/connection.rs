@@ -118,9 +118,7 @@ impl<H: Handler> Connection<H> {
     ) {
         if error {
             let err = self.stream.take_error().ok().flatten();
-            let reason = err
-                .as_ref()
-                .map_or(CloseReason::Reset, CloseReason::from_io);
+            let reason = err.as_ref().map_or(CloseReason::Reset, CloseReason::from_io);
             return self.finish(core, reason);
         }
         if read_closed {

@@ -160,11 +160,7 @@ where
     /// # Errors
     ///
     /// Fails if the poller cannot be created or the listener registered.
-    pub fn from_std(
-        listener: std::net::TcpListener,
-        config: Config,
-        factory: F,
-    ) -> io::Result<Self> {
+    pub fn from_std(listener: std::net::TcpListener, config: Config, factory: F) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         Self::from_listener(TcpListener::from_std(listener), config, factory)
     }
@@ -176,8 +172,7 @@ where
         let acceptor = Acceptor::new(listener, &registry)?;
         let shared = Arc::new(SharedStats::new());
         let waker = Waker::new(&registry, WAKER)?;
-        let (handle, commands) =
-            LoopHandle::new(waker, Arc::clone(&shared), acceptor.local_addr()?);
+        let (handle, commands) = LoopHandle::new(waker, Arc::clone(&shared), acceptor.local_addr()?);
         Ok(EventLoop {
             events: Events::with_capacity(config.events_capacity),
             poll,
@@ -257,14 +252,10 @@ where
             return Some(Duration::ZERO);
         }
         let accept = self.acceptor.as_ref().and_then(Acceptor::resume_at);
-        let deadline = [
-            self.core.timers.next_deadline(),
-            accept,
-            self.shutdown_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()?;
+        let deadline = [self.core.timers.next_deadline(), accept, self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min()?;
         Some(deadline.saturating_duration_since(Instant::now()))
     }
 
@@ -480,10 +471,7 @@ fn open<F, H>(
     }
     let generation = generations.next();
     let token = token::encode(entry.key(), generation);
-    if let Err(e) = core
-        .registry
-        .register(&mut stream, token, Interest::READABLE)
-    {
+    if let Err(e) = core.registry.register(&mut stream, token, Interest::READABLE) {
         warn!("registering a connection from {peer} failed: {e}");
         return;
     }
@@ -493,13 +481,7 @@ fn open<F, H>(
     let id = ConnId::new(loop_index, token);
     trace!("{id}: accepted from {peer}");
     let state = ConnState::new(id, token, peer, core.config.idle_timeout);
-    let conn = entry.insert(Connection::new(
-        stream,
-        state,
-        factory(),
-        generation,
-        core.now,
-    ));
+    let conn = entry.insert(Connection::new(stream, state, factory(), generation, core.now));
     core.counters.accepted += 1;
     core.counters.open += 1;
     conn.open(core);
@@ -530,10 +512,7 @@ mod tests {
     ) {
         let start = Instant::now();
         while !done(el) {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "condition not reached"
-            );
+            assert!(start.elapsed() < Duration::from_secs(5), "condition not reached");
             el.turn().unwrap();
         }
     }
@@ -572,11 +551,7 @@ mod tests {
         // An event still naming A must not reach B.
         assert!(!el.inject_readable(old_token));
         assert_eq!(el.core.counters.stale_events, 1);
-        assert_eq!(
-            received.load(Ordering::SeqCst),
-            0,
-            "B's handler saw A's event"
-        );
+        assert_eq!(received.load(Ordering::SeqCst), 0, "B's handler saw A's event");
 
         // B's own event is delivered.
         assert!(el.inject_readable(new_token));

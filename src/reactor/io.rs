@@ -26,11 +26,7 @@ pub(crate) enum Read {
 /// # Errors
 ///
 /// Socket errors other than `WouldBlock`; `EINTR` is retried here.
-pub(crate) fn read_into(
-    stream: &TcpStream,
-    input: &mut BytesMut,
-    min_space: usize,
-) -> io::Result<Read> {
+pub(crate) fn read_into(stream: &TcpStream, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
     input.reserve(min_space);
     let spare = input.spare_capacity_mut();
     let room = spare.len();

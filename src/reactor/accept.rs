@@ -104,10 +104,17 @@ impl Acceptor {
         loop {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
-                    self.end_episode();
+                    // Progress: retry quickly if fds run out again, but the
+                    // episode lasts until the backlog is empty, so a backlog
+                    // drained a few fds at a time logs one warning, not one
+                    // per refill.
+                    self.next_delay = MIN_BACKOFF;
                     return Accepted::Stream(stream, addr);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Done,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.end_episode();
+                    return Accepted::Done;
+                }
                 Err(e) if is_transient(&e) => debug!("accept: skipped a failed connection: {e}"),
                 Err(e) => {
                     self.back_off(registry, now, &e);
@@ -139,7 +146,7 @@ impl Acceptor {
         }
     }
 
-    /// A successful accept ends a back-off episode.
+    /// An emptied backlog ends a back-off episode.
     fn end_episode(&mut self) {
         if self.episode_backoffs > 0 {
             info!("accepting again after {} pause(s)", self.episode_backoffs);

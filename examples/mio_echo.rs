@@ -1,0 +1,151 @@
+//! A minimal hand-written single-threaded echo server on plain mio: the
+//! reference that `evloop`'s echo server is measured against (see
+//! `scripts/measure_echo.sh`).
+//!
+//! One `mio::Poll`, a slab of connections, edge-triggered readiness. On
+//! readable it reads until `WouldBlock` into a 16 KiB buffer and writes each
+//! chunk straight back. A partial write keeps the rest in a `Vec`, stops
+//! reading and registers WRITABLE until that is flushed; then the connection
+//! goes back to READABLE only.
+//!
+//! Run: `cargo run --release --example mio_echo -- --addr 127.0.0.1:7001`
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+const LISTENER: Token = Token(usize::MAX);
+
+struct Conn {
+    stream: TcpStream,
+    /// Bytes read but not yet written back.
+    pending: Vec<u8>,
+    /// Whether WRITABLE is part of the registered interest.
+    writable: bool,
+}
+
+fn main() -> io::Result<()> {
+    let addr = parse_addr();
+    let mut poll = Poll::new()?;
+    let mut listener = TcpListener::bind(addr)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    eprintln!("listening on {}", listener.local_addr()?);
+
+    let mut conns: Slab<Conn> = Slab::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            result => result?,
+        }
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                accept_all(&poll, &listener, &mut conns)?;
+                continue;
+            }
+            let key = event.token().0;
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            let mut open = echo(conn, &mut buf).unwrap_or(false);
+            let want = !conn.pending.is_empty();
+            if open && want != conn.writable {
+                conn.writable = want;
+                let token = event.token();
+                open = (poll.registry())
+                    .reregister(&mut conn.stream, token, interest(want))
+                    .is_ok();
+            }
+            if !open {
+                conns.remove(key); // dropping the stream closes it
+            }
+        }
+    }
+}
+
+fn interest(writable: bool) -> Interest {
+    if writable {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    }
+}
+
+fn accept_all(poll: &Poll, listener: &TcpListener, conns: &mut Slab<Conn>) -> io::Result<()> {
+    loop {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        stream.set_nodelay(true)?;
+        let entry = conns.vacant_entry();
+        poll.registry()
+            .register(&mut stream, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Conn {
+            stream,
+            pending: Vec::new(),
+            writable: false,
+        });
+    }
+}
+
+/// Echoes everything that can be echoed now; `Ok(false)` once the peer closed.
+fn echo(conn: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
+    // Flush what an earlier partial write left; read again only once it is gone.
+    while !conn.pending.is_empty() {
+        match conn.stream.write(&conn.pending) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => drop(conn.pending.drain(..n)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        let n = match conn.stream.read(buf) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut done = 0;
+        while done < n {
+            match conn.stream.write(&buf[done..n]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(k) => done += k,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    conn.pending.extend_from_slice(&buf[done..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn parse_addr() -> SocketAddr {
+    let mut addr = "127.0.0.1:7001".to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = args.next().unwrap_or_default(),
+            _ => {
+                eprintln!("usage: mio_echo [--addr HOST:PORT]   (default 127.0.0.1:7001)");
+                std::process::exit(2);
+            }
+        }
+    }
+    addr.parse().unwrap_or_else(|e| {
+        eprintln!("mio_echo: bad --addr {addr:?}: {e}");
+        std::process::exit(2)
+    })
+}

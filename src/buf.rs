@@ -78,6 +78,8 @@ impl OutputQueue {
     pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
         let n = if self.chunks.is_empty() {
             w.write(&self.tail)?
+        } else if self.chunks.len() == 1 && self.tail.is_empty() {
+            w.write(&self.chunks[0])?
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let used = self.fill_slices(&mut slices);
@@ -197,6 +199,14 @@ mod tests {
         let w = drain(&mut q, usize::MAX);
         assert_eq!(w.vectored_calls, 1);
         assert_eq!(w.got.len(), 20);
+    }
+
+    #[test]
+    fn a_single_chunk_uses_a_plain_write() {
+        let mut q = OutputQueue::default();
+        q.push_bytes(Bytes::from_static(b"one"));
+        let w = drain(&mut q, usize::MAX);
+        assert_eq!((w.vectored_calls, &w.got[..]), (0, &b"one"[..]));
     }
 
     #[test]

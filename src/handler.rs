@@ -45,6 +45,10 @@ use crate::{Conn, TimerId};
 ///         conn.write_bytes(input.split().freeze());
 ///     }
 /// }
+///
+/// let event_loop = evloop::EventLoop::bind("127.0.0.1:0".parse().unwrap(), Default::default(), || Echo)?;
+/// # drop(event_loop);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Handler: 'static {
     /// The connection is established; called once, before any other callback.

@@ -161,7 +161,9 @@ if [[ $PERF == 1 ]]; then
 fi
 
 build_args=(--example loadgen)
-for s in "${servers[@]}"; do build_args+=(--example "$s"); done
+# A server without an examples/ source is a binary placed in $BIN by hand
+# (say, a build of an experimental variant); it is used as it is.
+for s in "${servers[@]}"; do [[ -f examples/$s.rs ]] && build_args+=(--example "$s"); done
 echo "== cargo build --release ${build_args[*]}" >&2
 cargo build --release "${build_args[@]}" >&2 || die "build failed"
 

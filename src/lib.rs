@@ -60,6 +60,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod baseline;
 mod buf;
 mod config;
 mod conn;

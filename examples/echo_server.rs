@@ -3,10 +3,14 @@
 //! Run it:
 //!
 //! ```text
-//! cargo run --release --example echo_server                 # 127.0.0.1:7000
-//! cargo run --release --example echo_server -- --addr 127.0.0.1:9000
+//! cargo run --release --example echo_server                 # 127.0.0.1:7000, one loop per core
+//! cargo run --release --example echo_server -- --addr 127.0.0.1:9000 --threads 4 --balance least
 //! RUST_LOG=debug cargo run --release --example echo_server  # log accepts and closes
 //! ```
+//!
+//! Options: `--addr HOST:PORT` (default 127.0.0.1:7000), `--threads N` event
+//! loops (default: one per core), `--balance reuseport|roundrobin|least`
+//! (default reuseport; see `evloop::Balance`).
 //!
 //! Poke it from another terminal with `nc 127.0.0.1 7000`: type a line, get it
 //! back; Ctrl-D ends your side and the server closes after echoing the rest.
@@ -14,12 +18,14 @@
 //!
 //! The handler echoes without copying: it splits the received bytes off the
 //! input buffer and queues them as `Bytes`. Idle clients are closed after the
-//! default idle timeout (60 s). The server runs until the process is killed.
+//! default idle timeout (60 s). Ctrl-C or SIGTERM shuts down gracefully
+//! (connections get 5 s to flush); a second Ctrl-C stops at once.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use evloop::{Config, Conn, EventLoop, Handler};
+use evloop::{Balance, Conn, Handler, Server};
 
 /// Echoes whatever arrives.
 struct Echo;
@@ -30,33 +36,76 @@ impl Handler for Echo {
     }
 }
 
+/// Command-line options.
+struct Options {
+    /// Listening address.
+    addr: SocketAddr,
+    /// Event loops; `None` means one per core.
+    threads: Option<usize>,
+    /// How connections are spread over loops.
+    balance: Balance,
+}
+
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let addr = parse_addr()?;
-    let event_loop = EventLoop::bind(addr, Config::default(), || Echo)?;
-    log::info!("echo server listening on {}", event_loop.local_addr());
-    event_loop.run()
+    let options = parse_options().unwrap_or_else(|msg| {
+        eprintln!("echo_server: {msg}\nusage: echo_server [--addr HOST:PORT] [--threads N] [--balance reuseport|roundrobin|least]");
+        std::process::exit(2);
+    });
+    let mut server = Server::new(options.addr).balance(options.balance);
+    if let Some(n) = options.threads {
+        server = server.threads(n);
+    }
+    let handle = server.start(|| Echo)?;
+    handle.shutdown_on_signals(Duration::from_secs(5))?;
+    log::info!(
+        "echo server listening on {} with {} loop(s)",
+        handle.local_addr(),
+        handle.loops()
+    );
+    handle.join()?;
+    log::info!("stopped; {:?}", handle.stats());
+    Ok(())
 }
 
-/// Reads `--addr HOST:PORT` (default 127.0.0.1:7000).
-fn parse_addr() -> std::io::Result<SocketAddr> {
-    let mut addr = String::from("127.0.0.1:7000");
+/// Parses the command line.
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        addr: "127.0.0.1:7000".parse().unwrap(),
+        threads: None,
+        balance: Balance::ReusePort,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => addr = value,
-            _ => {
-                return Err(invalid(format!(
-                    "usage: echo_server [--addr HOST:PORT], got {arg:?}"
-                )));
-            }
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--addr" => options.addr = value.parse().map_err(|e| format!("bad --addr {value:?}: {e}"))?,
+            "--threads" => options.threads = Some(parse_threads(&value)?),
+            "--balance" => options.balance = parse_balance(&value)?,
+            _ => return Err(format!("unknown option {flag:?}")),
         }
     }
-    addr.parse()
-        .map_err(|e| invalid(format!("bad --addr {addr:?}: {e}")))
+    Ok(options)
 }
 
-/// An `InvalidInput` error with a message.
-fn invalid(msg: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+/// A loop count of 1 or more.
+fn parse_threads(value: &str) -> Result<usize, String> {
+    match value.parse() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "bad --threads {value:?}: expected a whole number of at least 1"
+        )),
+    }
+}
+
+/// A balancing mode by name.
+fn parse_balance(value: &str) -> Result<Balance, String> {
+    match value {
+        "reuseport" => Ok(Balance::ReusePort),
+        "roundrobin" => Ok(Balance::RoundRobin),
+        "least" => Ok(Balance::LeastConnections),
+        _ => Err(format!(
+            "bad --balance {value:?}: expected reuseport, roundrobin or least"
+        )),
+    }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::Remote;
 use crate::buf::OutputQueue;
 use crate::timer::{TimerId, TimerQueue};
 
@@ -34,6 +35,11 @@ impl ConnId {
     pub fn loop_index(&self) -> u32 {
         self.loop_index
     }
+
+    /// The connection's token on its loop.
+    pub(crate) fn token(&self) -> mio::Token {
+        mio::Token(self.token)
+    }
 }
 
 impl fmt::Debug for ConnId {
@@ -42,9 +48,11 @@ impl fmt::Debug for ConnId {
     }
 }
 
+/// Shown as `loop.slot.generation`, e.g. `1.42.7`.
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{:x}", self.loop_index, self.token)
+        let (key, generation) = crate::reactor::decode_token(self.token());
+        write!(f, "{}.{key}.{generation}", self.loop_index)
     }
 }
 
@@ -143,6 +151,8 @@ pub struct Conn<'a> {
     timers: &'a mut TimerQueue<TimerOwner>,
     /// The loop's clock for this turn.
     now: Instant,
+    /// Reaches other connections; `None` where the model has no such door.
+    remote: Option<&'a Remote>,
 }
 
 impl fmt::Debug for Conn<'_> {
@@ -162,7 +172,25 @@ impl<'a> Conn<'a> {
         timers: &'a mut TimerQueue<TimerOwner>,
         now: Instant,
     ) -> Self {
-        Conn { state, timers, now }
+        Conn {
+            state,
+            timers,
+            now,
+            remote: None,
+        }
+    }
+
+    /// Gives the handler a way to reach other connections.
+    pub(crate) fn with_remote(mut self, remote: &'a Remote) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// A handle that reaches every connection of this server by id, for
+    /// example to broadcast to connections on other loops. `None` on the
+    /// thread-per-connection baseline, which has no such door.
+    pub fn remote(&self) -> Option<&'a Remote> {
+        self.remote
     }
 
     /// This connection's id.

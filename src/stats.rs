@@ -40,6 +40,13 @@ pub struct Stats {
     pub panics: u64,
     /// The longest loop turn seen, in microseconds (poll wait excluded).
     pub max_turn_micros: u64,
+    /// Times the loop was woken from another thread (cross-thread commands).
+    pub wakeups: u64,
+    /// Commands received from other threads or handlers ([`Remote`](crate::Remote)).
+    pub commands: u64,
+    /// Connections accepted and closed at once because the server was at its
+    /// connection limit.
+    pub rejected: u64,
 }
 
 impl Stats {
@@ -61,10 +68,25 @@ impl Stats {
     pub fn closed_total(&self) -> u64 {
         self.closed.iter().sum()
     }
+
+    /// Adds `other`'s counters to these (the longest turn is the larger of
+    /// the two): how a server sums its loops.
+    pub fn merge(&mut self, other: &Stats) {
+        let mut mine = to_slots(self);
+        let theirs = to_slots(other);
+        for (i, (a, b)) in mine.iter_mut().zip(theirs).enumerate() {
+            *a = if i == MAX_TURN_SLOT { (*a).max(b) } else { *a + b };
+        }
+        *self = from_slots(&mine);
+    }
 }
 
 /// Number of `u64` slots a published snapshot needs.
-const SLOTS: usize = 13 + CloseReason::COUNT;
+const SLOTS: usize = HEAD + CloseReason::COUNT;
+/// Slots before the per-reason counters.
+const HEAD: usize = 16;
+/// The slot of `max_turn_micros`, merged by maximum instead of sum.
+const MAX_TURN_SLOT: usize = 12;
 
 /// The loop-side counters, written by the loop thread only.
 pub(crate) type Counters = Stats;
@@ -114,6 +136,9 @@ fn to_slots(s: &Stats) -> [u64; SLOTS] {
         s.read_pauses,
         s.panics,
         s.max_turn_micros,
+        s.wakeups,
+        s.commands,
+        s.rejected,
     ];
     std::array::from_fn(|i| {
         if i < head.len() {
@@ -139,8 +164,11 @@ fn from_slots(v: &[u64; SLOTS]) -> Stats {
         accept_backoffs: v[9],
         read_pauses: v[10],
         panics: v[11],
-        max_turn_micros: v[12],
-        closed: std::array::from_fn(|i| v[13 + i]),
+        max_turn_micros: v[MAX_TURN_SLOT],
+        wakeups: v[13],
+        commands: v[14],
+        rejected: v[15],
+        closed: std::array::from_fn(|i| v[HEAD + i]),
     }
 }
 
@@ -166,10 +194,37 @@ mod tests {
         c.read_pauses = 11;
         c.panics = 12;
         c.max_turn_micros = 13;
+        c.wakeups = 14;
+        c.commands = 15;
+        c.rejected = 16;
         c.closed = std::array::from_fn(|i| 100 + i as u64);
         let shared = SharedStats::new();
         shared.publish(&c);
         assert_eq!(shared.snapshot(), c);
+    }
+
+    #[test]
+    fn merge_sums_counters_and_keeps_the_longest_turn() {
+        let mut a = Stats {
+            accepted: 2,
+            max_turn_micros: 50,
+            wakeups: 1,
+            ..Default::default()
+        };
+        a.closed[0] = 1;
+        let mut b = Stats {
+            accepted: 3,
+            max_turn_micros: 20,
+            rejected: 4,
+            ..Default::default()
+        };
+        b.closed[0] = 2;
+        a.merge(&b);
+        assert_eq!(
+            (a.accepted, a.max_turn_micros, a.wakeups, a.rejected),
+            (5, 50, 1, 4)
+        );
+        assert_eq!(a.closed[0], 3);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use mio::{Interest, Token};
 use socket2::SockRef;
 
 use super::event_loop::Core;
+use super::handle::Task;
 use super::io::{self, Read};
 use crate::conn::{ConnState, TimerKind, TimerOwner};
 use crate::timer::TimerId;
@@ -192,10 +193,15 @@ impl<H: Handler> Connection<H> {
         self.reset(core, CloseReason::Shutdown);
     }
 
+    /// Runs a closure sent through [`Remote`](crate::Remote) as a callback.
+    pub(crate) fn run_task(&mut self, core: &mut Core, task: Task) {
+        self.call(core, |_, conn, _| task(conn));
+    }
+
     /// Calls a handler callback, catching a panic, then carries out whatever
     /// the handler asked for.
     fn call(&mut self, core: &mut Core, f: impl FnOnce(&mut H, &mut Conn<'_>, &mut BytesMut)) {
-        let mut conn = Conn::new(&mut self.state, &mut core.timers, core.now);
+        let mut conn = Conn::new(&mut self.state, &mut core.timers, core.now).with_remote(&core.remote);
         let (handler, input) = (&mut self.handler, &mut self.input);
         if panic::catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn, input))).is_err() {
             core.counters.panics += 1;
@@ -401,6 +407,9 @@ impl<H: Handler> Connection<H> {
         self.state.out.clear();
         self.input = BytesMut::new();
         core.counters.open -= 1;
+        core.door.closed(self.state.token);
+        core.door.remove_load();
+        core.limit.release();
         core.counters.closed[reason.index()] += 1;
         core.closed.push(self.state.token);
         debug!("{}: closed ({reason})", self.state.id);

@@ -4,9 +4,11 @@
 //!
 //! 1. **poll** — wait for readiness; the timeout is the next timer's deadline,
 //!    or zero when connections were carried over from the last turn.
-//! 2. **dispatch** — for each event: commands from other threads (waker),
-//!    new connections (listener), reads and writes on connections. Events
+//! 2. **dispatch** — reads and writes on connections for each event. Events
 //!    whose token names a closed connection are dropped and counted as stale.
+//!    Then new connections, if the listener was ready, and the commands other
+//!    threads and handlers sent through [`Remote`](crate::Remote) or
+//!    [`LoopHandle`] (checked every turn; the waker only ends a poll early).
 //! 3. **carried over** — connections that used their read budget last turn
 //!    (or resumed reading) are read again, without waiting for a new event.
 //! 4. **timers** — expired handler timers, idle checks, the end of an accept
@@ -23,16 +25,17 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use log::{debug, trace, warn};
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
-use super::accept::{Accepted, Acceptor};
+use super::accept::{self, Accepted, Acceptor, ConnLimit};
 use super::connection::Connection;
-use super::handle::{Command, LoopHandle};
+use super::handle::{Command, Door, LoopHandle};
+use super::remote::Remote;
 use super::token::{self, Generations, LISTENER, WAKER};
 use crate::conn::{ConnId, ConnState, TimerOwner};
-use crate::stats::{Counters, SharedStats};
+use crate::stats::Counters;
 use crate::timer::TimerQueue;
 use crate::{Config, Handler};
 
@@ -58,10 +61,46 @@ pub(crate) struct Core {
     pub(crate) carried: Vec<Token>,
     /// Tokens of connections finished this turn, released at its end.
     pub(crate) closed: Vec<Token>,
+    /// Generation for the next connection's token.
+    generations: Generations,
+    /// This loop's door: live connection ids, load, published stats.
+    pub(crate) door: Arc<Door>,
+    /// Reaches every loop of the server, for handlers ([`crate::Conn::remote`]).
+    pub(crate) remote: Remote,
+    /// The server-wide connection cap.
+    pub(crate) limit: Arc<ConnLimit>,
+}
+
+/// What a loop is built from; a [`Server`](crate::Server) makes one per loop.
+pub(crate) struct Parts {
+    /// The loop's poller, whose registry the door's waker uses.
+    pub(crate) poll: Poll,
+    /// The loop's door.
+    pub(crate) door: Arc<Door>,
+    /// The receiving end of the door's channel.
+    pub(crate) commands: Receiver<Command>,
+    /// Reaches every loop of the server.
+    pub(crate) remote: Remote,
+    /// The server-wide connection cap.
+    pub(crate) limit: Arc<ConnLimit>,
+    /// The loop's own listener, if it accepts by itself.
+    pub(crate) listener: Option<std::net::TcpListener>,
+}
+
+impl Parts {
+    /// A poller and a door for loop `index`.
+    pub(crate) fn poll_and_door(index: u32) -> io::Result<(Poll, Arc<Door>, Receiver<Command>)> {
+        let poll = Poll::new()?;
+        let (door, commands) = Door::new(poll.registry(), index)?;
+        Ok((poll, door, commands))
+    }
 }
 
 /// A single-threaded reactor: accepts connections on one listener and drives
 /// a [`Handler`] per connection from readiness events.
+///
+/// A [`Server`](crate::Server) runs several of these, one per thread; on its
+/// own, an `EventLoop` is a complete one-thread server.
 ///
 /// # The loop's contract
 ///
@@ -110,22 +149,19 @@ pub struct EventLoop<F, H> {
     conns: Slab<Connection<H>>,
     /// State shared by all connections.
     core: Core,
-    /// The listening socket; `None` once shutdown has begun.
+    /// The listening socket; `None` for a loop fed by an acceptor thread, and
+    /// once shutdown has begun.
     acceptor: Option<Acceptor>,
+    /// The listener's address, kept after the listener is closed.
+    local_addr: Option<SocketAddr>,
     /// Makes a handler for each new connection.
     factory: F,
-    /// Generation for the next connection's token.
-    generations: Generations,
-    /// Commands from [`LoopHandle`]s.
+    /// Commands from other threads and handlers.
     commands: Receiver<Command>,
-    /// A handle given out by [`EventLoop::handle`].
-    handle: LoopHandle,
-    /// Counters as other threads see them.
-    shared: Arc<SharedStats>,
     /// Set by shutdown: when the grace period ends.
     shutdown_deadline: Option<Instant>,
-    /// Index of this loop within its server (0 when alone).
-    loop_index: u32,
+    /// Shutdown has begun: no listener, no reading, connections closing.
+    shutting_down: bool,
     /// When a slow turn was last logged, to log at most one a second.
     last_slow_warning: Option<Instant>,
 }
@@ -133,7 +169,8 @@ pub struct EventLoop<F, H> {
 impl<F, H> std::fmt::Debug for EventLoop<F, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
-            .field("local_addr", &self.handle.local_addr())
+            .field("index", &self.core.door.index)
+            .field("local_addr", &self.local_addr)
             .field("connections", &self.conns.len())
             .finish_non_exhaustive()
     }
@@ -151,7 +188,7 @@ where
     ///
     /// Fails if the address cannot be bound or the poller cannot be created.
     pub fn bind(addr: SocketAddr, config: Config, factory: F) -> io::Result<Self> {
-        Self::from_listener(TcpListener::bind(addr)?, config, factory)
+        Self::from_std(accept::listen(addr, false)?, config, factory)
     }
 
     /// Prepares a loop that serves an already bound listener (set to
@@ -161,21 +198,34 @@ where
     ///
     /// Fails if the poller cannot be created or the listener registered.
     pub fn from_std(listener: std::net::TcpListener, config: Config, factory: F) -> io::Result<Self> {
-        listener.set_nonblocking(true)?;
-        Self::from_listener(TcpListener::from_std(listener), config, factory)
+        let (poll, door, commands) = Parts::poll_and_door(0)?;
+        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
+        let limit = Arc::new(ConnLimit::new(usize::MAX));
+        let parts = Parts {
+            poll,
+            door,
+            commands,
+            remote,
+            limit,
+            listener: Some(listener),
+        };
+        Self::from_parts(parts, config, factory)
     }
 
-    /// Builds the loop around a mio listener.
-    fn from_listener(listener: TcpListener, config: Config, factory: F) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let acceptor = Acceptor::new(listener, &registry)?;
-        let shared = Arc::new(SharedStats::new());
-        let waker = Waker::new(&registry, WAKER)?;
-        let (handle, commands) = LoopHandle::new(waker, Arc::clone(&shared), acceptor.local_addr()?);
+    /// Assembles a loop of a server.
+    pub(crate) fn from_parts(parts: Parts, config: Config, factory: F) -> io::Result<Self> {
+        let registry = parts.poll.registry().try_clone()?;
+        let acceptor = match parts.listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                Some(Acceptor::new(TcpListener::from_std(listener), &registry)?)
+            }
+            None => None,
+        };
+        let local_addr = acceptor.as_ref().map(Acceptor::local_addr).transpose()?;
         Ok(EventLoop {
             events: Events::with_capacity(config.events_capacity),
-            poll,
+            poll: parts.poll,
             conns: Slab::new(),
             core: Core {
                 registry,
@@ -185,27 +235,40 @@ where
                 now: Instant::now(),
                 carried: Vec::new(),
                 closed: Vec::new(),
+                generations: Generations::new(),
+                door: parts.door,
+                remote: parts.remote,
+                limit: parts.limit,
             },
-            acceptor: Some(acceptor),
+            acceptor,
+            local_addr,
             factory,
-            generations: Generations::new(),
-            commands,
-            handle,
-            shared,
+            commands: parts.commands,
             shutdown_deadline: None,
-            loop_index: 0,
+            shutting_down: false,
             last_slow_warning: None,
         })
     }
 
     /// The address the loop listens on.
+    ///
+    /// # Panics
+    ///
+    /// Panics for a loop without a listener of its own (one fed by a
+    /// server's acceptor thread).
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.handle.local_addr()
+        self.local_addr.expect("this loop has no listener of its own")
     }
 
     /// A handle for other threads: stats and shutdown.
     pub fn handle(&self) -> LoopHandle {
-        self.handle.clone()
+        LoopHandle::new(Arc::clone(&self.core.door), self.local_addr)
+    }
+
+    /// A handle that reaches this loop's connections by id from any thread.
+    pub fn remote(&self) -> Remote {
+        self.core.remote.clone()
     }
 
     /// Runs the loop on the current thread until a shutdown completes.
@@ -216,11 +279,12 @@ where
     /// errors of single connections close those connections and never end
     /// the loop.
     pub fn run(mut self) -> io::Result<()> {
-        debug!("loop {} serving {}", self.loop_index, self.local_addr());
+        self.core.door.bind_thread();
+        debug!("loop {} running", self.core.door.index);
         while !self.is_done() {
             self.turn()?;
         }
-        debug!("loop {} stopped", self.loop_index);
+        debug!("loop {} stopped", self.core.door.index);
         Ok(())
     }
 
@@ -246,9 +310,10 @@ where
         }
     }
 
-    /// Zero with work carried over, else the time to the nearest deadline.
+    /// Zero with work carried over or commands pending, else the time to the
+    /// nearest deadline.
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.core.carried.is_empty() {
+        if !self.core.carried.is_empty() || self.core.door.is_wake_pending() {
             return Some(Duration::ZERO);
         }
         let accept = self.acceptor.as_ref().and_then(Acceptor::resume_at);
@@ -259,20 +324,14 @@ where
         Some(deadline.saturating_duration_since(Instant::now()))
     }
 
-    /// Phase 2: handles each event of this turn.
+    /// Phase 2: connection events, then new connections and commands.
     fn dispatch(&mut self) {
+        let mut listener_ready = false;
         for event in self.events.iter() {
             self.core.counters.events += 1;
             match event.token() {
-                WAKER => drain_commands(&self.commands, &mut self.shutdown_deadline, self.core.now),
-                LISTENER => accept_all(
-                    &mut self.acceptor,
-                    &mut self.conns,
-                    &mut self.core,
-                    &mut self.factory,
-                    &mut self.generations,
-                    self.loop_index,
-                ),
+                WAKER => self.core.counters.wakeups += 1,
+                LISTENER => listener_ready = true,
                 token => match live(&mut self.conns, token) {
                     Some(conn) => conn.ready(
                         &mut self.core,
@@ -285,8 +344,40 @@ where
                 },
             }
         }
-        if self.shutdown_deadline.is_some() && self.acceptor.is_some() {
+        if listener_ready {
+            self.accept();
+        }
+        self.run_commands();
+    }
+
+    /// Carries out every queued command.
+    fn run_commands(&mut self) {
+        self.core.door.clear_wake();
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.core.counters.commands += 1;
+            self.run_command(cmd);
+        }
+        if self.shutdown_deadline.is_some() && !self.shutting_down {
             self.begin_shutdown();
+        }
+    }
+
+    /// Carries out one command.
+    fn run_command(&mut self, cmd: Command) {
+        let (token, task): (Token, crate::reactor::handle::Task) = match cmd {
+            Command::Shutdown(grace) => {
+                let deadline = self.core.now + grace;
+                self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+                return;
+            }
+            Command::Adopt(stream, peer) => return self.adopt(stream, peer),
+            Command::Write(token, data) => (token, Box::new(move |conn| conn.write_bytes(data))),
+            Command::Close(token) => (token, Box::new(|conn| conn.close())),
+            Command::Run(token, task) => (token, task),
+        };
+        match live(&mut self.conns, token) {
+            Some(conn) => conn.run_task(&mut self.core, task),
+            None => trace!("command for closed connection {token:?} dropped"),
         }
     }
 
@@ -347,33 +438,58 @@ where
         {
             warn!(
                 "loop {}: a turn took {took:?}; a handler is blocking its loop",
-                self.loop_index
+                self.core.door.index
             );
             self.last_slow_warning = Some(Instant::now());
         }
-        self.shared.publish(counters);
+        self.core.door.stats.publish(counters);
     }
 
-    /// Accepts every waiting connection (used when a back-off ends).
+    /// Accepts every waiting connection, within the connection cap.
     fn accept(&mut self) {
-        accept_all(
-            &mut self.acceptor,
-            &mut self.conns,
-            &mut self.core,
-            &mut self.factory,
-            &mut self.generations,
-            self.loop_index,
-        );
+        let Some(acceptor) = self.acceptor.as_mut() else {
+            return;
+        };
+        loop {
+            match acceptor.accept(&self.core.registry, self.core.now) {
+                Accepted::Stream(stream, peer) => {
+                    if self.core.limit.try_acquire() {
+                        self.core.door.add_load();
+                        open(&mut self.conns, &mut self.core, &mut self.factory, stream, peer);
+                    } else {
+                        self.core.counters.rejected += 1;
+                        debug!("at the connection limit; closing {peer} at once");
+                    }
+                }
+                Accepted::Done => return,
+                Accepted::BackedOff => {
+                    self.core.counters.accept_backoffs += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Serves a socket handed over by the server's acceptor thread, which
+    /// already took its connection slot and counted it in this loop's load.
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.shutting_down {
+            self.core.limit.release();
+            self.core.door.remove_load();
+            return;
+        }
+        open(&mut self.conns, &mut self.core, &mut self.factory, stream, peer);
     }
 
     /// Stops accepting and asks every connection to flush and close.
     fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
         if let Some(acceptor) = self.acceptor.take() {
             acceptor.close(&self.core.registry);
         }
         debug!(
             "loop {}: shutting down {} connection(s)",
-            self.loop_index,
+            self.core.door.index,
             self.conns.len()
         );
         for (_, conn) in self.conns.iter_mut() {
@@ -383,7 +499,7 @@ where
 
     /// True once shutdown has begun and every connection is gone.
     fn is_done(&self) -> bool {
-        self.shutdown_deadline.is_some() && self.acceptor.is_none() && self.conns.is_empty()
+        self.shutting_down && self.conns.is_empty()
     }
 
     /// Test access: handles an event for `token` as if the poller reported it.
@@ -410,78 +526,44 @@ fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) -> Option<&mu
         .filter(|c| c.generation == generation && !c.finished)
 }
 
-/// Reads every queued command.
-fn drain_commands(commands: &Receiver<Command>, shutdown: &mut Option<Instant>, now: Instant) {
-    while let Ok(cmd) = commands.try_recv() {
-        match cmd {
-            Command::Shutdown(grace) => {
-                let deadline = now + grace;
-                *shutdown = Some(shutdown.map_or(deadline, |d| d.min(deadline)));
-            }
-        }
-    }
-}
-
-/// Accepts connections until the backlog is empty or accepting backs off.
-fn accept_all<F, H>(
-    acceptor: &mut Option<Acceptor>,
-    conns: &mut Slab<Connection<H>>,
-    core: &mut Core,
-    factory: &mut F,
-    generations: &mut Generations,
-    loop_index: u32,
-) where
-    F: FnMut() -> H,
-    H: Handler,
-{
-    let Some(acceptor) = acceptor.as_mut() else {
-        return;
-    };
-    loop {
-        match acceptor.accept(&core.registry, core.now) {
-            Accepted::Stream(stream, peer) => {
-                open(conns, core, factory, generations, loop_index, stream, peer)
-            }
-            Accepted::Done => return,
-            Accepted::BackedOff => {
-                core.counters.accept_backoffs += 1;
-                return;
-            }
-        }
-    }
-}
-
-/// Registers an accepted socket and opens a connection for it.
+/// Registers a socket that holds a connection slot and opens a connection
+/// for it; on failure the slot is given back and the socket closed.
 fn open<F, H>(
     conns: &mut Slab<Connection<H>>,
     core: &mut Core,
     factory: &mut F,
-    generations: &mut Generations,
-    loop_index: u32,
-    mut stream: mio::net::TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
 ) where
     F: FnMut() -> H,
     H: Handler,
 {
     let entry = conns.vacant_entry();
-    if entry.key() > token::MAX_KEY {
-        warn!("connection limit of one loop reached; refusing {peer}");
+    let generation = core.generations.next();
+    let registered = if entry.key() > token::MAX_KEY {
+        Err(io::Error::other("too many connections on one loop"))
+    } else {
+        core.registry.register(
+            &mut stream,
+            token::encode(entry.key(), generation),
+            Interest::READABLE,
+        )
+    };
+    if let Err(e) = registered {
+        warn!("cannot serve a connection from {peer}: {e}");
+        core.limit.release();
+        core.door.remove_load();
         return;
     }
-    let generation = generations.next();
     let token = token::encode(entry.key(), generation);
-    if let Err(e) = core.registry.register(&mut stream, token, Interest::READABLE) {
-        warn!("registering a connection from {peer} failed: {e}");
-        return;
-    }
     if core.config.nodelay {
         let _ = stream.set_nodelay(true);
     }
-    let id = ConnId::new(loop_index, token);
+    let id = ConnId::new(core.door.index, token);
     trace!("{id}: accepted from {peer}");
     let state = ConnState::new(id, token, peer, core.config.idle_timeout);
     let conn = entry.insert(Connection::new(stream, state, factory(), generation, core.now));
+    core.door.opened(token);
     core.counters.accepted += 1;
     core.counters.open += 1;
     conn.open(core);

@@ -1,24 +1,177 @@
-//! [`LoopHandle`]: the only door into a loop from other threads.
+//! The door into a loop from other threads: [`LoopHandle`], and the shared
+//! state behind it and behind [`Remote`](crate::Remote).
 //!
-//! Commands travel over a channel; a `mio::Waker` interrupts the loop's poll
-//! so it reads them at once.
+//! Commands travel over a channel. A `mio::Waker` interrupts the loop's poll
+//! so it reads them at once, but only when needed: a flag records that a wake
+//! is already pending, so a burst of commands costs one wake, and a command
+//! sent from the loop's own thread (a handler writing to a neighbour) costs
+//! none, since the loop drains its channel every turn anyway.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
-use mio::Waker;
+use bytes::Bytes;
+use mio::{Registry, Token, Waker};
 
-use crate::Stats;
+use super::token::WAKER;
 use crate::stats::SharedStats;
+use crate::{Conn, Stats};
+
+/// A closure sent to run against one connection on its loop.
+pub(crate) type Task = Box<dyn FnOnce(&mut Conn<'_>) + Send>;
 
 /// What another thread can ask of a loop.
-#[derive(Debug)]
 pub(crate) enum Command {
     /// Stop accepting, flush and close every connection within the grace period.
     Shutdown(Duration),
+    /// Serve a socket accepted by the server's acceptor thread.
+    Adopt(mio::net::TcpStream, SocketAddr),
+    /// Queue bytes on a connection.
+    Write(Token, Bytes),
+    /// Close a connection after flushing.
+    Close(Token),
+    /// Run a closure with a connection's [`Conn`].
+    Run(Token, Task),
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
+            Command::Adopt(_, peer) => write!(f, "Adopt({peer})"),
+            Command::Write(token, data) => write!(f, "Write({token:?}, {} bytes)", data.len()),
+            Command::Close(token) => write!(f, "Close({token:?})"),
+            Command::Run(token, _) => write!(f, "Run({token:?})"),
+        }
+    }
+}
+
+/// One loop's door: everything other threads share with it.
+pub(crate) struct Door {
+    /// Commands to the loop.
+    tx: Sender<Command>,
+    /// Wakes the loop's poll.
+    waker: Waker,
+    /// A wake is pending: the loop has not yet drained since the last one.
+    wake_pending: AtomicBool,
+    /// The loop's thread, once it runs; its own commands need no wake.
+    thread: OnceLock<ThreadId>,
+    /// Tokens of the loop's open connections, so that a command for a closed
+    /// connection is refused at once instead of vanishing.
+    live: Mutex<HashSet<usize>>,
+    /// Connections the loop has or has been handed (least-connections balance).
+    load: AtomicUsize,
+    /// The loop's published counters.
+    pub(crate) stats: SharedStats,
+    /// Index of the loop within its server.
+    pub(crate) index: u32,
+}
+
+impl fmt::Debug for Door {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Door")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Door {
+    /// Makes the door of loop `index`, whose poll has `registry`; returns the
+    /// receiving end the loop keeps.
+    pub(crate) fn new(registry: &Registry, index: u32) -> std::io::Result<(Arc<Door>, Receiver<Command>)> {
+        let (tx, rx) = mpsc::channel();
+        let door = Door {
+            tx,
+            waker: Waker::new(registry, WAKER)?,
+            wake_pending: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            live: Mutex::new(HashSet::new()),
+            load: AtomicUsize::new(0),
+            stats: SharedStats::new(),
+            index,
+        };
+        Ok((Arc::new(door), rx))
+    }
+
+    /// Queues a command and wakes the loop if it may be asleep. Returns false
+    /// if the loop has exited.
+    pub(crate) fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        // From the loop's own thread only the flag is set: the loop sees it
+        // before its next poll and does not block.
+        let on_loop = self.thread.get() == Some(&std::thread::current().id());
+        if !self.wake_pending.swap(true, Ordering::AcqRel) && !on_loop {
+            let _ = self.waker.wake();
+        }
+        true
+    }
+
+    /// Queues a command for the connection `token` if it is open.
+    pub(crate) fn send_to(&self, token: Token, cmd: Command) -> bool {
+        self.is_live(token) && self.send(cmd)
+    }
+
+    /// Called by the loop before draining its channel: later commands wake it again.
+    pub(crate) fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+    }
+
+    /// Records the loop's thread.
+    pub(crate) fn bind_thread(&self) {
+        let _ = self.thread.set(std::thread::current().id());
+    }
+
+    /// Records a connection as open.
+    pub(crate) fn opened(&self, token: Token) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.0);
+    }
+
+    /// Records a connection as closed.
+    pub(crate) fn closed(&self, token: Token) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token.0);
+    }
+
+    /// Counts a connection this loop has or is about to receive.
+    pub(crate) fn add_load(&self) {
+        self.load.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Uncounts a connection that closed or never opened.
+    pub(crate) fn remove_load(&self) {
+        self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections this loop has or has been handed.
+    pub(crate) fn load(&self) -> usize {
+        self.load.load(Ordering::Relaxed)
+    }
+
+    /// True while a command may be waiting: the loop must not block in poll.
+    pub(crate) fn is_wake_pending(&self) -> bool {
+        self.wake_pending.load(Ordering::Acquire)
+    }
+
+    /// True while `token` names an open connection.
+    fn is_live(&self, token: Token) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&token.0)
+    }
 }
 
 /// A cloneable, thread-safe handle to a running [`EventLoop`](crate::EventLoop):
@@ -46,14 +199,10 @@ pub(crate) enum Command {
 /// ```
 #[derive(Clone)]
 pub struct LoopHandle {
-    /// Commands to the loop.
-    tx: Sender<Command>,
-    /// Wakes the loop's poll.
-    waker: Arc<Waker>,
-    /// The loop's published counters.
-    stats: Arc<SharedStats>,
-    /// The loop's listening address.
-    local_addr: SocketAddr,
+    /// The loop's door.
+    door: Arc<Door>,
+    /// The loop's listening address, if it has a listener.
+    local_addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for LoopHandle {
@@ -65,30 +214,25 @@ impl fmt::Debug for LoopHandle {
 }
 
 impl LoopHandle {
-    /// Makes a handle and the receiving end the loop keeps.
-    pub(crate) fn new(
-        waker: Waker,
-        stats: Arc<SharedStats>,
-        local_addr: SocketAddr,
-    ) -> (Self, Receiver<Command>) {
-        let (tx, rx) = mpsc::channel();
-        let handle = LoopHandle {
-            tx,
-            waker: Arc::new(waker),
-            stats,
-            local_addr,
-        };
-        (handle, rx)
+    /// Wraps a loop's door.
+    pub(crate) fn new(door: Arc<Door>, local_addr: Option<SocketAddr>) -> Self {
+        LoopHandle { door, local_addr }
     }
 
     /// The address the loop listens on.
+    ///
+    /// # Panics
+    ///
+    /// Panics for a loop of a [`Server`](crate::Server) fed by its acceptor
+    /// thread, which has no listener of its own.
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addr.expect("this loop has no listener of its own")
     }
 
     /// A snapshot of the loop's counters, at most one loop turn old.
     pub fn stats(&self) -> Stats {
-        self.stats.snapshot()
+        self.door.stats.snapshot()
     }
 
     /// Shuts the loop down gracefully: it stops accepting at once (the
@@ -99,14 +243,6 @@ impl LoopHandle {
     ///
     /// Returns at once; calling it again or after the loop ended does nothing.
     pub fn shutdown(&self, grace: Duration) {
-        self.send(Command::Shutdown(grace));
-    }
-
-    /// Queues a command and wakes the loop. A loop that has exited has dropped
-    /// its receiver; the command is then moot and dropped.
-    fn send(&self, cmd: Command) {
-        if self.tx.send(cmd).is_ok() {
-            let _ = self.waker.wake();
-        }
+        self.door.send(Command::Shutdown(grace));
     }
 }

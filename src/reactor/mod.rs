@@ -5,7 +5,14 @@ mod connection;
 mod event_loop;
 mod handle;
 mod io;
+mod remote;
 mod token;
 
 pub use event_loop::EventLoop;
 pub use handle::LoopHandle;
+pub use remote::{ConnClosed, Remote};
+
+pub(crate) use accept::{Accepted, Acceptor, ConnLimit, listen};
+pub(crate) use event_loop::Parts;
+pub(crate) use handle::{Command, Door};
+pub(crate) use token::decode as decode_token;

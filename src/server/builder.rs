@@ -1,0 +1,269 @@
+//! Building and starting a multi-loop server.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::acceptor::AcceptorThread;
+use super::handle::ServerHandle;
+use crate::reactor::{ConnLimit, Door, Parts, listen};
+use crate::{Config, EventLoop, Handler, Remote};
+
+/// How new connections are spread over a server's loops.
+///
+/// # Which to pick
+///
+/// * [`ReusePort`](Balance::ReusePort) (the default on Linux) costs nothing
+///   per connection: every loop has its own listener on the same port
+///   (`SO_REUSEPORT`) and the kernel hashes each new connection to one of
+///   them. The spread is even on average but blind: a loop stuck in a slow
+///   handler still receives its share, and a few long-lived connections can
+///   land on the same loop. Best for many short connections of similar cost.
+/// * [`RoundRobin`](Balance::RoundRobin): one acceptor thread takes every
+///   connection and hands it to the next loop in turn (one channel message and
+///   at most one wake-up per connection). Exactly even counts, whatever the
+///   kernel's hash does.
+/// * [`LeastConnections`](Balance::LeastConnections): like round-robin, but
+///   to the loop with the fewest open connections, so loops stay within one
+///   connection of each other even as connections of uneven life come and go.
+///   Best for long-lived connections (chat, streaming).
+///
+/// Cloudflare's write-up "Why does one NGINX worker take all the load?"
+/// describes the trade-off between a shared accept queue and `SO_REUSEPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// One listener per loop with `SO_REUSEPORT`; the kernel spreads connections.
+    #[default]
+    ReusePort,
+    /// One acceptor thread hands connections to loops in turn.
+    RoundRobin,
+    /// One acceptor thread hands each connection to the least loaded loop.
+    LeastConnections,
+}
+
+/// A server of several event loops, one per thread, in one process: handlers
+/// on all loops share memory through ordinary Rust (`Arc`, atomics, channels)
+/// and reach any connection through [`Remote`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::BytesMut;
+/// use evloop::{Balance, Conn, Handler, Server};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         conn.write_bytes(input.split().freeze());
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .threads(2)
+///     .balance(Balance::RoundRobin)
+///     .start(|| Echo)?;
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Address to listen on.
+    addr: SocketAddr,
+    /// Number of loops.
+    threads: usize,
+    /// How connections reach loops.
+    balance: Balance,
+    /// Per-connection limits, the same on every loop.
+    config: Config,
+    /// Most connections open at once, server-wide.
+    max_connections: usize,
+}
+
+impl Server {
+    /// A server listening on `addr` (port 0 picks a free port), with one loop
+    /// per available core, [`Balance::ReusePort`], the default [`Config`] and
+    /// no connection cap.
+    pub fn new(addr: SocketAddr) -> Self {
+        Server {
+            addr,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            balance: Balance::default(),
+            config: Config::default(),
+            max_connections: usize::MAX,
+        }
+    }
+
+    /// Number of event loops, each on its own thread.
+    ///
+    /// Default: the number of available cores. More loops than cores only
+    /// adds context switches.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0 or above 65,536.
+    #[track_caller]
+    pub fn threads(mut self, n: usize) -> Self {
+        assert!((1..=65_536).contains(&n), "threads must be 1..=65536, got {n}");
+        self.threads = n;
+        self
+    }
+
+    /// How new connections are spread over the loops; see [`Balance`].
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    /// Per-connection limits and tuning, applied on every loop.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Most connections open at once across all loops.
+    ///
+    /// Default: no cap (the fd limit is the cap, survived by backing off).
+    /// Above the cap a new connection is accepted and closed at once, so the
+    /// client learns immediately instead of waiting in the backlog; each one
+    /// is counted in [`Stats::rejected`](crate::Stats::rejected).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    #[track_caller]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        assert!(n > 0, "max_connections must be at least 1");
+        self.max_connections = n;
+        self
+    }
+
+    /// Binds the listener(s) and starts the loops (and the acceptor thread,
+    /// under round-robin or least-connections). Each loop makes its handlers
+    /// with `factory`, on its own thread.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound or a loop cannot be created; no
+    /// thread is left running then.
+    pub fn start<F, H>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Handler,
+    {
+        let listeners = self.listeners()?;
+        let local_addr = listeners[0].local_addr()?;
+        let mut polls = Vec::with_capacity(self.threads);
+        let mut doors = Vec::with_capacity(self.threads);
+        for index in 0..self.threads {
+            let (poll, door, commands) = Parts::poll_and_door(index as u32)?;
+            polls.push((poll, commands));
+            doors.push(door);
+        }
+        let doors: Arc<[Arc<Door>]> = doors.into();
+        let remote = Remote::new(Arc::clone(&doors));
+        let limit = Arc::new(ConnLimit::new(self.max_connections));
+        let (mut own_listeners, acceptor) = match self.balance {
+            Balance::ReusePort => (listeners.into_iter().map(Some).collect(), None),
+            balance => {
+                let listener = listeners.into_iter().next().expect("one listener");
+                let acceptor =
+                    AcceptorThread::start(listener, Arc::clone(&doors), balance, Arc::clone(&limit))?;
+                (
+                    (0..self.threads).map(|_| None).collect::<Vec<_>>(),
+                    Some(acceptor),
+                )
+            }
+        };
+        let factory = Arc::new(factory);
+        let mut threads = Vec::with_capacity(self.threads);
+        for (index, (poll, commands)) in polls.into_iter().enumerate() {
+            let parts = Parts {
+                poll,
+                door: Arc::clone(&doors[index]),
+                commands,
+                remote: remote.clone(),
+                limit: Arc::clone(&limit),
+                listener: own_listeners[index].take(),
+            };
+            match spawn_loop(index, parts, self.config.clone(), Arc::clone(&factory)) {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    // Stop what already runs, so a failed start leaves nothing behind.
+                    let partial = ServerHandle::new(local_addr, doors, remote, acceptor, threads);
+                    partial.shutdown(std::time::Duration::ZERO);
+                    let _ = partial.join();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ServerHandle::new(local_addr, doors, remote, acceptor, threads))
+    }
+
+    /// Starts the server and blocks until it has shut down (see
+    /// [`ServerHandle::shutdown`]; pair with [`ServerHandle::shutdown_on_signals`]
+    /// through [`start`](Server::start) to stop on Ctrl-C).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Server::start), or a loop's poller failing.
+    pub fn run<F, H>(self, factory: F) -> io::Result<()>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Handler,
+    {
+        self.start(factory)?.join()
+    }
+
+    /// The listeners: one per loop under `ReusePort`, else one.
+    fn listeners(&self) -> io::Result<Vec<std::net::TcpListener>> {
+        let reuse = self.balance == Balance::ReusePort && self.threads > 1;
+        let first = listen(self.addr, reuse)?;
+        let mut all = vec![first];
+        if reuse {
+            let addr = all[0].local_addr()?;
+            for _ in 1..self.threads {
+                all.push(listen(addr, true)?);
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// Starts loop `index` on a thread of its own; the loop (and so every handler)
+/// is created on that thread, so handlers need not be `Send`.
+fn spawn_loop<F, H>(
+    index: usize,
+    parts: Parts,
+    config: Config,
+    factory: Arc<F>,
+) -> io::Result<JoinHandle<io::Result<()>>>
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("evloop-{index}"))
+        .spawn(move || {
+            let built = EventLoop::from_parts(parts, config, move || factory());
+            match built {
+                Ok(event_loop) => {
+                    let _ = ready_tx.send(Ok(()));
+                    event_loop.run()
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    Err(e)
+                }
+            }
+        })?;
+    ready_rx
+        .recv()
+        .map_err(|_| io::Error::other("loop thread died while starting"))??;
+    Ok(thread)
+}

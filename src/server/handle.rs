@@ -1,0 +1,199 @@
+//! [`ServerHandle`]: watch and stop a running server from any thread.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use log::info;
+
+use super::acceptor::AcceptorThread;
+use crate::reactor::{Command, Door};
+use crate::{Remote, Stats};
+
+/// A cloneable, thread-safe handle to a running [`Server`](crate::Server):
+/// its address and stats, a [`Remote`] to reach its connections, shutdown and
+/// join.
+#[derive(Clone)]
+pub struct ServerHandle {
+    /// Shared by every clone.
+    inner: Arc<Inner>,
+}
+
+/// The state behind every clone of a handle.
+struct Inner {
+    /// The address the server listens on.
+    local_addr: SocketAddr,
+    /// Every loop's door, by index.
+    doors: Arc<[Arc<Door>]>,
+    /// Reaches connections by id.
+    remote: Remote,
+    /// The acceptor thread, under round-robin or least-connections.
+    acceptor: Option<AcceptorThread>,
+    /// Threads not yet joined, and whether a join has completed.
+    joined: Mutex<JoinState>,
+    /// Signalled when a join completes, for other joiners.
+    joined_cv: Condvar,
+}
+
+/// Threads to join; taken by the first caller of `join`.
+struct JoinState {
+    /// Loop threads, and the acceptor thread if there is one.
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    /// True once every thread has been joined.
+    done: bool,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.inner.local_addr)
+            .field("loops", &self.inner.doors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Wraps the parts of a started server.
+    pub(crate) fn new(
+        local_addr: SocketAddr,
+        doors: Arc<[Arc<Door>]>,
+        remote: Remote,
+        mut acceptor: Option<AcceptorThread>,
+        mut threads: Vec<JoinHandle<io::Result<()>>>,
+    ) -> Self {
+        threads.extend(acceptor.as_mut().and_then(|a| a.thread.take()));
+        let joined = Mutex::new(JoinState { threads, done: false });
+        let inner = Inner {
+            local_addr,
+            doors,
+            remote,
+            acceptor,
+            joined,
+            joined_cv: Condvar::new(),
+        };
+        ServerHandle {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Number of event loops.
+    pub fn loops(&self) -> usize {
+        self.inner.doors.len()
+    }
+
+    /// A handle that reaches any connection by id.
+    pub fn remote(&self) -> Remote {
+        self.inner.remote.clone()
+    }
+
+    /// Counters summed over all loops (and the acceptor thread). Each loop's
+    /// part is at most one of its turns old.
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for stats in self.loop_stats() {
+            total.merge(&stats);
+        }
+        if let Some(acceptor) = &self.inner.acceptor {
+            total.accept_backoffs += acceptor.shared.backoffs.load(Ordering::Relaxed);
+            total.rejected += acceptor.shared.rejected.load(Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// Each loop's counters, by loop index.
+    pub fn loop_stats(&self) -> Vec<Stats> {
+        self.inner
+            .doors
+            .iter()
+            .map(|door| door.stats.snapshot())
+            .collect()
+    }
+
+    /// Shuts the server down gracefully and returns at once:
+    ///
+    /// 1. accepting stops at once: the listeners close;
+    /// 2. every connection stops reading, flushes what it has queued, and
+    ///    closes with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown)
+    ///    (after [`Handler::on_close`](crate::Handler::on_close));
+    /// 3. connections still not flushed after `grace` (a peer that stopped
+    ///    reading) are reset;
+    /// 4. each loop thread exits when it has no connection left.
+    ///
+    /// [`join`](ServerHandle::join) waits for the end. Calling `shutdown`
+    /// again shortens the grace period if the new one ends sooner.
+    pub fn shutdown(&self, grace: Duration) {
+        if let Some(acceptor) = &self.inner.acceptor {
+            acceptor.stop();
+        }
+        for door in self.inner.doors.iter() {
+            door.send(Command::Shutdown(grace));
+        }
+    }
+
+    /// Blocks until every loop thread (and the acceptor) has exited, which
+    /// happens only after [`shutdown`](ServerHandle::shutdown). Any clone may
+    /// join; all return once the server is down.
+    ///
+    /// # Errors
+    ///
+    /// The first error a loop ended with (a broken poller), or an error if a
+    /// loop thread panicked. Only the first caller sees errors.
+    pub fn join(&self) -> io::Result<()> {
+        let mut state = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
+        if state.threads.is_empty() {
+            while !state.done {
+                state = self
+                    .inner
+                    .joined_cv
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            return Ok(());
+        }
+        let threads = std::mem::take(&mut state.threads);
+        drop(state);
+        let mut result = Ok(());
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop thread panicked")));
+            result = result.and(outcome);
+        }
+        let mut state = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
+        state.done = true;
+        self.inner.joined_cv.notify_all();
+        result
+    }
+
+    /// Shuts the server down with `grace` on the first SIGINT (Ctrl-C) or
+    /// SIGTERM, and without grace on a second one. Spawns a thread that
+    /// waits for the signals.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the signal handlers cannot be installed.
+    pub fn shutdown_on_signals(&self, grace: Duration) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let handle = self.clone();
+        std::thread::Builder::new()
+            .name("evloop-signals".into())
+            .spawn(move || {
+                for (count, signal) in signals.forever().enumerate() {
+                    let grace = if count == 0 { grace } else { Duration::ZERO };
+                    info!("signal {signal}: shutting down (grace {grace:?})");
+                    handle.shutdown(grace);
+                }
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! [`Server`]: several event loops in one process, one per thread.
+
+mod acceptor;
+mod builder;
+mod handle;
+
+pub use builder::{Balance, Server};
+pub use handle::ServerHandle;

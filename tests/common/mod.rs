@@ -184,3 +184,11 @@ pub fn finish_and_expect_eof(mut stream: TcpStream) {
     assert!(clean, "connection was reset instead of closed");
     assert!(rest.is_empty(), "unexpected {} trailing bytes", rest.len());
 }
+
+/// Reads exactly `n` bytes.
+#[track_caller]
+pub fn read_exact_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).unwrap();
+    buf
+}

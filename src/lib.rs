@@ -35,8 +35,13 @@
 //! * [`Conn`] — what a handler can do to its connection during a callback:
 //!   write (copying, or zero-copy [`bytes::Bytes`]), close, abort, shut down
 //!   the write half, pause and resume reading, timers, idle timeout.
-//! * [`EventLoop`] — the reactor that drives handlers; its docs state the
-//!   loop's contract. [`LoopHandle`] reaches it from other threads.
+//! * [`EventLoop`] — the reactor that drives handlers, one thread; its docs
+//!   state the loop's contract. [`LoopHandle`] reaches it from other threads.
+//! * [`Server`] — several loops in one process, one per thread, with
+//!   [`Balance`] choosing how connections reach them; [`ServerHandle`] gives
+//!   stats, graceful shutdown and join.
+//! * [`Remote`] — the cross-thread door: write to, close, or run a closure on
+//!   any connection by its [`ConnId`], from any thread or handler.
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
 //!   budget, idle timeout.
 //! * [`Stats`] — per-loop counters; [`sys`] — OS measurements (CPU time,

@@ -210,10 +210,10 @@ fn a_handler_broadcasts_to_connections_on_other_loops() {
     let seen = wait_until("3 ids", || {
         Some(ids.lock().unwrap().clone()).filter(|i| i.len() == 3)
     });
-    assert_ne!(
-        seen[0].loop_index(),
-        seen[1].loop_index(),
-        "round-robin put a and b on one loop"
+    // Round-robin put a and c on loop 0 and b on loop 1: a's line crosses loops.
+    assert!(
+        seen.iter().any(|id| id.loop_index() != seen[0].loop_index()),
+        "all on one loop: {seen:?}"
     );
     a.write_all(b"all:hello\n").unwrap();
     for client in [b, c] {
@@ -319,4 +319,36 @@ fn handles_are_send_and_sync() {
     assert_send_sync::<ServerHandle>();
     assert_send_sync::<Remote>();
     assert_send_sync::<evloop::LoopHandle>();
+}
+
+#[test]
+fn remote_close_and_a_panicking_remote_closure_close_only_their_target() {
+    let _serial = serial();
+    let (server, ids) = start_lines(2, Balance::RoundRobin);
+    // One at a time, so that ids[i] is the i-th client's.
+    let mut clients = Vec::new();
+    for n in 1..=3 {
+        clients.push(connect(&server));
+        wait_until("its id", || Some(()).filter(|_| ids.lock().unwrap().len() == n));
+    }
+    let (mut closed, mut panicked, mut healthy) = (clients.remove(0), clients.remove(0), clients.remove(0));
+    let seen = ids.lock().unwrap().clone();
+    let remote = server.remote();
+    remote.write(seen[0], "bye\n").unwrap();
+    remote.close(seen[0]).unwrap();
+    remote
+        .run(seen[1], |_| panic!("a remote closure panics"))
+        .unwrap();
+    let mut got = Vec::new();
+    closed.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye\n", "output queued before close() is flushed first");
+    let _ = panicked.read_to_end(&mut Vec::new()); // a reset or an end of stream
+    let stats = wait_until("2 closed", || {
+        Some(server.stats()).filter(|s| s.closed_total() == 2)
+    });
+    assert_eq!(stats.closed_by(&CloseReason::Closed), 1);
+    assert_eq!(stats.closed_by(&CloseReason::Panicked), 1);
+    healthy.write_all(b"alive\n").unwrap();
+    assert_eq!(common::read_exact_n(&mut healthy, 6), b"alive\n");
+    stop(server, Duration::from_secs(1));
 }

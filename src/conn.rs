@@ -10,10 +10,14 @@ use crate::Remote;
 use crate::buf::OutputQueue;
 use crate::timer::{TimerId, TimerQueue};
 
-/// Identifies a connection; unique within a process for the life of its loop.
+/// Identifies a connection within its [`Server`](crate::Server) (or lone
+/// [`EventLoop`](crate::EventLoop)): which loop owns it, and its slot and
+/// generation there.
 ///
 /// An id names one connection only: once that connection closes, its id never
-/// names another, even though the slot it occupied is reused.
+/// names another, even though the slot it occupied is reused. Ids of two
+/// separate servers in one process may be equal; each server's
+/// [`Remote`](crate::Remote) reaches only its own connections.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     /// Index of the loop that owns the connection.
@@ -279,7 +283,7 @@ impl<'a> Conn<'a> {
             token: self.state.token,
             kind: TimerKind::User,
         };
-        let id = self.timers.insert(self.now + after, owner);
+        let id = self.timers.insert(crate::timer::deadline(self.now, after), owner);
         self.state.timers.push(id);
         id
     }

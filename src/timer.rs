@@ -18,7 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Identifies a timer; unique within one event loop for its whole life.
 ///
@@ -31,6 +31,15 @@ impl fmt::Debug for TimerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TimerId({})", self.0)
     }
+}
+
+/// How far ahead a timer set for "forever" fires: `Instant` cannot hold
+/// `now + Duration::MAX`, and a century is as good as never.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + after`, saturating at a century ahead instead of overflowing.
+pub(crate) fn deadline(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after.min(FOREVER)).unwrap_or(now)
 }
 
 /// Below this many heap slots garbage is never worth a rebuild.
@@ -138,7 +147,6 @@ impl<T> TimerQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn at(base: Instant, ms: u64) -> Instant {
         base + Duration::from_millis(ms)
@@ -201,6 +209,17 @@ mod tests {
         }
         assert_eq!(q.len(), 1);
         assert!(q.slots() < 2 * MIN_COMPACT_LEN, "heap holds {} slots", q.slots());
+    }
+
+    #[test]
+    fn a_deadline_of_duration_max_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        let far = deadline(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(3600 * 24 * 365));
+        assert_eq!(
+            deadline(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 
     #[test]

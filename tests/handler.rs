@@ -277,3 +277,52 @@ fn shutdown_flushes_large_queued_replies_before_closing() {
     drop((client, server));
     assert_fds_return_to(fds);
 }
+
+/// Streams `total` bytes: writes until the high watermark is passed, then
+/// waits for `on_drained` to write more; closes when done.
+struct Streamer {
+    left: usize,
+}
+
+impl Streamer {
+    fn fill(&mut self, conn: &mut Conn<'_>) {
+        while self.left > 0 && conn.pending_output() <= 64 * 1024 {
+            let n = self.left.min(16 * 1024);
+            conn.write(&vec![b's'; n]);
+            self.left -= n;
+        }
+        if self.left == 0 {
+            conn.close();
+        }
+    }
+}
+
+impl Handler for Streamer {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.fill(conn);
+    }
+    fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+        input.clear();
+    }
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        self.fill(conn);
+    }
+}
+
+#[test]
+fn on_drained_keeps_a_streaming_handler_going_even_when_the_socket_takes_everything() {
+    let _serial = serial();
+    const TOTAL: usize = 32 * 1024 * 1024;
+    let server = TestServer::start(Config::default(), || Streamer { left: TOTAL });
+    let mut client = server.connect();
+    let mut got = 0;
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        match client.read(&mut buf).unwrap() {
+            0 => break,
+            n => got += n,
+        }
+    }
+    assert_eq!(got, TOTAL);
+    server.wait_for_stats("closed", |s| s.closed_by(&CloseReason::Closed) == 1);
+}

@@ -63,9 +63,9 @@ fn a_client_that_never_reads_pauses_the_server_and_memory_stays_bounded() {
     let mut got = vec![0; sent];
     client.read_exact(&mut got).unwrap();
     assert!(got[..] == data[..sent], "echo differs after backpressure");
-    let resumed = server.stats();
-    assert_eq!(resumed.bytes_read, sent as u64);
-    assert_eq!(resumed.bytes_written, sent as u64);
+    // Counters are published at the end of each turn; wait for the last one.
+    server.wait_for_stats("all counted", |s| s.bytes_written == sent as u64);
+    assert_eq!(server.stats().bytes_read, sent as u64);
 
     drop((client, server));
     assert_fds_return_to(fds);

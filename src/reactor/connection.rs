@@ -28,7 +28,7 @@ use super::event_loop::Core;
 use super::handle::Task;
 use super::io::{self, Read};
 use crate::conn::{ConnState, TimerKind, TimerOwner};
-use crate::timer::TimerId;
+use crate::timer::{TimerId, deadline};
 use crate::{CloseReason, Conn, Handler};
 
 /// A connection owned by a reactor loop.
@@ -60,6 +60,9 @@ pub(crate) struct Connection<H> {
     write_shut: bool,
     /// Queued on the loop's carry-over list, to be read next turn.
     pub(crate) carried: bool,
+    /// Output drained below the low watermark; `on_drained` runs in the
+    /// carried phase.
+    drained_due: bool,
     /// The handler resumed reading after pausing with input left unconsumed;
     /// that input is handed to `on_data` again before the socket is read.
     redeliver: bool,
@@ -92,6 +95,7 @@ impl<H: Handler> Connection<H> {
             write_shut: false,
             carried: false,
             redeliver: false,
+            drained_due: false,
             last_active: now,
             idle_timer: None,
         }
@@ -235,7 +239,8 @@ impl<H: Handler> Connection<H> {
     /// Writes queued output, then updates interest, watermarks and any
     /// pending close or shutdown.
     fn progress(&mut self, core: &mut Core) {
-        if !self.state.out.is_empty() && !self.flush(core) {
+        let queued = self.state.out.len();
+        if queued > 0 && !self.flush(core) {
             return;
         }
         let pending = self.state.out.len();
@@ -248,14 +253,14 @@ impl<H: Handler> Connection<H> {
             }
         }
         self.set_writable_interest(core, pending > 0);
-        self.watermarks(core, pending);
+        self.watermarks(core, queued, pending);
     }
 
     /// Writes until the queue is empty or the socket is full. Returns false if
     /// the connection failed and was finished.
     fn flush(&mut self, core: &mut Core) -> bool {
         while !self.state.out.is_empty() {
-            match self.state.out.write_to(&mut self.stream) {
+            match self.state.out.write_to(&mut io::NoSigPipe(&self.stream)) {
                 Ok(n) => {
                     core.counters.writes += 1;
                     core.counters.bytes_written += n as u64;
@@ -272,18 +277,32 @@ impl<H: Handler> Connection<H> {
         true
     }
 
-    /// Pauses reading above the high watermark; resumes it and calls
-    /// `on_drained` at the low watermark.
-    fn watermarks(&mut self, core: &mut Core, pending: usize) {
-        if !self.backpressured && pending > core.config.high_watermark {
+    /// Pauses reading once a callback has queued more than the high
+    /// watermark (even if the socket then took it all at once); at the low
+    /// watermark resumes reading and schedules `on_drained` for the carried
+    /// phase, so a handler streaming from `on_drained` into a fast socket
+    /// loops through turns instead of recursing.
+    fn watermarks(&mut self, core: &mut Core, queued: usize, pending: usize) {
+        if !self.backpressured && queued > core.config.high_watermark {
             self.backpressured = true;
             core.counters.read_pauses += 1;
-            trace!("{}: {pending} bytes queued, pausing reads", self.state.id);
-        } else if self.backpressured && pending <= core.config.low_watermark {
+            trace!("{}: {queued} bytes queued, pausing reads", self.state.id);
+        }
+        if self.backpressured && pending <= core.config.low_watermark {
             self.backpressured = false;
+            self.drained_due = true;
             self.carry(core);
+        }
+    }
+
+    /// Serves a connection from the carry-over list: a due `on_drained`, then
+    /// reading.
+    pub(crate) fn serve_carried(&mut self, core: &mut Core) {
+        self.carried = false;
+        if std::mem::take(&mut self.drained_due) && !self.finished {
             self.call(core, |h, conn, _| h.on_drained(conn));
         }
+        self.read(core);
     }
 
     /// Registers or drops WRITABLE interest so it is held only while output
@@ -351,7 +370,7 @@ impl<H: Handler> Connection<H> {
                 token: self.state.token,
                 kind: TimerKind::Idle,
             };
-            self.idle_timer = Some(core.timers.insert(self.last_active + timeout, owner));
+            self.idle_timer = Some(core.timers.insert(deadline(self.last_active, timeout), owner));
         }
     }
 

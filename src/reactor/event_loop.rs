@@ -386,8 +386,7 @@ where
         for token in std::mem::take(&mut self.core.carried) {
             if let Some(conn) = live(&mut self.conns, token) {
                 if conn.carried {
-                    conn.carried = false;
-                    conn.read(&mut self.core);
+                    conn.serve_carried(&mut self.core);
                 }
             }
         }

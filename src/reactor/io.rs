@@ -55,3 +55,23 @@ pub(crate) fn would_block(err: &io::Error) -> bool {
 pub(crate) fn interrupted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
 }
+
+/// Writes to a socket with `MSG_NOSIGNAL`, so a peer that reset the connection
+/// yields `EPIPE` instead of a `SIGPIPE` that would kill a process which has
+/// not ignored the signal (Rust binaries do; C hosts and some runtimes don't).
+#[derive(Debug)]
+pub(crate) struct NoSigPipe<'a>(pub(crate) &'a TcpStream);
+
+impl std::io::Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(self.0).send_with_flags(buf, libc::MSG_NOSIGNAL)
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+        SockRef::from(self.0).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

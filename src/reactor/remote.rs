@@ -42,6 +42,9 @@ use crate::{Conn, ConnId};
 ///         }
 ///     }
 /// }
+///
+/// # let target = None::<evloop::ConnId>;
+/// # if let Some(id) = target { let _ = Forward(id); }
 /// ```
 #[derive(Clone)]
 pub struct Remote {

@@ -1,0 +1,75 @@
+//! The body of a connection thread: register, make the handler, serve the
+//! connection, close it, call `on_close`, with every panic caught.
+
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, error};
+use socket2::SockRef;
+
+use super::connection::Connection;
+use super::link::{Link, Registration};
+use super::shared::Shared;
+use crate::conn::{ConnId, ConnState};
+use crate::{CloseReason, Config, Handler};
+
+/// A connection handed to its thread.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    /// Its serial number in the registry, also its [`ConnId`]'s token.
+    pub(super) serial: u64,
+    /// Its socket and counters.
+    pub(super) link: Arc<Link>,
+    /// The peer's address, as `accept` returned it.
+    pub(super) peer: SocketAddr,
+}
+
+/// Serves one admitted connection on the calling thread, from making its
+/// handler to `on_close`. Never panics: a panic that escapes the handler's
+/// callbacks (its factory, its `Drop`) is caught and logged here.
+pub(super) fn serve<F, H>(shared: &Shared, config: &Config, factory: &F, accepted: Accepted)
+where
+    F: Fn() -> H,
+    H: Handler,
+{
+    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+        serve_unguarded(shared, config, factory, accepted)
+    }));
+    if served.is_err() {
+        shared.count_panic();
+        error!("a connection thread panicked outside the handler's callbacks");
+    }
+}
+
+/// [`serve`] without the last-resort catch.
+fn serve_unguarded<F, H>(shared: &Shared, config: &Config, factory: &F, accepted: Accepted)
+where
+    F: Fn() -> H,
+    H: Handler,
+{
+    let Accepted { serial, link, peer } = accepted;
+    let registration = Registration::open(shared, serial, link);
+    let link = registration.link();
+    let token = mio::Token(serial as usize);
+    let id = ConnId::new(0, token);
+    debug!("{id}: accepted from {peer}");
+    if config.nodelay {
+        let _ = link.stream.set_nodelay(true);
+    }
+    let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(factory)) else {
+        link.counters.panicked();
+        error!("{id}: the handler factory panicked; closing this connection");
+        let _ = SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
+        return registration.close(CloseReason::Panicked);
+    };
+    let state = ConnState::new(id, token, peer, config.idle_timeout);
+    let (mut handler, reason) = Connection::new(link, shared, config, handler, state).run();
+    registration.close(reason.clone());
+    debug!("{id}: closed ({reason})");
+    if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(&reason))).is_err() {
+        shared.count_panic();
+        error!("{id}: handler panicked in on_close");
+    }
+}

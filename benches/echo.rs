@@ -2,8 +2,9 @@
 //!
 //! `cargo bench --bench echo`. One blocking client sends a message and waits
 //! for its echo; criterion reports time and throughput per round trip. This
-//! measures latency of a single connection, not the many-connection cost the
-//! `loadgen` example and `scripts/measure_echo.sh` measure.
+//! measures latency of a single connection, not the many-connection cost that
+//! `benches/models.rs` (reactor against threads, in-process), the `compare`
+//! example and `scripts/measure_echo.sh` (child processes) measure.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

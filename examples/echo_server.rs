@@ -10,7 +10,9 @@
 //!
 //! Options: `--addr HOST:PORT` (default 127.0.0.1:7000), `--threads N` event
 //! loops (default: one per core), `--balance reuseport|roundrobin|least`
-//! (default reuseport; see `evloop::Balance`).
+//! (default reuseport; see `evloop::Balance`), `--model reactor|threads`
+//! (default reactor; `threads` runs the same handler one OS thread per
+//! connection, the baseline the comparison tools measure against).
 //!
 //! Poke it from another terminal with `nc 127.0.0.1 7000`: type a line, get it
 //! back; Ctrl-D ends your side and the server closes after echoing the rest.
@@ -25,7 +27,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evloop::{Balance, Conn, Handler, Server};
+use evloop::{Balance, Conn, Handler, Model, Server};
 
 /// Echoes whatever arrives.
 struct Echo;
@@ -44,29 +46,42 @@ struct Options {
     threads: Option<usize>,
     /// How connections are spread over loops.
     balance: Balance,
+    /// Event loops or a thread per connection.
+    model: Model,
 }
 
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let options = parse_options().unwrap_or_else(|msg| {
-        eprintln!("echo_server: {msg}\nusage: echo_server [--addr HOST:PORT] [--threads N] [--balance reuseport|roundrobin|least]");
+        eprintln!("echo_server: {msg}\n{USAGE}");
         std::process::exit(2);
     });
-    let mut server = Server::new(options.addr).balance(options.balance);
+    let mut server = Server::new(options.addr)
+        .balance(options.balance)
+        .model(options.model);
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
     let handle = server.start(|| Echo)?;
     handle.shutdown_on_signals(Duration::from_secs(5))?;
-    log::info!(
-        "echo server listening on {} with {} loop(s)",
-        handle.local_addr(),
-        handle.loops()
-    );
+    match options.model {
+        Model::Reactor => log::info!(
+            "echo server on {} with {} loop(s)",
+            handle.local_addr(),
+            handle.loops()
+        ),
+        Model::Threads => log::info!(
+            "echo server on {}, one thread per connection",
+            handle.local_addr()
+        ),
+    }
     handle.join()?;
     log::info!("stopped; {:?}", handle.stats());
     Ok(())
 }
+
+/// Command-line synopsis.
+const USAGE: &str = "usage: echo_server [--addr HOST:PORT] [--threads N] [--balance reuseport|roundrobin|least] [--model reactor|threads]";
 
 /// Parses the command line.
 fn parse_options() -> Result<Options, String> {
@@ -74,6 +89,7 @@ fn parse_options() -> Result<Options, String> {
         addr: "127.0.0.1:7000".parse().unwrap(),
         threads: None,
         balance: Balance::ReusePort,
+        model: Model::Reactor,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -82,6 +98,7 @@ fn parse_options() -> Result<Options, String> {
             "--addr" => options.addr = value.parse().map_err(|e| format!("bad --addr {value:?}: {e}"))?,
             "--threads" => options.threads = Some(parse_threads(&value)?),
             "--balance" => options.balance = parse_balance(&value)?,
+            "--model" => options.model = parse_model(&value)?,
             _ => return Err(format!("unknown option {flag:?}")),
         }
     }
@@ -95,6 +112,15 @@ fn parse_threads(value: &str) -> Result<usize, String> {
         _ => Err(format!(
             "bad --threads {value:?}: expected a whole number of at least 1"
         )),
+    }
+}
+
+/// An execution model by name.
+fn parse_model(value: &str) -> Result<Model, String> {
+    match value {
+        "reactor" => Ok(Model::Reactor),
+        "threads" => Ok(Model::Threads),
+        _ => Err(format!("bad --model {value:?}: expected reactor or threads")),
     }
 }
 

@@ -1,40 +1,75 @@
-//! Closed-loop echo load generator: one thread, one `mio::Poll`.
+//! Echo load generator: one thread, one `mio::Poll`, checked bytes, HDR latency.
 //!
-//! Opens `--conns` connections (TCP_NODELAY); each keeps `--depth` messages of
-//! `--size` bytes in flight and sends the next one whenever a whole echo has
-//! come back. Every echoed byte is checked: message `seq` on connection `c` is
-//! a window into a fixed pseudo-random alphanumeric table, shifted by
-//! `(97 * seq + 13 * c) % 251`, so consecutive messages differ and a lost,
-//! duplicated or reordered byte shows up. A mismatch, a connection closed by
-//! the server or any I/O error aborts with exit status 1.
+//! Opens `--conns` connections (TCP_NODELAY) and drives them in one of three modes:
 //!
-//! After `--warmup` seconds a measurement window of `--duration` seconds (or
-//! of `--count` messages) starts. With `--pid`, the server's CPU time
-//! (`/proc/PID/stat` utime+stime) and context switches (sum over
-//! `/proc/PID/task/*/status`) are sampled at the window's edges. One line goes
-//! to stdout at the end, e.g.
+//! * **closed loop** (default): each connection keeps `--depth` messages of
+//!   `--size` bytes in flight and sends the next one whenever a whole echo has
+//!   come back. Latency runs from the moment a message is queued.
+//! * **fixed rate** (`--rate MSGS_PER_S`): messages are due at a fixed total
+//!   rate, spread round-robin over the connections; a connection sends a due
+//!   message as soon as it has fewer than `--depth` in flight. Latency runs
+//!   from the time the message was *due*, not from when it could be sent, so a
+//!   stalled server is charged for every message it kept waiting (correction
+//!   for coordinated omission, as wrk2 does). Between two due times under 1 ms
+//!   apart the generator polls without sleeping: it uses a whole core.
+//! * **idle** (`--idle N`): opens N connections that send nothing, prints
+//!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
+//!   `--duration` seconds (or until killed); a connection closed by the server
+//!   is an error. For measuring memory per connection.
 //!
-//! `msgs=123456 secs=5.00 msgs_per_s=24691 p50_us=.. p99_us=.. p999_us=.. max_us=.. server_cpu_us_per_msg=3.21 server_cs_per_1k=12.3 server_cpu_pct=99.0 client_cpu_pct=80.1 errors=0`
+//! Every echoed byte is checked: message `seq` on connection `c` is a window
+//! into a fixed pseudo-random alphanumeric table, shifted by
+//! `(97 * seq + 13 * c) % 251`, so a lost, duplicated or reordered byte shows
+//! up. A mismatch, a connection closed by the server or any I/O error aborts
+//! with exit status 1; bad arguments exit with status 2.
 //!
-//! Run: `cargo run --release --example loadgen -- --addr 127.0.0.1:7001 --pid $(pidof ...)`
+//! After `--warmup` seconds a measurement window of `--duration` seconds (or of
+//! exactly `--count` messages) starts. Latencies go into an HDR histogram (3
+//! significant digits). With `--pid`, the server process is read through
+//! `evloop::sys` at the window's edges: CPU time, context switches (per thread,
+//! summed), threads and resident memory. One line goes to stdout at the end:
+//!
+//! `msgs=123456 secs=5.00 msgs_per_s=24691 p50_us=.. p99_us=.. p999_us=.. max_us=.. server_cpu_us_per_msg=3.21 server_cs_per_1k=12.3 server_cpu_pct=99.0 server_invol_cs_per_1k=0.1 server_threads=2 server_rss_kb=2048 client_cpu_pct=80.1 connect_secs=0.012 errors=0`
+//!
+//! (`target_rate=R` is added in `--rate` mode; server fields are `NA` without
+//! `--pid`.) While a run longer than 3 s goes on and stderr is a terminal, a
+//! progress line on stderr shows the rate and p99 so far.
+//!
+//! Run: `cargo run --release --example loadgen -- --addr 127.0.0.1:7001 --pid $(pidof mio_echo)`
+//!
+//! Limits: connections are opened one after the other with blocking connects
+//! (thousands take a fraction of a second on loopback); one thread drives them
+//! all, so check `client_cpu_pct` stays well under 100 or the generator, not
+//! the server, is what was measured.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IsTerminal, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use evloop::sys::{self, ProcessStats};
+use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 /// Number of distinct shifts of the pattern table (prime).
 const PERIOD: usize = 251;
+/// Runs at least this long (warmup and window) get a progress line.
+const PROGRESS_AFTER: f64 = 3.0;
+/// The largest latency the histogram tells apart (one hour, in nanoseconds).
+const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
-const USAGE: &str = "usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D]
+const USAGE: &str =
+    "usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N] [--timeout SECS] [--pid PID]
+       loadgen --idle N [--addr HOST:PORT] [--duration SECS]
 defaults: --addr 127.0.0.1:7000 --conns 100 --size 64 --depth 1 --warmup 1 --duration 5
+--rate sends at a fixed total rate, latency measured from each message's due time;
 --count N ends the window after exactly N echoes instead of after --duration;
---timeout (default 120) bounds such a run: exceeding it is an error.";
+--timeout (default 120) bounds such a run: exceeding it is an error;
+--idle N opens N connections that send nothing and holds them for --duration.";
 
+/// Prints a message and exits with status 1 (a failed run).
 macro_rules! fail {
     ($($arg:tt)*) => {{
         eprintln!("loadgen: {}", format_args!($($arg)*));
@@ -42,23 +77,44 @@ macro_rules! fail {
     }};
 }
 
+/// Prints a message and the usage and exits with status 2 (bad arguments).
+macro_rules! usage {
+    ($($arg:tt)*) => {{
+        eprintln!("loadgen: {}\n{USAGE}", format_args!($($arg)*));
+        std::process::exit(2)
+    }};
+}
+
+/// Command-line options.
 struct Opts {
+    /// The server.
     addr: SocketAddr,
+    /// Connections to open.
     conns: usize,
+    /// Bytes per message.
     size: usize,
+    /// Messages in flight per connection (at most, in `--rate` mode).
     depth: usize,
+    /// Total messages per second in fixed-rate mode; `None`: closed loop.
+    rate: Option<f64>,
+    /// Seconds before the window starts.
     warmup: f64,
+    /// Length of the window in seconds (hold time in idle mode).
     duration: f64,
+    /// Exact number of echoes in the window, instead of `duration`.
     count: Option<u64>,
+    /// Bound on a `count` run, in seconds after the warmup.
     timeout: f64,
+    /// The server process to read at the window's edges.
     pid: Option<u32>,
+    /// Idle mode: connections to open and hold.
+    idle: Option<usize>,
 }
 
 fn parse_opts() -> Opts {
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
-        let v = v.unwrap_or_else(|| fail!("{flag} needs a value\n{USAGE}"));
-        v.parse()
-            .unwrap_or_else(|_| fail!("bad value {v:?} for {flag}\n{USAGE}"))
+        let v = v.unwrap_or_else(|| usage!("{flag} needs a value"));
+        v.parse().unwrap_or_else(|_| usage!("bad value {v:?} for {flag}"))
     }
     let mut addr = "127.0.0.1:7000".to_string();
     let mut o = Opts {
@@ -66,48 +122,62 @@ fn parse_opts() -> Opts {
         conns: 100,
         size: 64,
         depth: 1,
+        rate: None,
         warmup: 1.0,
         duration: 5.0,
         count: None,
         timeout: 120.0,
         pid: None,
+        idle: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0)
+        }
         let v = args.next();
         match flag.as_str() {
-            "--addr" => addr = v.unwrap_or_else(|| fail!("--addr needs a value")),
+            "--addr" => addr = v.unwrap_or_else(|| usage!("--addr needs a value")),
             "--conns" => o.conns = num(&flag, v),
             "--size" => o.size = num(&flag, v),
             "--depth" => o.depth = num(&flag, v),
+            "--rate" => o.rate = Some(num(&flag, v)),
             "--warmup" => o.warmup = num(&flag, v),
             "--duration" => o.duration = num(&flag, v),
             "--count" => o.count = Some(num(&flag, v)),
             "--timeout" => o.timeout = num(&flag, v),
             "--pid" => o.pid = Some(num(&flag, v)),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
-            _ => fail!("unknown argument {flag:?}\n{USAGE}"),
+            "--idle" => o.idle = Some(num(&flag, v)),
+            _ => usage!("unknown argument {flag:?}"),
         }
     }
     o.addr = (addr.to_socket_addrs().ok().and_then(|mut a| a.next()))
-        .unwrap_or_else(|| fail!("cannot resolve --addr {addr:?}"));
+        .unwrap_or_else(|| usage!("cannot resolve --addr {addr:?}"));
+    check_opts(&o);
+    o
+}
+
+/// Exits with a usage error for values no run can use.
+fn check_opts(o: &Opts) {
     let secs_ok = |s: f64| s.is_finite() && s >= 0.0;
-    if o.conns == 0 || o.size == 0 || o.depth == 0 {
-        fail!("--conns, --size and --depth must be at least 1");
+    if o.conns == 0 || o.size == 0 || o.depth == 0 || o.idle == Some(0) {
+        usage!("--conns, --size, --depth and --idle must be at least 1");
     }
     if !secs_ok(o.warmup) || !secs_ok(o.duration) || !secs_ok(o.timeout) {
-        fail!("--warmup, --duration and --timeout must be non-negative seconds");
+        usage!("--warmup, --duration and --timeout must be non-negative seconds");
     }
-    o
+    if o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        usage!("--rate must be a positive number of messages per second");
+    }
 }
 
 /// Message contents: message `seq` of connection `conn` is `size` bytes of a
 /// fixed table, starting at a shift that changes with every message.
 struct Pattern {
+    /// `size + PERIOD` pseudo-random alphanumeric bytes.
     table: Vec<u8>,
+    /// Bytes per message.
     size: usize,
 }
 
@@ -132,79 +202,71 @@ impl Pattern {
     }
 }
 
-/// Log-linear histogram of nanoseconds: 64 buckets per power of two (<1.6% error).
-struct Hist {
-    counts: Vec<u64>,
-    n: u64,
-    max: u64,
+/// When messages are due in `--rate` mode. Global slot `g` goes to connection
+/// `g % conns` as its message `g / conns`, at `start + g / rate`.
+struct Schedule {
+    /// Due time of slot 0.
+    start: Instant,
+    /// Messages per second, all connections together.
+    rate: f64,
+    /// Number of connections.
+    conns: u64,
+    /// The first slot not yet released to its connection.
+    next: u64,
 }
 
-const SUB_BITS: u32 = 6;
-const SUB: u64 = 1 << SUB_BITS;
-
-impl Hist {
-    fn new() -> Self {
-        Hist {
-            counts: vec![0; ((64 - SUB_BITS + 1) as u64 * SUB) as usize],
-            n: 0,
-            max: 0,
-        }
+impl Schedule {
+    /// Due time of global slot `slot`.
+    fn slot_time(&self, slot: u64) -> Instant {
+        self.start + Duration::from_secs_f64(slot as f64 / self.rate)
     }
 
-    fn record(&mut self, v: u64) {
-        let idx = if v < SUB {
-            v
-        } else {
-            let e = 63 - v.leading_zeros();
-            (e - SUB_BITS + 1) as u64 * SUB + ((v >> (e - SUB_BITS)) - SUB)
-        };
-        self.counts[idx as usize] += 1;
-        self.n += 1;
-        self.max = self.max.max(v);
-    }
-
-    /// The value at quantile `q` (middle of its bucket), in nanoseconds.
-    fn quantile(&self, q: f64) -> u64 {
-        let rank = ((q * self.n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (idx, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let idx = idx as u64;
-                if idx < SUB {
-                    return idx;
-                }
-                let shift = (idx / SUB) as u32 - 1;
-                let low = (idx % SUB + SUB) << shift;
-                return (low + (1u64 << shift) / 2).min(self.max);
-            }
-        }
-        self.max
+    /// Due time of message `seq` of connection `conn`.
+    fn due(&self, conn: usize, seq: u64) -> Instant {
+        self.slot_time(seq * self.conns + conn as u64)
     }
 }
 
+/// One client connection.
 struct Conn {
+    /// The socket, nonblocking.
     stream: TcpStream,
     /// Bytes queued for sending; `out[..out_pos]` is already sent.
     out: Vec<u8>,
+    /// See `out`.
     out_pos: usize,
-    /// Messages queued so far, and messages whose echo is complete.
+    /// Messages queued so far.
     sent: u64,
+    /// Messages whose echo is complete.
     recv: u64,
     /// Bytes of message `recv` received so far.
     recv_off: usize,
-    /// Send times of the messages in flight.
-    sent_at: VecDeque<Instant>,
+    /// In `--rate` mode, messages whose due time has passed (sent or not).
+    due: u64,
+    /// Start times (due or queued) of the messages in flight, oldest first.
+    started: VecDeque<Instant>,
 }
 
 /// Counters shared by all connections.
 struct Load {
+    /// Message contents.
     pat: Pattern,
-    hist: Hist,
+    /// Latencies of messages completed in the window, in nanoseconds.
+    hist: Histogram<u64>,
+    /// Whether the measurement window has started.
     in_window: bool,
+    /// Messages completed in the window.
     window_msgs: u64,
+    /// Messages completed since the start, warmup included.
+    completed: u64,
+    /// Messages in flight over all connections.
     in_flight: u64,
+    /// The window's exact length in messages, if `--count`.
     count: Option<u64>,
+    /// Most messages in flight per connection.
+    depth: u64,
+    /// Due times, in `--rate` mode.
+    schedule: Option<Schedule>,
 }
 
 impl Load {
@@ -216,11 +278,41 @@ impl Load {
         }
     }
 
-    fn queue(&mut self, conn: &mut Conn, idx: usize, now: Instant) {
-        conn.out.extend_from_slice(self.pat.msg(idx, conn.sent));
-        conn.sent += 1;
-        conn.sent_at.push_back(now);
-        self.in_flight += 1;
+    /// Queues as many messages on `conn` as its depth and the schedule allow.
+    fn refill(&mut self, conn: &mut Conn, idx: usize, now: Instant) {
+        while conn.sent - conn.recv < self.depth && self.may_send() {
+            let start = match &self.schedule {
+                None => now,
+                Some(_) if conn.sent >= conn.due => return,
+                Some(s) => s.due(idx, conn.sent),
+            };
+            conn.out.extend_from_slice(self.pat.msg(idx, conn.sent));
+            conn.sent += 1;
+            conn.started.push_back(start);
+            self.in_flight += 1;
+        }
+    }
+
+    /// Gives every connection the messages that fell due by `now`, and sends them.
+    fn release_due(&mut self, conns: &mut [Conn], now: Instant) {
+        loop {
+            let idx = match &mut self.schedule {
+                Some(s) if s.slot_time(s.next) <= now => {
+                    s.next += 1;
+                    ((s.next - 1) % s.conns) as usize
+                }
+                _ => return,
+            };
+            let conn = &mut conns[idx];
+            conn.due += 1;
+            self.refill(conn, idx, now);
+            flush(conn, idx);
+        }
+    }
+
+    /// When the next message falls due, in `--rate` mode.
+    fn next_due(&self) -> Option<Instant> {
+        self.schedule.as_ref().map(|s| s.slot_time(s.next))
     }
 
     /// Checks echoed bytes, completes messages and starts their successors.
@@ -244,23 +336,28 @@ impl Load {
             data = &data[take..];
             conn.recv_off += take;
             if conn.recv_off == self.pat.size {
-                conn.recv_off = 0;
-                conn.recv += 1;
-                self.in_flight -= 1;
-                let sent_at = conn.sent_at.pop_front().expect("send time of message in flight");
-                if self.in_window {
-                    self.window_msgs += 1;
-                    self.hist
-                        .record(now.saturating_duration_since(sent_at).as_nanos() as u64);
-                }
-                if self.may_send() {
-                    self.queue(conn, idx, now);
-                }
+                self.complete(conn, now);
+                self.refill(conn, idx, now);
             }
+        }
+    }
+
+    /// Records the message whose last byte just arrived.
+    fn complete(&mut self, conn: &mut Conn, now: Instant) {
+        conn.recv_off = 0;
+        conn.recv += 1;
+        self.in_flight -= 1;
+        self.completed += 1;
+        let start = conn.started.pop_front().expect("start time of message in flight");
+        if self.in_window {
+            self.window_msgs += 1;
+            let latency = now.saturating_duration_since(start).as_nanos();
+            self.hist.saturating_record(latency.min(u64::MAX as u128) as u64);
         }
     }
 }
 
+/// Writes what `conn` has queued until done or the socket is full.
 fn flush(conn: &mut Conn, idx: usize) {
     while conn.out_pos < conn.out.len() {
         match conn.stream.write(&conn.out[conn.out_pos..]) {
@@ -275,92 +372,199 @@ fn flush(conn: &mut Conn, idx: usize) {
     conn.out_pos = 0;
 }
 
-/// Server CPU seconds (utime+stime) and context switches summed over its threads.
-fn server_sample(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| fail!("cannot read /proc/{pid}/stat: {e}"));
-    // Fields after "(comm)": state is field 3, so utime (14) and stime (15) are 11 and 12.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| -> u64 {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or_else(|| fail!("cannot parse /proc/{pid}/stat"))
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let cpu = (tick(11) + tick(12)) as f64 / hz;
-
-    let mut switches = 0;
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap_or_else(|e| fail!("cannot list /proc/{pid}/task: {e}"));
-    for task in tasks.flatten() {
-        // A thread may exit between listing and reading: skip it.
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
-        for line in status.lines() {
-            if let Some((key, value)) = line.split_once(':') {
-                if key == "voluntary_ctxt_switches" || key == "nonvoluntary_ctxt_switches" {
-                    switches += value.trim().parse::<u64>().unwrap_or(0);
+/// Reads everything `conn` has received and hands it to `load`.
+fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Instant) {
+    loop {
+        match conn.stream.read(buf) {
+            Ok(0) => fail!("conn {idx}: closed by the server"),
+            Ok(n) => {
+                load.received(conn, idx, &buf[..n], now);
+                // epoll(7): on a stream socket a short read means the socket
+                // is drained, so skip the read that would only say WouldBlock.
+                if n < buf.len() {
+                    return;
                 }
             }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => fail!("conn {idx}: read: {e}"),
         }
     }
-    (cpu, switches)
 }
 
+/// Opens `n` connections, registered with `interest`.
+fn connect_all(poll: &Poll, addr: SocketAddr, n: usize, interest: Interest) -> Vec<TcpStream> {
+    (0..n)
+        .map(|idx| {
+            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+                .unwrap_or_else(|e| fail!("connect {addr} (conn {idx} of {n}): {e}"));
+            stream
+                .set_nodelay(true)
+                .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
+            stream
+                .set_nonblocking(true)
+                .unwrap_or_else(|e| fail!("nonblocking: {e}"));
+            let mut stream = TcpStream::from_std(stream);
+            (poll.registry().register(&mut stream, Token(idx), interest))
+                .unwrap_or_else(|e| fail!("register: {e}"));
+            stream
+        })
+        .collect()
+}
+
+/// Polls, retrying on EINTR.
+fn poll_once(poll: &mut Poll, events: &mut Events, timeout: Duration) {
+    match poll.poll(events, Some(timeout)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        Err(e) => fail!("poll: {e}"),
+    }
+}
+
+/// How long to sleep in poll until `deadline`: whole milliseconds, as epoll
+/// rounds up to them, and no sleep at all when it is under 1 ms away.
+fn sleep_until(now: Instant, deadline: Instant) -> Duration {
+    let ms = deadline.saturating_duration_since(now).as_millis();
+    Duration::from_millis(ms.min(u64::MAX as u128) as u64)
+}
+
+/// The server's state as read at one edge of the window.
+fn server_sample(pid: u32) -> ProcessStats {
+    ProcessStats::of(pid).unwrap_or_else(|e| fail!("cannot read server process {pid}: {e}"))
+}
+
+/// This process's CPU time in seconds.
 fn own_cpu() -> f64 {
-    // SAFETY: getrusage only writes into the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
+    sys::cpu_time().map_or(0.0, |t| t.total().as_secs_f64())
 }
 
 /// Where the measurement window started.
 struct Window {
+    /// When it started.
     start: Instant,
-    server: Option<(f64, u64)>,
+    /// The server at that moment, with `--pid`.
+    server: Option<ProcessStats>,
+    /// This process's CPU seconds at that moment.
     client_cpu: f64,
+}
+
+/// A one-line progress report on stderr, redrawn every second.
+struct Progress {
+    /// Off unless stderr is a terminal and the run is long enough.
+    enabled: bool,
+    /// When to redraw next.
+    next: Instant,
+    /// Messages completed at the last redraw, for the rate since.
+    last_msgs: u64,
+}
+
+impl Progress {
+    fn new(o: &Opts, now: Instant) -> Progress {
+        let length = o.warmup + if o.count.is_some() { o.timeout } else { o.duration };
+        Progress {
+            enabled: std::io::stderr().is_terminal() && length > PROGRESS_AFTER,
+            next: now + Duration::from_secs(1),
+            last_msgs: 0,
+        }
+    }
+
+    /// Redraws the line if a second has passed.
+    fn tick(&mut self, now: Instant, begun: Instant, load: &Load) {
+        if !self.enabled || now < self.next {
+            return;
+        }
+        let phase = if load.in_window { "window" } else { "warmup" };
+        let p99 = load.hist.value_at_quantile(0.99) as f64 / 1000.0;
+        eprint!(
+            "\r\x1b[K[{:5.1}s] {phase}: {} msgs/s, window {} msgs, p99 {p99:.1} us",
+            now.duration_since(begun).as_secs_f64(),
+            load.completed - self.last_msgs,
+            load.window_msgs,
+        );
+        self.last_msgs = load.completed;
+        self.next = now + Duration::from_secs(1);
+    }
+
+    /// Erases the line.
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 fn main() {
     let o = parse_opts();
+    match o.idle {
+        Some(n) => hold_idle(&o, n),
+        None => run_load(&o),
+    }
+}
+
+/// `--idle N`: connects, reports, holds the connections for `--duration`.
+fn hold_idle(o: &Opts, n: usize) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
-    let mut conns = Vec::with_capacity(o.conns);
-    for idx in 0..o.conns {
-        let std_stream = std::net::TcpStream::connect_timeout(&o.addr, Duration::from_secs(5))
-            .unwrap_or_else(|e| fail!("connect {} (conn {idx}): {e}", o.addr));
-        std_stream
-            .set_nodelay(true)
-            .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
-        std_stream
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| fail!("nonblocking: {e}"));
-        let mut stream = TcpStream::from_std(std_stream);
-        poll.registry()
-            .register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
-            .unwrap_or_else(|e| fail!("register: {e}"));
-        conns.push(Conn {
+    let start = Instant::now();
+    let mut streams = connect_all(&poll, o.addr, n, Interest::READABLE);
+    println!("idle_conns={n} connect_secs={:.3}", start.elapsed().as_secs_f64());
+    std::io::stdout().flush().unwrap_or_else(|e| fail!("stdout: {e}"));
+
+    let end = Instant::now() + Duration::from_secs_f64(o.duration);
+    let mut events = Events::with_capacity(1024);
+    let mut byte = [0u8; 1];
+    while Instant::now() < end {
+        poll_once(
+            &mut poll,
+            &mut events,
+            end.saturating_duration_since(Instant::now()),
+        );
+        for event in events.iter() {
+            let idx = event.token().0;
+            match streams[idx].read(&mut byte) {
+                Ok(0) => fail!("idle conn {idx}: closed by the server"),
+                Ok(_) => fail!("idle conn {idx}: the server sent data"),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => fail!("idle conn {idx}: {e}"),
+            }
+        }
+    }
+}
+
+/// The closed-loop and fixed-rate modes.
+fn run_load(o: &Opts) {
+    let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
+    let connect_start = Instant::now();
+    let streams = connect_all(&poll, o.addr, o.conns, Interest::READABLE | Interest::WRITABLE);
+    let connect_secs = connect_start.elapsed().as_secs_f64();
+    let mut conns: Vec<Conn> = (streams.into_iter())
+        .map(|stream| Conn {
             stream,
             out: Vec::with_capacity(o.size * o.depth),
             out_pos: 0,
             sent: 0,
             recv: 0,
             recv_off: 0,
-            sent_at: VecDeque::with_capacity(o.depth),
-        });
-    }
+            due: 0,
+            started: VecDeque::with_capacity(o.depth),
+        })
+        .collect();
 
+    let start = Instant::now();
     let mut load = Load {
         pat: Pattern::new(o.size),
-        hist: Hist::new(),
+        hist: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds"),
         in_window: false,
         window_msgs: 0,
+        completed: 0,
         in_flight: 0,
         count: o.count,
+        depth: o.depth as u64,
+        schedule: o.rate.map(|rate| Schedule {
+            start,
+            rate,
+            conns: o.conns as u64,
+            next: 0,
+        }),
     };
     let begin = |load: &mut Load| {
         load.in_window = true;
@@ -370,17 +574,13 @@ fn main() {
             start: Instant::now(),
         }
     };
-    let start = Instant::now();
     let warm_end = start + Duration::from_secs_f64(o.warmup);
     let hard_end = warm_end + Duration::from_secs_f64(o.timeout);
     let mut window = (o.warmup == 0.0).then(|| begin(&mut load));
+    let mut progress = Progress::new(o, start);
 
     for (idx, conn) in conns.iter_mut().enumerate() {
-        for _ in 0..o.depth {
-            if load.may_send() {
-                load.queue(conn, idx, start);
-            }
-        }
+        load.refill(conn, idx, start);
         flush(conn, idx);
     }
 
@@ -391,10 +591,13 @@ fn main() {
         if window.is_none() && now >= warm_end {
             window = Some(begin(&mut load));
         }
+        load.release_due(&mut conns, now);
+        progress.tick(now, start, &load);
         let deadline = match (&window, o.count) {
             (None, _) => warm_end,
             (Some(_), Some(n)) if load.window_msgs >= n => break now,
             (Some(_), Some(n)) if now >= hard_end => {
+                progress.clear();
                 fail!(
                     "--count {n}: only {} echoes after --timeout {}s",
                     load.window_msgs,
@@ -410,64 +613,87 @@ fn main() {
                 end
             }
         };
-        match poll.poll(&mut events, Some(deadline.saturating_duration_since(now))) {
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => fail!("poll: {e}"),
-            Ok(()) => {}
-        }
+        let wake = load.next_due().map_or(deadline, |due| due.min(deadline));
+        let wake = if progress.enabled {
+            wake.min(progress.next)
+        } else {
+            wake
+        };
+        poll_once(&mut poll, &mut events, sleep_until(now, wake));
         let now = Instant::now();
         for event in events.iter() {
             let idx = event.token().0;
             let conn = &mut conns[idx];
-            loop {
-                match conn.stream.read(&mut buf) {
-                    Ok(0) => fail!("conn {idx}: closed by the server"),
-                    Ok(n) => {
-                        load.received(conn, idx, &buf[..n], now);
-                        // epoll(7): on a stream socket a short read means the
-                        // socket is drained, so skip the read that would only
-                        // say WouldBlock (a syscall per message saved).
-                        if n < buf.len() {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => fail!("conn {idx}: read: {e}"),
-                }
-            }
+            drain(conn, idx, &mut load, &mut buf, now);
             flush(conn, idx);
         }
     };
+    progress.clear();
 
     let w = window.expect("window started before it ended");
-    let server_end = o.pid.map(server_sample);
-    let client_cpu = own_cpu() - w.client_cpu;
-    let secs = end.duration_since(w.start).as_secs_f64();
+    let outcome = Outcome {
+        secs: end.duration_since(w.start).as_secs_f64(),
+        client_cpu: own_cpu() - w.client_cpu,
+        connect_secs,
+        server: w.server.zip(o.pid.map(server_sample)),
+    };
     drop(conns);
+    println!("{}", report(o, &load, &outcome));
+}
 
-    let msgs = load.window_msgs;
+/// What a run measured besides the latencies.
+struct Outcome {
+    /// Length of the window.
+    secs: f64,
+    /// This process's CPU seconds in the window.
+    client_cpu: f64,
+    /// Seconds it took to open every connection.
+    connect_secs: f64,
+    /// The server at the window's start and end, with `--pid`.
+    server: Option<(ProcessStats, ProcessStats)>,
+}
+
+/// The result line: `key=value` pairs separated by spaces.
+fn report(o: &Opts, load: &Load, outcome: &Outcome) -> String {
+    let (secs, msgs) = (outcome.secs, load.window_msgs);
     let us = |ns: u64| ns as f64 / 1000.0;
     let h = &load.hist;
     let mut line = format!(
         "msgs={msgs} secs={secs:.2} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
         msgs as f64 / secs,
-        us(h.quantile(0.5)),
-        us(h.quantile(0.99)),
-        us(h.quantile(0.999)),
-        us(h.max),
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
     );
-    match (w.server, server_end) {
-        (Some((cpu0, cs0)), Some((cpu1, cs1))) if msgs > 0 => {
+    if let Some(rate) = o.rate {
+        line += &format!(" target_rate={rate:.0}");
+    }
+    match &outcome.server {
+        Some((before, after)) if msgs > 0 => {
+            let cpu = after.cpu_since(before).total().as_secs_f64();
+            let switches = after.switches_since(before);
+            let per_1k = |n: u64| n as f64 * 1000.0 / msgs as f64;
             line += &format!(
-                " server_cpu_us_per_msg={:.3} server_cs_per_1k={:.2} server_cpu_pct={:.1}",
-                (cpu1 - cpu0) * 1e6 / msgs as f64,
-                (cs1 as f64 - cs0 as f64) * 1000.0 / msgs as f64,
-                (cpu1 - cpu0) * 100.0 / secs,
+                " server_cpu_us_per_msg={:.3} server_cs_per_1k={:.2} server_cpu_pct={:.1} \
+                 server_invol_cs_per_1k={:.2} server_threads={} server_rss_kb={}",
+                cpu * 1e6 / msgs as f64,
+                per_1k(switches.total()),
+                cpu * 100.0 / secs,
+                per_1k(switches.involuntary),
+                after.threads,
+                after.rss / 1024,
             )
         }
-        _ => line += " server_cpu_us_per_msg=NA server_cs_per_1k=NA server_cpu_pct=NA",
+        _ => {
+            line += " server_cpu_us_per_msg=NA server_cs_per_1k=NA server_cpu_pct=NA \
+                     server_invol_cs_per_1k=NA server_threads=NA server_rss_kb=NA"
+        }
     }
-    line += &format!(" client_cpu_pct={:.1} errors=0", client_cpu * 100.0 / secs);
-    println!("{line}");
+    line += &format!(
+        " client_cpu_pct={:.1} connect_secs={:.3} errors=0",
+        outcome.client_cpu * 100.0 / secs,
+        outcome.connect_secs
+    );
+    line
 }

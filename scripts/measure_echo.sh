@@ -15,12 +15,19 @@
 # PERF=1 repeats that count with `perf stat` syscall tracepoints instead,
 # which leave the server's speed alone (needs perf and perf_event access).
 #
+# A server is an example name, optionally with arguments after a ':', commas
+# for spaces: "echo_server:--model,threads" runs
+# `echo_server --addr ADDR --model threads`. For sweeps over connection counts,
+# idle memory and charts, see examples/compare.rs; this script is the quick
+# A/B of two binaries, plus syscall counts.
+#
 # Usage: scripts/measure_echo.sh
 # Environment (defaults):
-#   SERVERS="echo_server mio_echo"   examples to compare (each takes --addr ADDR)
+#   SERVERS="echo_server mio_echo"   servers to compare (each takes --addr ADDR)
 #   ROUNDS=3 CONNS=100 SIZE=64 DEPTH=1 WARMUP=1 DURATION=5
 #   STRACE=0 PERF=0 STRACE_COUNT=200000 BASE_PORT=7100 SERVER_CPU=0 CLIENT_CPU=1
-# Example: SERVERS=mio_echo ROUNDS=1 DURATION=2 STRACE=1 scripts/measure_echo.sh
+# Examples: SERVERS=mio_echo ROUNDS=1 DURATION=2 STRACE=1 scripts/measure_echo.sh
+#           SERVERS="echo_server:--model,reactor,--threads,1 echo_server:--model,threads" scripts/measure_echo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,15 +100,24 @@ free_port() {
     echo "$port"
 }
 
-# start_server NAME PORT [STRACE_FILE]: sets SERVER_PID (and WRAPPER_PID under strace).
+# bin_of SERVER / args_of SERVER / file_of SERVER: the example of a server
+# entry, its extra arguments (one a line), and a file-name-safe label.
+bin_of() { echo "${1%%:*}"; }
+args_of() { [[ $1 == *:* ]] && tr ',' '\n' <<<"${1#*:}" || true; }
+file_of() { tr -c 'A-Za-z0-9_.\n-' '_' <<<"$1"; }
+
+# start_server SERVER PORT [STRACE_FILE]: sets SERVER_PID (and WRAPPER_PID under strace).
 start_server() {
-    local name=$1 port=$2 trace=${3:-} log="$WORK/$1.$2.log" i
+    local name port=$2 trace=${3:-} log i extra=()
+    name=$(bin_of "$1")
+    log="$WORK/$(file_of "$1").$2.log"
+    mapfile -t extra < <(args_of "$1")
     if [[ -n $trace ]]; then
         taskset -c "$SERVER_CPU" strace -c -f -S calls -o "$trace" \
-            "$BIN/$name" --addr "127.0.0.1:$port" >"$log" 2>&1 &
+            "$BIN/$name" --addr "127.0.0.1:$port" "${extra[@]}" >"$log" 2>&1 &
         WRAPPER_PID=$!
     else
-        taskset -c "$SERVER_CPU" "$BIN/$name" --addr "127.0.0.1:$port" >"$log" 2>&1 &
+        taskset -c "$SERVER_CPU" "$BIN/$name" --addr "127.0.0.1:$port" "${extra[@]}" >"$log" 2>&1 &
         WRAPPER_PID=
     fi
     SERVER_PID=$! # taskset execs its command, so this is the server (or strace)
@@ -163,7 +179,10 @@ fi
 build_args=(--example loadgen)
 # A server without an examples/ source is a binary placed in $BIN by hand
 # (say, a build of an experimental variant); it is used as it is.
-for s in "${servers[@]}"; do [[ -f examples/$s.rs ]] && build_args+=(--example "$s"); done
+for s in "${servers[@]}"; do
+    b=$(bin_of "$s")
+    [[ -f examples/$b.rs && " ${build_args[*]} " != *" $b "* ]] && build_args+=(--example "$b")
+done
 echo "== cargo build --release ${build_args[*]}" >&2
 cargo build --release "${build_args[@]}" >&2 || die "build failed"
 
@@ -186,18 +205,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
             'BEGIN { exit !(s != "NA" && s + 0 < 90 && c + 0 < 90) }' &&
             echo "measure_echo: warning: neither server (${s}) nor loadgen was busy >= 90%:" \
                 "other load on the machine?" >&2
-        echo "$line" >>"$WORK/$s.results"
+        echo "$line" >>"$WORK/$(file_of "$s").results"
     done
 done
 
 if ((ROUNDS > 0)); then
     echo
-    printf '%-14s %6s %14s %10s %11s %9s %8s %8s\n' server rounds cpu_us/msg cs/1k msgs/s p99_us srv_cpu% cli_cpu%
+    w=14
+    for s in "${servers[@]}"; do ((${#s} > w)) && w=${#s}; done
+    printf '%-*s %6s %14s %10s %11s %9s %8s %8s\n' "$w" server rounds cpu_us/msg cs/1k msgs/s p99_us srv_cpu% cli_cpu%
     declare -A cpu_median
     for s in "${servers[@]}"; do
-        med() { while read -r l; do field "$1" "$l"; done <"$WORK/$s.results" | median; }
+        med() { while read -r l; do field "$1" "$l"; done <"$WORK/$(file_of "$s").results" | median; }
         cpu_median[$s]=$(med server_cpu_us_per_msg)
-        printf '%-14s %6d %14s %10s %11s %9s %8s %8s\n' "$s" "$ROUNDS" "${cpu_median[$s]}" \
+        printf '%-*s %6d %14s %10s %11s %9s %8s %8s\n' "$w" "$s" "$ROUNDS" "${cpu_median[$s]}" \
             "$(med server_cs_per_1k)" "$(med msgs_per_s)" "$(med p99_us)" "$(med server_cpu_pct)" "$(med client_cpu_pct)"
     done
     if ((${#servers[@]} >= 2)); then
@@ -236,7 +257,7 @@ if [[ $STRACE == 1 ]]; then
     for s in "${servers[@]}"; do
         port=$(free_port "$next_port")
         next_port=$((port + 1))
-        trace="$WORK/$s.strace"
+        trace="$WORK/$(file_of "$s").strace"
         start_server "$s" "$port" "$trace"
         line=$(count_load "$s")
         stop_server
@@ -261,7 +282,7 @@ if [[ $PERF == 1 ]]; then
         port=$(free_port "$next_port")
         next_port=$((port + 1))
         start_server "$s" "$port"
-        counts="$WORK/$s.perf"
+        counts="$WORK/$(file_of "$s").perf"
         perf stat -x, -e "$events" -p "$SERVER_PID" -o "$counts" &
         perf_pid=$!
         LIVE+=("$perf_pid")

@@ -80,6 +80,6 @@ pub use config::Config;
 pub use conn::{Conn, ConnId};
 pub use handler::{CloseReason, Handler};
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
-pub use server::{Balance, Server, ServerHandle};
+pub use server::{Balance, Model, Server, ServerHandle};
 pub use stats::Stats;
 pub use timer::TimerId;

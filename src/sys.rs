@@ -168,7 +168,9 @@ impl ProcessStats {
         Ok(stats)
     }
 
-    /// A snapshot of process `pid`.
+    /// A snapshot of process `pid`. For this process prefer
+    /// [`current`](Self::current): its CPU time is finer, and its fd count
+    /// leaves out the descriptor used to count.
     ///
     /// # Errors
     ///
@@ -211,7 +213,11 @@ impl ProcessStats {
         let mut sum = ContextSwitches::default();
         for thread in &self.per_thread {
             let before = earlier.per_thread.iter().find(|t| t.tid == thread.tid);
-            sum.add(&thread.switches.since(&before.map_or_else(Default::default, |t| t.switches)));
+            sum.add(
+                &thread
+                    .switches
+                    .since(&before.map_or_else(Default::default, |t| t.switches)),
+            );
         }
         sum
     }
@@ -282,7 +288,10 @@ pub fn open_fds() -> Option<usize> {
 ///
 /// Returns the OS error if `getrlimit` fails.
 pub fn fd_limit() -> io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
@@ -310,7 +319,10 @@ pub fn fd_limit() -> io::Result<(u64, u64)> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
@@ -445,9 +457,14 @@ fn parse_stat_cpu(stat: &str, ticks_per_sec: u64) -> Option<CpuTime> {
     let mut fields = rest.split_whitespace().skip(11);
     let mut ticks = || -> Option<Duration> {
         let t: u64 = fields.next()?.parse().ok()?;
-        Some(Duration::from_nanos(t.saturating_mul(1_000_000_000) / ticks_per_sec.max(1)))
+        Some(Duration::from_nanos(
+            t.saturating_mul(1_000_000_000) / ticks_per_sec.max(1),
+        ))
     };
-    Some(CpuTime { user: ticks()?, system: ticks()? })
+    Some(CpuTime {
+        user: ticks()?,
+        system: ticks()?,
+    })
 }
 
 /// Clock ticks per second, the unit of `/proc/PID/stat` times (almost always 100).
@@ -460,12 +477,18 @@ fn clock_ticks_per_sec() -> u64 {
 /// An `InvalidData` error naming the `/proc` file that did not parse.
 fn bad_data(root: &Path, file: &str) -> io::Error {
     let path = root.join(file);
-    io::Error::new(io::ErrorKind::InvalidData, format!("cannot parse {}", path.display()))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("cannot parse {}", path.display()),
+    )
 }
 
 /// An `Unsupported` error for `what`.
 fn unsupported(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::Unsupported, format!("{what} is only available on Linux"))
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} is only available on Linux"),
+    )
 }
 
 /// `getrusage(RUSAGE_SELF)`.
@@ -487,8 +510,13 @@ fn timeval(tv: libc::timeval) -> Duration {
 }
 
 /// An `rlim_t` as `u64`, `RLIM_INFINITY` as `u64::MAX`.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every Unix
 fn rlim(value: libc::rlim_t) -> u64 {
-    if value == libc::RLIM_INFINITY { u64::MAX } else { value as u64 }
+    if value == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        value as u64
+    }
 }
 
 /// `sched_getaffinity`/`sched_setaffinity` on a mask of our own size, so no
@@ -509,7 +537,9 @@ mod affinity {
             // most `bytes` bytes into it. A cpu_set_t is just such a bit array.
             let rc = unsafe { libc::sched_getaffinity(0, bytes, mask.as_mut_ptr().cast()) };
             if rc == 0 {
-                return Ok((0..words * WORD).filter(|&cpu| mask[cpu / WORD] >> (cpu % WORD) & 1 == 1).collect());
+                return Ok((0..words * WORD)
+                    .filter(|&cpu| mask[cpu / WORD] >> (cpu % WORD) & 1 == 1)
+                    .collect());
             }
             let err = io::Error::last_os_error();
             // EINVAL: the kernel's mask is larger than ours.
@@ -583,7 +613,13 @@ mod tests {
         assert_eq!(status_field(status, "ctxt_switches"), None);
         let thread = parse_thread(9, status);
         assert_eq!(thread.name, "my thread");
-        assert_eq!(thread.switches, ContextSwitches { voluntary: 12, involuntary: 3 });
+        assert_eq!(
+            thread.switches,
+            ContextSwitches {
+                voluntary: 12,
+                involuntary: 3
+            }
+        );
     }
 
     #[test]
@@ -591,7 +627,10 @@ mod tests {
         let thread = |tid, voluntary| ThreadStats {
             tid,
             name: String::new(),
-            switches: ContextSwitches { voluntary, involuntary: 1 },
+            switches: ContextSwitches {
+                voluntary,
+                involuntary: 1,
+            },
         };
         let snapshot = |per_thread: Vec<ThreadStats>| ProcessStats {
             pid: 1,
@@ -606,6 +645,12 @@ mod tests {
         let before = snapshot(vec![thread(1, 10), thread(2, 500)]);
         let after = snapshot(vec![thread(1, 15), thread(3, 7)]);
         let delta = after.switches_since(&before);
-        assert_eq!(delta, ContextSwitches { voluntary: 5 + 7, involuntary: 1 });
+        assert_eq!(
+            delta,
+            ContextSwitches {
+                voluntary: 5 + 7,
+                involuntary: 1
+            }
+        );
     }
 }

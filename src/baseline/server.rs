@@ -122,14 +122,14 @@ where
     /// it need not be `Send`.
     ///
     /// The listener is made as [`EventLoop::bind`](crate::EventLoop::bind)
-    /// makes its own (`SO_REUSEADDR`, the standard library's backlog), so the
-    /// two models meet the same kernel queue.
+    /// makes its own (`SO_REUSEADDR`, the same backlog), so the two models
+    /// meet the same kernel queue.
     ///
     /// # Errors
     ///
     /// Fails if the address cannot be bound.
     pub fn bind(addr: SocketAddr, config: Config, factory: F) -> io::Result<Self> {
-        Self::from_std(TcpListener::bind(addr)?, config, factory)
+        Self::from_std(crate::reactor::listen(addr, false)?, config, factory)
     }
 
     /// Prepares a server for an already bound listener (set to blocking here).

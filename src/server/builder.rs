@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use super::acceptor::AcceptorThread;
 use super::handle::ServerHandle;
+use crate::baseline::ThreadServer;
 use crate::reactor::{ConnLimit, Door, Parts, listen};
 use crate::{Config, EventLoop, Handler, Remote};
 
@@ -41,6 +42,22 @@ pub enum Balance {
     RoundRobin,
     /// One acceptor thread hands each connection to the least loaded loop.
     LeastConnections,
+}
+
+/// The execution model a [`Server`] runs its handlers on.
+///
+/// The same [`Handler`] runs on either, so switching is one line and a
+/// benchmark that switches measures the model, not the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// Event loops on `mio`, one per thread, each serving many connections.
+    #[default]
+    Reactor,
+    /// One OS thread per connection on blocking sockets: the
+    /// [`baseline`](crate::baseline) that event loops are measured against.
+    /// [`Server::threads`] and [`Server::balance`] do not apply; there is no
+    /// [`Remote`] (it refuses every id).
+    Threads,
 }
 
 /// A server of several event loops, one per thread, in one process: handlers
@@ -82,6 +99,10 @@ pub struct Server {
     config: Config,
     /// Most connections open at once, server-wide.
     max_connections: usize,
+    /// Event loops, or a thread per connection.
+    model: Model,
+    /// Stack size of connection threads under [`Model::Threads`].
+    stack_size: usize,
 }
 
 impl Server {
@@ -95,7 +116,48 @@ impl Server {
             balance: Balance::default(),
             config: Config::default(),
             max_connections: usize::MAX,
+            model: Model::Reactor,
+            stack_size: crate::baseline::DEFAULT_STACK_SIZE,
         }
+    }
+
+    /// The execution model; [`Model::Reactor`] by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Model, Server};
+    /// # use evloop::{Conn, Handler};
+    /// # struct Echo;
+    /// # impl Handler for Echo {
+    /// #     fn on_data(&mut self, c: &mut Conn<'_>, i: &mut bytes::BytesMut) { c.write_bytes(i.split().freeze()); }
+    /// # }
+    /// let server = Server::new("127.0.0.1:0".parse().unwrap()).model(Model::Threads).start(|| Echo)?;
+    /// server.shutdown(std::time::Duration::ZERO);
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn model(mut self, model: Model) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// Stack size of each connection thread under [`Model::Threads`]; see
+    /// [`ThreadServer::stack_size`](crate::baseline::ThreadServer::stack_size)
+    /// (default [`DEFAULT_STACK_SIZE`](crate::baseline::DEFAULT_STACK_SIZE)).
+    ///
+    /// # Panics
+    ///
+    /// Panics below [`MIN_STACK_SIZE`](crate::baseline::MIN_STACK_SIZE).
+    #[track_caller]
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes >= crate::baseline::MIN_STACK_SIZE,
+            "thread_stack_size {bytes} is below the minimum of {}",
+            crate::baseline::MIN_STACK_SIZE
+        );
+        self.stack_size = bytes;
+        self
     }
 
     /// Number of event loops, each on its own thread.
@@ -151,6 +213,32 @@ impl Server {
     /// Fails if the address cannot be bound or a loop cannot be created; no
     /// thread is left running then.
     pub fn start<F, H>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Handler,
+    {
+        match self.model {
+            Model::Reactor => self.start_loops(factory),
+            Model::Threads => self.start_threads(factory),
+        }
+    }
+
+    /// Starts the thread-per-connection baseline.
+    fn start_threads<F, H>(self, factory: F) -> io::Result<ServerHandle>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Handler,
+    {
+        let listener = listen(self.addr, false)?;
+        let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
+        if self.max_connections != usize::MAX {
+            server = server.max_connections(self.max_connections);
+        }
+        Ok(ServerHandle::threads(server.start()?))
+    }
+
+    /// Starts the event loops.
+    fn start_loops<F, H>(self, factory: F) -> io::Result<ServerHandle>
     where
         F: Fn() -> H + Send + Sync + 'static,
         H: Handler,

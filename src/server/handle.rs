@@ -11,6 +11,7 @@ use std::time::Duration;
 use log::info;
 
 use super::acceptor::AcceptorThread;
+use crate::baseline::ThreadHandle;
 use crate::reactor::{Command, Door};
 use crate::{Remote, Stats};
 
@@ -37,6 +38,9 @@ struct Inner {
     joined: Mutex<JoinState>,
     /// Signalled when a join completes, for other joiners.
     joined_cv: Condvar,
+    /// Under [`Model::Threads`](crate::Model::Threads): the baseline server,
+    /// which then stands in for the loops.
+    threads: Option<ThreadHandle>,
 }
 
 /// Threads to join; taken by the first caller of `join`.
@@ -74,10 +78,25 @@ impl ServerHandle {
             acceptor,
             joined,
             joined_cv: Condvar::new(),
+            threads: None,
         };
         ServerHandle {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Wraps a running thread-per-connection server.
+    pub(crate) fn threads(server: ThreadHandle) -> Self {
+        let doors: Arc<[Arc<Door>]> = Arc::new([]);
+        let mut handle = ServerHandle::new(
+            server.local_addr(),
+            Arc::clone(&doors),
+            Remote::new(doors),
+            None,
+            vec![],
+        );
+        Arc::get_mut(&mut handle.inner).expect("not shared yet").threads = Some(server);
+        handle
     }
 
     /// The address the server listens on.
@@ -85,7 +104,7 @@ impl ServerHandle {
         self.inner.local_addr
     }
 
-    /// Number of event loops.
+    /// Number of event loops (0 under [`Model::Threads`](crate::Model::Threads)).
     pub fn loops(&self) -> usize {
         self.inner.doors.len()
     }
@@ -98,6 +117,12 @@ impl ServerHandle {
     /// Counters summed over all loops (and the acceptor thread). Each loop's
     /// part is at most one of its turns old.
     pub fn stats(&self) -> Stats {
+        if let Some(server) = &self.inner.threads {
+            return Stats {
+                rejected: server.refused(),
+                ..server.stats()
+            };
+        }
         let mut total = Stats::default();
         for stats in self.loop_stats() {
             total.merge(&stats);
@@ -131,6 +156,9 @@ impl ServerHandle {
     /// [`join`](ServerHandle::join) waits for the end. Calling `shutdown`
     /// again shortens the grace period if the new one ends sooner.
     pub fn shutdown(&self, grace: Duration) {
+        if let Some(server) = &self.inner.threads {
+            server.shutdown(grace);
+        }
         if let Some(acceptor) = &self.inner.acceptor {
             acceptor.stop();
         }
@@ -148,6 +176,10 @@ impl ServerHandle {
     /// The first error a loop ended with (a broken poller), or an error if a
     /// loop thread panicked. Only the first caller sees errors.
     pub fn join(&self) -> io::Result<()> {
+        if let Some(server) = &self.inner.threads {
+            server.wait();
+            return Ok(());
+        }
         let mut state = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
         if state.threads.is_empty() {
             while !state.done {

@@ -4,5 +4,5 @@ mod acceptor;
 mod builder;
 mod handle;
 
-pub use builder::{Balance, Server};
+pub use builder::{Balance, Model, Server};
 pub use handle::ServerHandle;

@@ -1,0 +1,283 @@
+//! The measuring tools end to end: `compare` runs a tiny sweep and writes its
+//! reports, rejects impossible arguments with status 2, fails cleanly when a
+//! server cannot start; `loadgen --rate` paces its messages.
+//!
+//! The tools are examples, which `cargo test` builds (in the test profile)
+//! before it runs the tests; they are found in `target/<profile>/examples/`
+//! beside this test's own directory. A run that did not build them (say
+//! `cargo test --test compare` on a fresh checkout) skips these tests with a
+//! note on stderr: build them with `cargo build --examples`.
+#![cfg(target_os = "linux")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use evloop::{Config, Conn, EventLoop, Handler};
+
+/// The directory the examples are built into, if they are there.
+fn examples_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/compare-HASH -> target/<profile>/examples
+    let dir = exe.parent()?.parent()?.join("examples");
+    let built = ["compare", "loadgen", "echo_server", "tokio_echo"]
+        .iter()
+        .all(|b| dir.join(b).is_file());
+    if !built {
+        eprintln!(
+            "SKIPPED: examples not built in {}; run `cargo build --examples`",
+            dir.display()
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+/// Runs an example with `args`.
+fn run(dir: &Path, example: &str, args: &[&str]) -> Output {
+    Command::new(dir.join(example))
+        .args(args)
+        .output()
+        .expect("run the example")
+}
+
+/// A fresh, empty directory for one test's reports.
+fn out_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("evloop-compare-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The reactor model to test with: the built-in one once `echo_server`
+/// takes `--model`, else `echo_server` as it is.
+fn reactor_args(dir: &Path) -> Vec<String> {
+    let usage = run(dir, "echo_server", &["--no-such-option", "x"]);
+    if String::from_utf8_lossy(&usage.stderr).contains("--model") {
+        vec!["--models".into(), "reactor,threads".into()]
+    } else {
+        let server = "reactor=echo_server --addr {addr} --threads {loops}";
+        vec![
+            "--server".into(),
+            server.into(),
+            "--models".into(),
+            "reactor,tokio".into(),
+        ]
+    }
+}
+
+/// Stdout and stderr, for assertion messages.
+fn text(output: &Output) -> String {
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    format!("status {}\n--- stdout\n{out}--- stderr\n{err}", output.status)
+}
+
+#[test]
+fn a_tiny_sweep_prints_a_table_and_writes_the_reports() {
+    let Some(dir) = examples_dir() else { return };
+    let out = out_dir("sweep");
+    let mut args = reactor_args(&dir);
+    let tail = [
+        "--conns",
+        "1,4",
+        "--rounds",
+        "1",
+        "--warmup",
+        "0",
+        "--duration",
+        "0.3",
+        "--out",
+    ];
+    args.extend(tail.map(String::from));
+    args.push(out.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(&dir, "compare", &args);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let header = stdout.lines().next().unwrap_or_default();
+    for column in [
+        "model",
+        "conns",
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "CPU µs/msg",
+        "cs/1k msgs",
+        "RSS/conn KiB",
+        "threads",
+    ] {
+        assert!(header.contains(column), "no {column:?} column:\n{all}");
+    }
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("reactor"))
+        .collect();
+    assert_eq!(rows.len(), 2, "one reactor row per connection count:\n{all}");
+
+    let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
+    assert!(
+        md.contains("| model | conns |") && md.contains("| reactor | 4 |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(out.join("compare.svg")).expect("compare.svg");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("reactor"),
+        "not an SVG chart"
+    );
+    let csv = std::fs::read_to_string(out.join("compare.csv")).expect("compare.csv");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2 * 2,
+        "a header and a line per run:\n{csv}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn idle_mode_fits_memory_per_connection() {
+    let Some(dir) = examples_dir() else { return };
+    let out = out_dir("idle");
+    let server = "r=echo_server --addr {addr} --threads 1";
+    let args = [
+        "--idle", "--server", server, "--models", "r", "--conns", "20,60", "--rounds", "1", "--out",
+    ];
+    let mut args = args.to_vec();
+    let out_arg = out.display().to_string();
+    args.push(&out_arg);
+    let output = run(&dir, "compare", &args);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("KiB per idle connection"),
+        "{all}"
+    );
+    for file in ["idle.md", "idle.csv", "idle.svg"] {
+        assert!(out.join(file).is_file(), "no {file}:\n{all}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn impossible_arguments_exit_with_status_2_and_say_why() {
+    let Some(dir) = examples_dir() else { return };
+    let cases: &[(&[&str], &str)] = &[
+        (&["--conns", "0"], "--conns"),
+        (&["--conns", "1,x"], "--conns"),
+        (&["--conns", "100000000"], "fd"),
+        (&["--models", "nosuch"], "unknown model"),
+        (&["--rounds", "0"], "--rounds"),
+        (&["--duration", "-1"], "--duration"),
+        (&["--pin", "0"], "SERVER_CPUS:CLIENT_CPUS"),
+        (&["--pin", "100000:0"], "not available"),
+        (&["--server", "x=echo_server --port"], "{addr}"),
+        (&["--server", "x=echo_server --addr {adr}"], "placeholder"),
+        (&["--bin-dir", "/nonexistent"], "cargo build"),
+        (&["--frobnicate", "1"], "unknown argument"),
+    ];
+    for (args, says) in cases {
+        let output = run(&dir, "compare", args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{}", text(&output));
+        assert!(
+            stderr.contains(says),
+            "{args:?} should mention {says:?}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_cannot_start_fails_the_run_with_its_output() {
+    let Some(dir) = examples_dir() else { return };
+    let server = "broken=echo_server --addr {addr} --no-such-option 1";
+    let output = run(
+        &dir,
+        "compare",
+        &["--server", server, "--models", "broken", "--conns", "1"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(stderr.contains("broken") && stderr.contains("exited"), "{stderr}");
+    assert!(
+        stderr.contains("--no-such-option"),
+        "the server's own complaint is shown:\n{stderr}"
+    );
+}
+
+/// Echoes everything, zero-copy.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        conn.write_bytes(input.split().freeze());
+    }
+}
+
+#[test]
+fn loadgen_at_a_fixed_rate_sends_that_many_messages() {
+    let Some(dir) = examples_dir() else { return };
+    let event_loop = EventLoop::bind("127.0.0.1:0".parse().unwrap(), Config::default(), || Echo).unwrap();
+    let handle = event_loop.handle();
+    let thread = std::thread::spawn(move || event_loop.run());
+    let addr = handle.local_addr().to_string();
+    let pid = std::process::id().to_string();
+    let args = [
+        "--addr",
+        &addr,
+        "--conns",
+        "4",
+        "--rate",
+        "2000",
+        "--warmup",
+        "0",
+        "--duration",
+        "0.5",
+    ];
+    let output = run(&dir, "loadgen", &[&args[..], &["--pid", &pid]].concat());
+    handle.shutdown(Duration::from_secs(1));
+    thread.join().unwrap().unwrap();
+
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    let line = String::from_utf8_lossy(&output.stdout);
+    let field = |key: &str| -> f64 {
+        let kv = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")[..]));
+        kv.and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    };
+    assert_eq!(field("target_rate"), 2000.0);
+    let msgs = field("msgs");
+    assert!(
+        (800.0..=1100.0).contains(&msgs),
+        "2000/s for 0.5 s sent {msgs}:\n{all}"
+    );
+    assert!(field("p99_us") > 0.0 && field("server_threads") >= 1.0, "{line}");
+}
+
+#[test]
+fn loadgen_idle_reports_once_every_connection_is_up() {
+    let Some(dir) = examples_dir() else { return };
+    let event_loop = EventLoop::bind("127.0.0.1:0".parse().unwrap(), Config::default(), || Echo).unwrap();
+    let handle = event_loop.handle();
+    let thread = std::thread::spawn(move || event_loop.run());
+    let addr = handle.local_addr().to_string();
+    let output = run(
+        &dir,
+        "loadgen",
+        &["--addr", &addr, "--idle", "30", "--duration", "0.2"],
+    );
+    let stats = handle.stats();
+    handle.shutdown(Duration::from_secs(1));
+    thread.join().unwrap().unwrap();
+
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("idle_conns=30 connect_secs="));
+    assert!(stats.accepted >= 30, "{stats:?}");
+}

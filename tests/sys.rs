@@ -1,0 +1,197 @@
+//! `evloop::sys` reads plausible numbers that move the right way: CPU time
+//! rises with busy work, threads with spawned threads, fds with opened files,
+//! resident memory with touched pages; another process reads like this one.
+//!
+//! The tests of this binary run one at a time: each counts something (fds,
+//! threads) that a test running beside it would change.
+#![cfg(target_os = "linux")]
+
+use std::process::{Child, Command};
+use std::sync::{Barrier, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use evloop::sys::{self, ProcessStats};
+
+/// Serialises the tests of this binary.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Spins on the CPU for `time`.
+fn busy(time: Duration) {
+    let start = Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < time {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+}
+
+/// A child process that sleeps until killed, killed on drop.
+struct Sleeper(Child);
+
+impl Sleeper {
+    fn spawn() -> Sleeper {
+        Sleeper(Command::new("sleep").arg("30").spawn().expect("spawn sleep"))
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_snapshot_of_this_process_is_plausible() {
+    let _serial = serial();
+    let stats = ProcessStats::current().unwrap();
+    assert_eq!(stats.pid, std::process::id());
+    assert!(stats.rss > 1 << 20, "resident memory {} B", stats.rss);
+    assert!(stats.peak_rss >= stats.rss);
+    assert!(stats.threads >= 1);
+    // libtest starts and ends threads as it goes: the listing and the count
+    // may differ by those, but the main thread (tid = pid) is always there.
+    assert!(
+        stats.per_thread.iter().any(|t| t.tid == stats.pid),
+        "{:?}",
+        stats.per_thread
+    );
+    assert!(
+        stats.open_fds >= 3,
+        "stdin, stdout and stderr at least: {}",
+        stats.open_fds
+    );
+    assert_eq!(Some(stats.open_fds), sys::open_fds());
+    let summed: u64 = stats.per_thread.iter().map(|t| t.switches.total()).sum();
+    assert_eq!(stats.switches.total(), summed);
+}
+
+#[test]
+fn busy_work_raises_cpu_time() {
+    let _serial = serial();
+    let before = ProcessStats::current().unwrap();
+    busy(Duration::from_millis(100));
+    let after = ProcessStats::current().unwrap();
+    let used = after.cpu_since(&before);
+    assert!(
+        used.total() >= Duration::from_millis(50),
+        "{used:?} for 100 ms of spinning"
+    );
+    assert!(used.user >= used.system);
+}
+
+#[test]
+fn spawned_threads_are_counted_with_their_switches() {
+    let _serial = serial();
+    let before = ProcessStats::current().unwrap();
+    let (start, stop) = (Barrier::new(5), Barrier::new(5));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                start.wait();
+                // Sleeping blocks: a voluntary switch each time.
+                (0..5).for_each(|_| std::thread::sleep(Duration::from_millis(1)));
+                stop.wait();
+            });
+        }
+        start.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        let during = ProcessStats::current().unwrap();
+        stop.wait();
+        // libtest may start a thread for the next test meanwhile: at least 4 more.
+        assert!(
+            during.threads >= before.threads + 4,
+            "{} -> {}",
+            before.threads,
+            during.threads
+        );
+        let switches = during.switches_since(&before);
+        assert!(switches.voluntary >= 4 * 5, "{switches:?}");
+    });
+}
+
+#[test]
+fn opening_a_file_raises_open_fds() {
+    let _serial = serial();
+    let before = ProcessStats::current().unwrap().open_fds;
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    assert_eq!(ProcessStats::current().unwrap().open_fds, before + 1);
+    drop(file);
+    assert_eq!(ProcessStats::current().unwrap().open_fds, before);
+}
+
+#[test]
+fn touching_a_big_allocation_raises_resident_memory() {
+    let _serial = serial();
+    const SIZE: usize = 64 << 20;
+    let before = ProcessStats::current().unwrap();
+    let mut block = vec![0u8; SIZE]; // zeroed pages: not resident until written
+    for page in block.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    let after = ProcessStats::current().unwrap();
+    std::hint::black_box(&block);
+    assert!(
+        after.rss >= before.rss + SIZE as u64 / 2,
+        "{} -> {}",
+        before.rss,
+        after.rss
+    );
+    assert!(after.peak_rss >= after.rss);
+    drop(block);
+}
+
+#[test]
+fn another_process_can_be_read() {
+    let _serial = serial();
+    let child = Sleeper::spawn();
+    let stats = ProcessStats::of(child.0.id()).unwrap();
+    assert_eq!(stats.pid, child.0.id());
+    assert_eq!(stats.threads, 1);
+    assert_eq!(stats.per_thread.len(), 1);
+    assert_eq!(stats.per_thread[0].name, "sleep");
+    assert!(stats.rss > 0 && stats.peak_rss >= stats.rss);
+    assert!(stats.open_fds >= 3, "{}", stats.open_fds);
+    assert!(stats.cpu.total() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_process_that_does_not_exist_is_not_found() {
+    let _serial = serial();
+    let mut child = Sleeper::spawn();
+    let pid = child.0.id();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap(); // reaped: the pid is free
+    let err = ProcessStats::of(pid).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn fd_limit_can_be_raised_to_the_hard_limit() {
+    let _serial = serial();
+    let (soft, hard) = sys::fd_limit().unwrap();
+    assert!(soft <= hard);
+    assert_eq!(sys::raise_fd_limit().unwrap(), hard);
+    assert_eq!(sys::fd_limit().unwrap(), (hard, hard));
+}
+
+#[test]
+fn cpu_affinity_can_be_narrowed_and_restored() {
+    let _serial = serial();
+    // On a fresh thread, so that the test's own thread keeps its CPUs.
+    std::thread::spawn(|| {
+        let all = sys::cpu_affinity().unwrap();
+        assert!(!all.is_empty());
+        let one = [*all.last().unwrap()];
+        sys::set_cpu_affinity(&one).unwrap();
+        assert_eq!(sys::cpu_affinity().unwrap(), one);
+        sys::set_cpu_affinity(&all).unwrap();
+        assert_eq!(sys::cpu_affinity().unwrap(), all);
+        let err = sys::set_cpu_affinity(&[]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    })
+    .join()
+    .unwrap();
+}

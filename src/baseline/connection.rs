@@ -33,6 +33,7 @@ use super::io::{self, Recv, Timeouts};
 use super::link::Link;
 use super::shared::Shared;
 use crate::conn::{ConnState, TimerOwner};
+use crate::reactor::NoSigPipe;
 use crate::timer::TimerQueue;
 use crate::{CloseReason, Config, Conn, Handler};
 
@@ -174,7 +175,7 @@ impl<'a, H: Handler> Connection<'a, H> {
         if let Err(e) = self.timeouts.set_write(&self.link.stream, timeout) {
             return self.fail(&e);
         }
-        let mut stream = &self.link.stream;
+        let mut stream = NoSigPipe(SockRef::from(&self.link.stream));
         match self.state.out.write_to(&mut stream) {
             Ok(0) => self.fail(&std::io::ErrorKind::WriteZero.into()),
             Ok(n) => {

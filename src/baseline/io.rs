@@ -1,6 +1,6 @@
-//! Blocking socket I/O for connection threads: reads into `BytesMut` without
-//! zero-filling, socket timeouts that are set only when they must change, and
-//! the predicates that classify I/O results.
+//! Blocking socket I/O for connection threads: reads into `BytesMut` through
+//! the reactor's [`read_into`], socket timeouts that are set only when they
+//! must change, and the predicates that classify I/O results.
 
 use std::io;
 use std::net::TcpStream;
@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use socket2::SockRef;
+
+pub(super) use crate::reactor::interrupted;
+use crate::reactor::{Read, read_into};
 
 /// Shortest timeout given to a socket. Zero cannot be used: to `setsockopt`
 /// it means "no timeout", and `std` refuses it.
@@ -31,38 +34,25 @@ pub(super) enum Recv {
 }
 
 /// Reads once, blocking, into the free space of `input`, making sure at least
-/// `min_space` bytes are free first.
+/// `min_space` bytes are free first: the reactor's read, with `EAGAIN` taken
+/// as the socket's read timeout expiring.
 ///
 /// # Errors
 ///
-/// Socket errors other than a timeout; `EINTR` is retried here.
+/// Socket errors other than a timeout; `EINTR` is retried.
 pub(super) fn recv_into(stream: &TcpStream, input: &mut BytesMut, min_space: usize) -> io::Result<Recv> {
-    input.reserve(min_space);
-    let spare = input.spare_capacity_mut();
-    loop {
-        match SockRef::from(stream).recv(spare) {
-            Ok(0) => return Ok(Recv::Eof),
-            Ok(n) => {
-                // SAFETY: `recv` initialised the first `n` bytes of the spare
-                // capacity, which directly follows the initialised part.
-                unsafe { input.set_len(input.len() + n) };
-                return Ok(Recv::Data(n));
-            }
-            Err(e) if timed_out(&e) => return Ok(Recv::TimedOut),
-            Err(e) if interrupted(&e) => continue,
-            Err(e) => return Err(e),
-        }
+    match read_into(SockRef::from(stream), input, min_space) {
+        Ok(Read::Data { n, .. }) => Ok(Recv::Data(n)),
+        Ok(Read::Eof) => Ok(Recv::Eof),
+        Ok(Read::WouldBlock) => Ok(Recv::TimedOut),
+        Err(e) if timed_out(&e) => Ok(Recv::TimedOut),
+        Err(e) => Err(e),
     }
 }
 
 /// A blocking call gave up because the socket's timeout expired (`EAGAIN`).
 pub(super) fn timed_out(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-}
-
-/// A signal interrupted the system call; retry it.
-pub(super) fn interrupted(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::Interrupted
 }
 
 /// The read and write timeouts last set on a socket, so that a new one is set

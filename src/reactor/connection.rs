@@ -147,8 +147,8 @@ impl<H: Handler> Connection<H> {
         }
         let mut budget = core.config.read_budget;
         while self.can_read() {
-            let read = io::read_into(&self.stream, &mut self.input, core.config.read_size);
-            match read {
+            let stream = SockRef::from(&self.stream);
+            match io::read_into(stream, &mut self.input, core.config.read_size) {
                 Ok(Read::Data { n, short }) => {
                     core.counters.reads += 1;
                     core.counters.bytes_read += n as u64;
@@ -260,7 +260,11 @@ impl<H: Handler> Connection<H> {
     /// the connection failed and was finished.
     fn flush(&mut self, core: &mut Core) -> bool {
         while !self.state.out.is_empty() {
-            match self.state.out.write_to(&mut io::NoSigPipe(&self.stream)) {
+            match self
+                .state
+                .out
+                .write_to(&mut io::NoSigPipe(SockRef::from(&self.stream)))
+            {
                 Ok(n) => {
                     core.counters.writes += 1;
                     core.counters.bytes_written += n as u64;

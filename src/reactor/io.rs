@@ -1,13 +1,13 @@
 //! Socket reads into `BytesMut` without zero-filling, and the predicates that
-//! classify I/O results.
+//! classify I/O results. The thread-per-connection baseline reads through
+//! [`read_into`] too, on its blocking sockets.
 
 use std::io;
 
 use bytes::BytesMut;
-use mio::net::TcpStream;
 use socket2::SockRef;
 
-/// The result of one `read` system call.
+/// The result of one `recv` system call.
 #[derive(Debug)]
 pub(crate) enum Read {
     /// `n` bytes were appended to the input. `short` is true when fewer bytes
@@ -16,22 +16,23 @@ pub(crate) enum Read {
     Data { n: usize, short: bool },
     /// The peer shut down its write half.
     Eof,
-    /// Nothing to read right now.
+    /// Nothing to read right now (`EAGAIN`): on a non-blocking socket, the
+    /// receive queue is empty; on a blocking one, its read timeout expired.
     WouldBlock,
 }
 
-/// Reads once into the free space of `input`, making sure at least
-/// `min_space` bytes are free first.
+/// Reads once from `socket` into the free space of `input`, making sure at
+/// least `min_space` bytes are free first.
 ///
 /// # Errors
 ///
 /// Socket errors other than `WouldBlock`; `EINTR` is retried here.
-pub(crate) fn read_into(stream: &TcpStream, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
+pub(crate) fn read_into(socket: SockRef<'_>, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
     input.reserve(min_space);
     let spare = input.spare_capacity_mut();
     let room = spare.len();
     loop {
-        match SockRef::from(stream).recv(spare) {
+        match socket.recv(spare) {
             Ok(0) => return Ok(Read::Eof),
             Ok(n) => {
                 // SAFETY: `recv` initialised the first `n` bytes of the spare
@@ -60,15 +61,15 @@ pub(crate) fn interrupted(err: &io::Error) -> bool {
 /// yields `EPIPE` instead of a `SIGPIPE` that would kill a process which has
 /// not ignored the signal (Rust binaries do; C hosts and some runtimes don't).
 #[derive(Debug)]
-pub(crate) struct NoSigPipe<'a>(pub(crate) &'a TcpStream);
+pub(crate) struct NoSigPipe<'a>(pub(crate) SockRef<'a>);
 
 impl std::io::Write for NoSigPipe<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        SockRef::from(self.0).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        self.0.send_with_flags(buf, libc::MSG_NOSIGNAL)
     }
 
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
-        SockRef::from(self.0).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
     }
 
     fn flush(&mut self) -> io::Result<()> {

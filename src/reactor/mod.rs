@@ -15,4 +15,5 @@ pub use remote::{ConnClosed, Remote};
 pub(crate) use accept::{Accepted, Acceptor, ConnLimit, listen};
 pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};
+pub(crate) use io::{NoSigPipe, Read, interrupted, read_into};
 pub(crate) use token::decode as decode_token;

@@ -1,23 +1,25 @@
-//! Echo over real sockets: every byte comes back exactly, whatever the sizes,
-//! splits and number of clients, and every fd is returned afterwards.
-
-mod common;
+//! Echo over real sockets, on both models: every byte comes back exactly,
+//! whatever the sizes, splits and number of clients, and the counters add up.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::time::Duration;
 
-use common::{
-    TestServer, assert_fds_return_to, echo_through, finish_and_expect_eof, open_fds, pattern, serial,
-};
 use evloop::CloseReason;
 
-#[test]
-fn payloads_from_one_byte_to_16_mib_are_echoed_exactly() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
-    for (seed, len) in [
+use crate::common::{Model, TestServer, echo_through, finish_and_expect_eof, pattern};
+
+on_both_models!(
+    payloads_from_one_byte_to_16_mib_are_echoed_exactly,
+    a_message_split_into_single_byte_writes_is_echoed_in_order,
+    many_messages_coalesced_into_one_write_are_echoed_whole,
+    five_hundred_clients_at_once_each_get_their_own_bytes,
+    half_closed_client_still_receives_all_of_its_echo,
+    stats_count_bytes_and_connections,
+);
+
+fn payloads_from_one_byte_to_16_mib_are_echoed_exactly(model: Model) {
+    let server = TestServer::echo(model);
+    let sizes = [
         1,
         2,
         63,
@@ -27,10 +29,8 @@ fn payloads_from_one_byte_to_16_mib_are_echoed_exactly() {
         64 * 1024 + 7,
         1024 * 1024,
         16 * 1024 * 1024,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    for (seed, len) in sizes.into_iter().enumerate() {
         let stream = server.connect();
         let payload = pattern(len, seed as u64);
         let got = echo_through(&stream, &payload);
@@ -40,14 +40,10 @@ fn payloads_from_one_byte_to_16_mib_are_echoed_exactly() {
     }
     server.wait_for_stats("all closed", |s| s.open == 0);
     drop(server);
-    assert_fds_return_to(fds);
 }
 
-#[test]
-fn a_message_split_into_single_byte_writes_is_echoed_in_order() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
+fn a_message_split_into_single_byte_writes_is_echoed_in_order(model: Model) {
+    let server = TestServer::echo(model);
     let mut stream = server.connect();
     let payload = pattern(300, 7);
     for byte in &payload {
@@ -58,14 +54,10 @@ fn a_message_split_into_single_byte_writes_is_echoed_in_order() {
     assert_eq!(got, payload);
     finish_and_expect_eof(stream);
     drop(server);
-    assert_fds_return_to(fds);
 }
 
-#[test]
-fn many_messages_coalesced_into_one_write_are_echoed_whole() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
+fn many_messages_coalesced_into_one_write_are_echoed_whole(model: Model) {
+    let server = TestServer::echo(model);
     let mut stream = server.connect();
     let messages: Vec<Vec<u8>> = (0..200).map(|i| pattern(64, 1000 + i)).collect();
     stream.write_all(&messages.concat()).unwrap();
@@ -75,15 +67,10 @@ fn many_messages_coalesced_into_one_write_are_echoed_whole() {
         assert_eq!(&got, message, "message {i}");
     }
     finish_and_expect_eof(stream);
-    drop(server);
-    assert_fds_return_to(fds);
 }
 
-#[test]
-fn five_hundred_clients_at_once_each_get_their_own_bytes() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
+fn five_hundred_clients_at_once_each_get_their_own_bytes(model: Model) {
+    let server = TestServer::echo(model);
     let mut clients: Vec<_> = (0..500).map(|_| server.connect()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.write_all(&pattern(1000, i as u64)).unwrap();
@@ -99,14 +86,10 @@ fn five_hundred_clients_at_once_each_get_their_own_bytes() {
     let stats = server.wait_for_stats("500 closed", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::PeerClosed), 500);
     drop(server);
-    assert_fds_return_to(fds);
 }
 
-#[test]
-fn half_closed_client_still_receives_all_of_its_echo() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
+fn half_closed_client_still_receives_all_of_its_echo(model: Model) {
+    let server = TestServer::echo(model);
     let mut stream = server.connect();
     let payload = pattern(4 * 1024 * 1024, 99);
     let mut writer = stream.try_clone().unwrap();
@@ -122,39 +105,21 @@ fn half_closed_client_still_receives_all_of_its_echo() {
     assert!(got == payload, "echo differs");
     let stats = server.wait_for_stats("closed", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::PeerClosed), 1);
-    drop((stream, server));
-    assert_fds_return_to(fds);
 }
 
-#[test]
-fn stats_count_bytes_and_connections() {
-    let _serial = serial();
-    let server = TestServer::echo();
+fn stats_count_bytes_and_connections(model: Model) {
+    let server = TestServer::echo(model);
     let stream = server.connect();
     assert_eq!(echo_through(&stream, &pattern(10_000, 5)).len(), 10_000);
     finish_and_expect_eof(stream);
     let stats = server.wait_for_stats("closed", |s| s.closed_total() == 1);
     assert_eq!((stats.accepted, stats.open), (1, 0));
     assert_eq!((stats.bytes_read, stats.bytes_written), (10_000, 10_000));
-    assert!(stats.reads >= 2 && stats.writes >= 1 && stats.events >= 2 && stats.turns >= 2);
-    assert_eq!(stats.stale_events, 0);
-}
-
-#[test]
-fn shutdown_closes_listener_and_connections_and_returns_fds() {
-    let _serial = serial();
-    let fds = open_fds();
-    let server = TestServer::echo();
-    let addr = server.addr;
-    let mut idle = server.connect();
-    server.wait_for_stats("accepted", |s| s.open == 1);
-    server.stop(Duration::from_secs(1));
-    let mut buf = [0; 1];
-    assert_eq!(idle.read(&mut buf).unwrap(), 0, "connection closed at shutdown");
-    assert!(
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
-        "listener closed"
-    );
-    drop(idle);
-    assert_fds_return_to(fds);
+    assert!(stats.reads >= 2 && stats.writes >= 1, "{stats:?}");
+    assert_eq!((stats.panics, stats.stale_events), (0, 0));
+    match model {
+        Model::Reactor => assert!(stats.events >= 2 && stats.turns >= 2),
+        // The thread model has no poll loop: its loop counters stay zero.
+        Model::Threads => assert_eq!((stats.events, stats.turns, stats.max_turn_micros), (0, 0, 0)),
+    }
 }

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use evloop::{CloseReason, Config, Conn, Handler};
 
-use crate::common::pattern;
-use crate::model::{Model, Server};
+use crate::common::{Model, TestServer, pattern};
 
 on_both_models!(
     shutdown_flushes_queued_replies_before_closing,
+    shutdown_flushes_large_queued_replies_before_closing,
     shutdown_cuts_a_never_reading_client_at_the_grace_period,
     shutdown_closes_listener_and_connections,
 );
 
 fn shutdown_flushes_queued_replies_before_closing(model: Model) {
-    let server = Server::echo(model);
+    let server = TestServer::echo(model);
     let mut client = server.connect();
     let payload = pattern(32 * 1024, 11);
     client.write_all(&payload).unwrap();
@@ -29,6 +29,42 @@ fn shutdown_flushes_queued_replies_before_closing(model: Model) {
     let mut got = Vec::new();
     client.read_to_end(&mut got).unwrap();
     assert!(got == payload, "lost bytes at shutdown: got {}", got.len());
+    server.wait_for_stats("closed", |s| s.closed_by(&CloseReason::Shutdown) == 1);
+    drop((client, server));
+}
+
+/// Bytes queued by [`Reply`]: more than kernel buffers hold, so most of it
+/// is still queued in the server when shutdown begins.
+const LARGE: usize = 16 * 1024 * 1024;
+
+/// Queues its reply on the first bytes it receives.
+struct Reply(Option<Bytes>);
+
+impl Handler for Reply {
+    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        input.clear();
+        if let Some(reply) = self.0.take() {
+            conn.write_bytes(reply);
+        }
+    }
+}
+
+fn shutdown_flushes_large_queued_replies_before_closing(model: Model) {
+    let reply = Bytes::from(pattern(LARGE, 12));
+    let expected = reply.clone();
+    let server = TestServer::start(model, Config::default(), move || Reply(Some(reply.clone())));
+    let mut client = server.connect();
+    client.write_all(b"go").unwrap();
+    // Shut down once the server has the request, while we have read nothing.
+    server.wait_for_stats("request read", |s| s.bytes_read == 2);
+    server.begin_shutdown(Duration::from_secs(5));
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert!(
+        got == expected,
+        "lost bytes at shutdown: got {} of {LARGE}",
+        got.len()
+    );
     server.wait_for_stats("closed", |s| s.closed_by(&CloseReason::Shutdown) == 1);
     drop((client, server));
 }
@@ -53,7 +89,7 @@ impl Handler for Flood {
 }
 
 fn shutdown_cuts_a_never_reading_client_at_the_grace_period(model: Model) {
-    let server = Server::start(model, Config::default(), || Flood);
+    let server = TestServer::start(model, Config::default(), || Flood);
     let mut client = server.connect();
     client.write_all(b"go").unwrap();
     server.wait_for_stats("output to back up", |s| s.bytes_read > 0);
@@ -76,7 +112,7 @@ fn shutdown_cuts_a_never_reading_client_at_the_grace_period(model: Model) {
 }
 
 fn shutdown_closes_listener_and_connections(model: Model) {
-    let server = Server::echo(model);
+    let server = TestServer::echo(model);
     let addr = server.addr;
     let mut idle = server.connect();
     server.wait_for_stats("accepted", |s| s.open == 1);

@@ -12,9 +12,10 @@ use bytes::BytesMut;
 use evloop::baseline::{MIN_STACK_SIZE, ThreadServer};
 use evloop::{CloseReason, Config, Conn, Handler};
 
-use crate::common::{self, Echo, finish_and_expect_eof};
-use crate::handler::{Closes, Scripted, closes_after, read_n};
-use crate::model::{Model, Server, isolated, localhost};
+use crate::common::{
+    self, Echo, Model, TestServer, assert_echoes, finish_and_expect_eof, isolated, localhost, read_exact_n,
+};
+use crate::handler::{Closes, Scripted, closes_after};
 
 /// Threads of this process whose name is `name` (Linux's `comm`). Counting by
 /// name sees only the server's threads, not the test harness's.
@@ -34,17 +35,10 @@ fn wait_for_conn_threads(n: usize) {
     });
 }
 
-/// Sends `msg` and expects it echoed.
-#[track_caller]
-pub fn assert_echoes(stream: &mut std::net::TcpStream, msg: &[u8]) {
-    stream.write_all(msg).unwrap();
-    assert_eq!(read_n(stream, msg.len()), msg);
-}
-
 #[test]
 fn connection_threads_exit_when_their_connections_close() {
     isolated(|| {
-        let server = Server::echo(Model::Threads);
+        let server = TestServer::echo(Model::Threads);
         let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
         for client in &mut clients {
             assert_echoes(client, b"ping");
@@ -63,7 +57,7 @@ fn connection_threads_exit_when_their_connections_close() {
 #[test]
 fn connections_over_max_connections_are_closed_at_once_and_counted() {
     isolated(|| {
-        let server = Server::threads(
+        let server = TestServer::threads(
             ThreadServer::bind(localhost(), Config::default(), || Echo)
                 .unwrap()
                 .max_connections(2),
@@ -77,7 +71,7 @@ fn connections_over_max_connections_are_closed_at_once_and_counted() {
         let mut rest = Vec::new();
         let _ = third.read_to_end(&mut rest); // closed at once: end of stream or reset
         assert!(rest.is_empty());
-        assert_eq!(server.handle().refused(), 1);
+        assert_eq!(server.thread_handle().refused(), 1);
         assert_eq!(server.stats().accepted, 2);
 
         drop(first);
@@ -111,11 +105,11 @@ fn the_minimum_stack_serves_and_survives_a_panic() {
     isolated(|| {
         let closes = Closes::default();
         let server = ThreadServer::bind(localhost(), Config::default(), Scripted::factory(&closes)).unwrap();
-        let server = Server::threads(server.stack_size(MIN_STACK_SIZE));
+        let server = TestServer::threads(server.stack_size(MIN_STACK_SIZE));
         let mut healthy = server.connect();
         let mut doomed = server.connect();
-        assert_eq!(read_n(&mut healthy, 3), b"hi\n");
-        assert_eq!(read_n(&mut doomed, 3), b"hi\n");
+        assert_eq!(read_exact_n(&mut healthy, 3), b"hi\n");
+        assert_eq!(read_exact_n(&mut doomed, 3), b"hi\n");
         doomed.write_all(b"P").unwrap();
         assert_eq!(closes_after(&closes, 1), [CloseReason::Panicked]);
         assert_echoes(&mut healthy, b"still served");
@@ -140,12 +134,13 @@ impl Handler for Tally {
 fn a_handler_that_is_not_send_is_served() {
     isolated(|| {
         let factory = || Tally { seen: Rc::default() };
-        let server = Server::threads(ThreadServer::bind(localhost(), Config::default(), factory).unwrap());
+        let server =
+            TestServer::threads(ThreadServer::bind(localhost(), Config::default(), factory).unwrap());
         let mut client = server.connect();
         client.write_all(b"abc").unwrap();
-        assert_eq!(read_n(&mut client, 2), b"3\n");
+        assert_eq!(read_exact_n(&mut client, 2), b"3\n");
         client.write_all(b"de").unwrap();
-        assert_eq!(read_n(&mut client, 2), b"5\n");
+        assert_eq!(read_exact_n(&mut client, 2), b"5\n");
     });
 }
 
@@ -159,7 +154,8 @@ fn a_panicking_factory_closes_only_that_connection() {
             }
             Echo
         };
-        let server = Server::threads(ThreadServer::bind(localhost(), Config::default(), factory).unwrap());
+        let server =
+            TestServer::threads(ThreadServer::bind(localhost(), Config::default(), factory).unwrap());
         let mut doomed = server.connect();
         let mut rest = Vec::new();
         let _ = doomed.read_to_end(&mut rest);
@@ -178,7 +174,7 @@ fn a_connection_that_gets_no_thread_is_closed_and_counted() {
         let huge = ThreadServer::bind(localhost(), Config::default(), || Echo)
             .unwrap()
             .stack_size(1 << 47);
-        let server = Server::threads(huge);
+        let server = TestServer::threads(huge);
         let mut client = server.connect();
         let mut rest = Vec::new();
         let _ = client.read_to_end(&mut rest); // closed at once
@@ -186,7 +182,7 @@ fn a_connection_that_gets_no_thread_is_closed_and_counted() {
         // Refused, counted, and accepting paused as when fds run out.
         let stats = server.wait_for_stats("a pause", |s| s.accept_backoffs >= 1);
         assert_eq!((stats.accepted, stats.open), (0, 0));
-        assert_eq!(server.handle().refused(), 1);
+        assert_eq!(server.thread_handle().refused(), 1);
         drop((client, server));
     });
 }
@@ -195,7 +191,7 @@ fn a_connection_that_gets_no_thread_is_closed_and_counted() {
 fn an_idle_timeout_too_long_to_represent_never_expires() {
     isolated(|| {
         let config = Config::default().idle_timeout(Some(Duration::MAX));
-        let server = Server::threads(ThreadServer::bind(localhost(), config, || Echo).unwrap());
+        let server = TestServer::threads(ThreadServer::bind(localhost(), config, || Echo).unwrap());
         let mut client = server.connect();
         assert_echoes(&mut client, b"still open");
         finish_and_expect_eof(client);

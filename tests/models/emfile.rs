@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::common::open_fds;
-use crate::model::{Model, Server, isolated};
-use crate::threads::assert_echoes;
+use crate::common::{Model, TestServer, assert_echoes, isolated, open_fds};
 
 /// Connections served before fds run out.
 const EXISTING: usize = 3;
@@ -33,7 +31,7 @@ fn the_acceptor_pauses_when_fds_run_out_and_recovers() {
 fn fds_run_out_and_recover() {
     install_warning_counter();
     WARNINGS.store(0, Ordering::SeqCst);
-    let server = Server::echo(Model::Threads);
+    let server = TestServer::echo(Model::Threads);
     let mut existing: Vec<_> = (0..EXISTING).map(|_| server.connect()).collect();
     existing.iter_mut().for_each(|c| assert_echoes(c, b"before"));
     // Sockets made now, connected once no fd is left for the server.

@@ -58,8 +58,10 @@ impl Default for Config {
 impl Config {
     /// Smallest free space given to each `read` system call.
     ///
-    /// Default 16 KiB. Larger reads move bulk data in fewer system calls;
-    /// every connection that is receiving holds a buffer at least this big.
+    /// Default 16 KiB. Larger reads move bulk data in fewer system calls.
+    /// A loop lends one buffer to whichever connection reads; a connection
+    /// owns a buffer only while its handler leaves a partial message in it,
+    /// so waiting connections cost no read buffer.
     ///
     /// # Panics
     ///

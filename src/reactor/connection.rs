@@ -147,31 +147,66 @@ impl<H: Handler> Connection<H> {
         }
         let mut budget = core.config.read_budget;
         while self.can_read() {
-            let stream = SockRef::from(&self.stream);
-            match io::read_into(stream, &mut self.input, core.config.read_size) {
-                Ok(Read::Data { n, short }) => {
-                    core.counters.reads += 1;
-                    core.counters.bytes_read += n as u64;
-                    self.last_active = core.now;
-                    self.call(core, |h, conn, input| h.on_data(conn, input));
-                    self.check_input_limit(core);
-                    if short && !self.fin_seen {
-                        return;
-                    }
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        return self.carry(core);
-                    }
-                }
-                Ok(Read::Eof) => {
-                    core.counters.reads += 1;
-                    self.read_closed = true;
-                    trace!("{}: end of stream", self.state.id);
-                    return self.call(core, |h, conn, _| h.on_eof(conn));
-                }
-                Ok(Read::WouldBlock) => return,
-                Err(e) => return self.finish(core, CloseReason::from_io(&e)),
+            self.borrow_scratch(core);
+            let go_on = self.read_once(core, &mut budget);
+            self.return_scratch(core);
+            if !go_on {
+                return;
             }
+        }
+    }
+
+    /// One `read` and its callback; returns whether to read again now.
+    fn read_once(&mut self, core: &mut Core, budget: &mut usize) -> bool {
+        match io::read_into(
+            SockRef::from(&self.stream),
+            &mut self.input,
+            core.config.read_size,
+        ) {
+            Ok(Read::Data { n, short }) => {
+                core.counters.reads += 1;
+                core.counters.bytes_read += n as u64;
+                self.last_active = core.now;
+                self.call(core, |h, conn, input| h.on_data(conn, input));
+                self.check_input_limit(core);
+                *budget = budget.saturating_sub(n);
+                if short && !self.fin_seen {
+                    return false;
+                }
+                if *budget == 0 {
+                    self.carry(core);
+                    return false;
+                }
+                true
+            }
+            Ok(Read::Eof) => {
+                core.counters.reads += 1;
+                self.read_closed = true;
+                trace!("{}: end of stream", self.state.id);
+                self.call(core, |h, conn, _| h.on_eof(conn));
+                false
+            }
+            Ok(Read::WouldBlock) => false,
+            Err(e) => {
+                self.finish(core, CloseReason::from_io(&e));
+                false
+            }
+        }
+    }
+
+    /// Reads into the loop's spare buffer when this connection holds no
+    /// input, so that only connections with a partial message own a buffer.
+    fn borrow_scratch(&mut self, core: &mut Core) {
+        if self.input.is_empty() {
+            self.input = std::mem::take(&mut core.scratch);
+        }
+    }
+
+    /// Hands the buffer back to the loop if the handler consumed everything:
+    /// a waiting connection then holds no read buffer at all.
+    fn return_scratch(&mut self, core: &mut Core) {
+        if self.input.is_empty() && self.input.capacity() > core.scratch.capacity() {
+            core.scratch = std::mem::take(&mut self.input);
         }
     }
 

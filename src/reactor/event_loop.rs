@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -69,6 +70,10 @@ pub(crate) struct Core {
     pub(crate) remote: Remote,
     /// The server-wide connection cap.
     pub(crate) limit: Arc<ConnLimit>,
+    /// The read buffer lent to whichever connection reads with no input
+    /// pending; connections keep a buffer only while holding a partial
+    /// message, so an idle connection costs no buffer.
+    pub(crate) scratch: BytesMut,
 }
 
 /// What a loop is built from; a [`Server`](crate::Server) makes one per loop.
@@ -239,6 +244,7 @@ where
                 door: parts.door,
                 remote: parts.remote,
                 limit: parts.limit,
+                scratch: BytesMut::new(),
             },
             acceptor,
             local_addr,

@@ -18,7 +18,7 @@
 # A server is an example name, optionally with arguments after a ':', commas
 # for spaces: "echo_server:--model,threads" runs
 # `echo_server --addr ADDR --model threads`. For sweeps over connection counts,
-# idle memory and charts, see examples/compare.rs; this script is the quick
+# idle memory and charts, see examples/compare/; this script is the quick
 # A/B of two binaries, plus syscall counts.
 #
 # Usage: scripts/measure_echo.sh

@@ -1,0 +1,354 @@
+//! The command line: flags and their defaults, the models they select, and
+//! the checks that the run is possible (fd limit, CPUs, binaries). Any bad or
+//! impossible argument exits with status 2 and the usage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use evloop::sys;
+
+/// The usage text, printed by `--help` and after an argument error.
+pub(crate) const USAGE: &str =
+    "usage: compare [--models M,M..] [--server NAME=COMMAND].. [--conns N,N..] [--rounds R]
+               [--warmup SECS] [--duration SECS] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
+               [--loops N] [--pin SERVER_CPUS:CLIENT_CPUS] [--out DIR] [--bin-dir DIR] [--idle]
+defaults: --models reactor,threads,tokio --conns 1,10,100,1000,5000 (idle: 1000,5000,10000)
+          --rounds 3 --warmup 1 --duration 5 --size 64 --depth 1 --loops 1
+models: reactor, threads, tokio, mio, or any defined with --server, whose COMMAND may use
+        {addr}, {port} and {loops}, e.g. --server 'r2=echo_server --addr {addr} --threads 2'
+--pin 0:1 runs servers on CPU 0 and loadgen on CPU 1 (lists like 0-3,6 work too);
+--idle measures resident memory per idle connection instead of load.";
+
+/// The built-in models: name and command template.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "reactor",
+        "echo_server --addr {addr} --model reactor --threads {loops}",
+    ),
+    ("threads", "echo_server --addr {addr} --model threads"),
+    ("tokio", "tokio_echo --addr {addr}"),
+    ("mio", "mio_echo --addr {addr}"),
+];
+/// Fds a process needs besides its connections (listener, poller, stdio, logs).
+const FD_HEADROOM: u64 = 64;
+
+/// Prints a message and the usage and exits with status 2.
+macro_rules! usage {
+    ($($arg:tt)*) => {{
+        eprintln!("compare: {}\n{}", format_args!($($arg)*), $crate::options::USAGE);
+        std::process::exit(2)
+    }};
+}
+pub(crate) use usage;
+
+/// A server to compare: a name and the command that starts it.
+#[derive(Debug, Clone)]
+pub(crate) struct Model {
+    /// Its name in tables and charts.
+    pub(crate) name: String,
+    /// The command template, `{addr}`, `{port}` and `{loops}` not yet filled in.
+    pub(crate) command: String,
+}
+
+/// CPUs for the servers and for the load generator.
+#[derive(Debug, Clone)]
+pub(crate) struct Pin {
+    /// Where servers run.
+    pub(crate) server: Vec<usize>,
+    /// Where loadgen runs.
+    pub(crate) client: Vec<usize>,
+    /// This process's CPUs before pinning, restored after each spawn.
+    pub(crate) all: Vec<usize>,
+}
+
+/// Command-line options, checked.
+#[derive(Debug)]
+pub(crate) struct Opts {
+    /// The models to run, in order.
+    pub(crate) models: Vec<Model>,
+    /// Connection counts, ascending.
+    pub(crate) conns: Vec<usize>,
+    /// Rounds per model and connection count.
+    pub(crate) rounds: usize,
+    /// Seconds of load before each window.
+    pub(crate) warmup: f64,
+    /// Seconds of each measurement window.
+    pub(crate) duration: f64,
+    /// Bytes per message.
+    pub(crate) size: usize,
+    /// Messages in flight per connection.
+    pub(crate) depth: usize,
+    /// Fixed total rate for loadgen, if any.
+    pub(crate) rate: Option<f64>,
+    /// Event loops for `{loops}`.
+    pub(crate) loops: usize,
+    /// CPU pinning, if any.
+    pub(crate) pin: Option<Pin>,
+    /// Where to write the report files.
+    pub(crate) out: Option<PathBuf>,
+    /// Where the server and loadgen binaries are.
+    pub(crate) bin_dir: PathBuf,
+    /// Idle-memory mode instead of load.
+    pub(crate) idle: bool,
+    /// The command line, for the report.
+    pub(crate) command_line: String,
+}
+
+/// Parses and checks the command line; exits with status 2 on any error.
+pub(crate) fn parse_opts() -> Opts {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut defined: BTreeMap<String, String> = BUILTIN
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .collect();
+    let (mut selected, mut conns, mut pin) = ("reactor,threads,tokio".to_string(), None, None);
+    let mut o = Opts {
+        models: Vec::new(),
+        conns: Vec::new(),
+        rounds: 3,
+        warmup: 1.0,
+        duration: 5.0,
+        size: 64,
+        depth: 1,
+        rate: None,
+        loops: 1,
+        pin: None,
+        out: None,
+        bin_dir: default_bin_dir(),
+        idle: false,
+        command_line: std::env::args()
+            .map(|a| shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        if flag == "--idle" {
+            o.idle = true;
+            continue;
+        }
+        let value = it.next().unwrap_or_else(|| usage!("{flag} needs a value"));
+        match flag.as_str() {
+            "--models" => selected = value,
+            "--server" => define(&mut defined, &value),
+            "--conns" => conns = Some(parse_list(&flag, &value)),
+            "--rounds" => o.rounds = parse_num(&flag, &value, 1.0) as usize,
+            "--warmup" => o.warmup = parse_num(&flag, &value, 0.0),
+            "--duration" => o.duration = parse_num(&flag, &value, 0.01),
+            "--size" => o.size = parse_num(&flag, &value, 1.0) as usize,
+            "--depth" => o.depth = parse_num(&flag, &value, 1.0) as usize,
+            "--rate" => o.rate = Some(parse_num(&flag, &value, 1.0)),
+            "--loops" => o.loops = parse_num(&flag, &value, 1.0) as usize,
+            "--pin" => pin = Some(value),
+            "--out" => o.out = Some(PathBuf::from(value)),
+            "--bin-dir" => o.bin_dir = PathBuf::from(value),
+            _ => usage!("unknown argument {flag:?}"),
+        }
+    }
+    o.models = select(&defined, &selected);
+    o.pin = pin.map(|p| parse_pin(&p));
+    o.conns = check_conns(conns, o.idle);
+    check_binaries(&o);
+    o
+}
+
+/// `arg` as a shell would need it, for the report.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:,=".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The directory of this binary: `target/<profile>/examples/`.
+fn default_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| usage!("cannot find this program's path: {e}"));
+    exe.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Handles `--server NAME=COMMAND`.
+fn define(defined: &mut BTreeMap<String, String>, spec: &str) {
+    let Some((name, command)) = spec.split_once('=') else {
+        usage!("--server wants NAME=COMMAND, got {spec:?}")
+    };
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.is_empty() || !name.chars().all(name_ok) {
+        usage!("--server {spec:?}: a name is letters, digits, '_' and '-'");
+    }
+    check_template(name, command);
+    defined.insert(name.to_string(), command.trim().to_string());
+}
+
+/// Exits unless `command` names a program, says where to listen, and uses
+/// known placeholders only.
+fn check_template(name: &str, command: &str) {
+    if command.split_whitespace().next().is_none() {
+        usage!("--server {name}: empty command");
+    }
+    let mut rest = command;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|c| open + c);
+        let Some(close) = close else {
+            usage!("--server {name}: unclosed '{{' in {command:?}")
+        };
+        let key = &rest[open + 1..close];
+        if !["addr", "port", "loops"].contains(&key) {
+            usage!("--server {name}: unknown placeholder {{{key}}} (known: {{addr}} {{port}} {{loops}})");
+        }
+        rest = &rest[close + 1..];
+    }
+    if !command.contains("{addr}") && !command.contains("{port}") {
+        usage!(
+            "--server {name}: the command must take {{addr}} or {{port}}, or it cannot be told where to listen"
+        );
+    }
+}
+
+/// The models named in `list`, in its order.
+fn select(defined: &BTreeMap<String, String>, list: &str) -> Vec<Model> {
+    let mut models: Vec<Model> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(command) = defined.get(name) else {
+            let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+            usage!("unknown model {name:?} (known: {})", known.join(", "))
+        };
+        if models.iter().any(|m| m.name == name) {
+            usage!("model {name:?} named twice in --models");
+        }
+        models.push(Model {
+            name: name.to_string(),
+            command: command.clone(),
+        });
+    }
+    if models.is_empty() {
+        usage!("--models names no model");
+    }
+    models
+}
+
+/// A number no smaller than `min`.
+fn parse_num(flag: &str, value: &str, min: f64) -> f64 {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= min => v,
+        _ => usage!("bad {flag} {value:?}: expected a number of at least {min}"),
+    }
+}
+
+/// A comma-separated list of counts of at least 1, sorted, without duplicates.
+fn parse_list(flag: &str, value: &str) -> Vec<usize> {
+    let mut list: Vec<usize> = (value.split(','))
+        .map(|v| match v.trim().parse() {
+            Ok(n) if n >= 1 => n,
+            _ => usage!("bad {flag} {value:?}: expected whole numbers of at least 1, like 1,10,100"),
+        })
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    list
+}
+
+/// A CPU list like `0-3,6`.
+fn parse_cpus(spec: &str, all: &[usize]) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in spec.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        match (lo.trim().parse::<usize>(), hi.trim().parse::<usize>()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => cpus.extend(lo..=hi),
+            _ => usage!("bad CPU list {spec:?} in --pin: expected something like 0 or 0-3,6"),
+        }
+    }
+    if let Some(cpu) = cpus.iter().find(|c| !all.contains(c)) {
+        usage!("--pin: CPU {cpu} is not available to this process (available: {all:?})");
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
+}
+
+/// `--pin SERVER_CPUS:CLIENT_CPUS`.
+fn parse_pin(spec: &str) -> Pin {
+    let all = sys::cpu_affinity().unwrap_or_else(|e| usage!("--pin: cannot read CPU affinity: {e}"));
+    let Some((server, client)) = spec.split_once(':') else {
+        usage!("--pin wants SERVER_CPUS:CLIENT_CPUS, like 0:1, got {spec:?}")
+    };
+    let pin = Pin {
+        server: parse_cpus(server, &all),
+        client: parse_cpus(client, &all),
+        all,
+    };
+    if pin.server.iter().any(|c| pin.client.contains(c)) {
+        eprintln!("compare: warning: --pin {spec}: server and loadgen share CPUs");
+    }
+    pin
+}
+
+/// The connection counts to run: raises the fd limit, then drops default
+/// counts it cannot hold and rejects requested ones.
+fn check_conns(requested: Option<Vec<usize>>, idle: bool) -> Vec<usize> {
+    let (_, hard) = sys::fd_limit().unwrap_or((0, 0));
+    let limit = sys::raise_fd_limit().unwrap_or_else(|e| {
+        eprintln!("compare: warning: cannot raise the fd limit: {e}");
+        sys::fd_limit().map_or(1024, |(soft, _)| soft)
+    });
+    let fits = |n: &usize| (*n as u64).saturating_add(FD_HEADROOM) <= limit;
+    let Some(requested) = requested else {
+        let defaults: &[usize] = if idle {
+            &[1000, 5000, 10000]
+        } else {
+            &[1, 10, 100, 1000, 5000]
+        };
+        let (ok, dropped): (Vec<usize>, Vec<usize>) = defaults.iter().partition(|n| fits(n));
+        if !dropped.is_empty() {
+            eprintln!(
+                "compare: leaving out {dropped:?} connections: the fd limit is {limit} (hard limit {hard})"
+            );
+        }
+        if ok.is_empty() {
+            usage!("the fd limit ({limit}) allows none of the default connection counts; give --conns");
+        }
+        return ok;
+    };
+    if let Some(n) = requested.iter().find(|n| !fits(n)) {
+        usage!(
+            "--conns {n} needs more fds than the limit allows ({limit}, hard limit {hard}); raise it with ulimit -n"
+        );
+    }
+    requested
+}
+
+/// Exits unless loadgen and every model's program can be found.
+fn check_binaries(o: &Opts) {
+    let missing = |what: &str| -> ! {
+        usage!(
+            "{what} not found in {}; build the examples first: cargo build --release --examples",
+            o.bin_dir.display()
+        )
+    };
+    if !o.bin_dir.join("loadgen").is_file() {
+        missing("loadgen");
+    }
+    for model in &o.models {
+        let program = model.command.split_whitespace().next().unwrap_or_default();
+        if resolve(program, &o.bin_dir).is_none() {
+            missing(&format!("{program} (model {})", model.name));
+        }
+    }
+}
+
+/// Where `program` is: a path as given, else in `bin_dir`, else on `PATH`.
+pub(crate) fn resolve(program: &str, bin_dir: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).is_file().then(|| PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(bin_dir.to_path_buf())
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}

@@ -45,14 +45,8 @@ impl Handler for Echo {
     }
 }
 
-/// Which execution model drives the handlers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// `evloop::EventLoop`: one thread, readiness events.
-    Reactor,
-    /// `evloop::baseline::ThreadServer`: a blocking thread per connection.
-    Threads,
-}
+/// Which execution model drives the handlers: the library's own switch.
+pub use evloop::Model;
 
 /// A server of either model serving 127.0.0.1 on a free port. Dropping it
 /// shuts it down with no grace period and waits until it has stopped.

@@ -42,10 +42,12 @@
 //!   stats, graceful shutdown and join.
 //! * [`Remote`] — the cross-thread door: write to, close, or run a closure on
 //!   any connection by its [`ConnId`], from any thread or handler.
+//! * [`baseline`] — the same handlers on one OS thread per connection
+//!   ([`Model::Threads`]), the model an event loop is measured against.
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
 //!   budget, idle timeout.
 //! * [`Stats`] — per-loop counters; [`sys`] — OS measurements (CPU time,
-//!   context switches, open fds).
+//!   context switches, memory, threads, open fds) for this or another process.
 //!
 //! # Guarantees
 //!

@@ -207,18 +207,12 @@ impl ChildServer {
 
     /// How many fds the child has open.
     fn open_fds(&self) -> usize {
-        std::fs::read_dir(self.proc_path("fd")).unwrap().count()
+        evloop::sys::ProcessStats::of(self.child.id()).unwrap().open_fds
     }
 
     /// The child's CPU time so far, user plus system, all threads.
     fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(self.proc_path("stat")).unwrap();
-        // Fields 14 and 15 (utime, stime); the name, field 2, ends at the last ')'.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..].split_whitespace().collect();
-        let ticks: u64 = fields[14 - 3].parse::<u64>().unwrap() + fields[15 - 3].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_secs_f64(ticks as f64 / per_second as f64)
+        evloop::sys::ProcessStats::of(self.child.id()).unwrap().cpu.total()
     }
 
     /// The CPU time the child uses while `window` passes.

@@ -233,7 +233,15 @@ impl<'a> Conn<'a> {
     }
 
     /// Closes the connection once its queued output is flushed; nothing more
-    /// is read. The handler then sees [`CloseReason::Closed`](crate::CloseReason::Closed).
+    /// is delivered to the handler, which then sees
+    /// [`CloseReason::Closed`](crate::CloseReason::Closed).
+    ///
+    /// If the peer may still be sending, the reactor closes by lingering, as
+    /// web servers do: it shuts down its write half (the peer reads the
+    /// output, then end of stream) and reads and discards the peer's bytes
+    /// until the peer's end of stream, for at most 2 s and 1 MiB, before
+    /// closing the socket. Closing with unread input would make the kernel
+    /// send a reset, which can destroy the response before the peer reads it.
     pub fn close(&mut self) {
         self.state.close_with(crate::CloseReason::Closed);
     }

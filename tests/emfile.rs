@@ -212,7 +212,10 @@ impl ChildServer {
 
     /// The child's CPU time so far, user plus system, all threads.
     fn cpu_time(&self) -> Duration {
-        evloop::sys::ProcessStats::of(self.child.id()).unwrap().cpu.total()
+        evloop::sys::ProcessStats::of(self.child.id())
+            .unwrap()
+            .cpu
+            .total()
     }
 
     /// The CPU time the child uses while `window` passes.

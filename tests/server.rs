@@ -352,3 +352,71 @@ fn remote_close_and_a_panicking_remote_closure_close_only_their_target() {
     assert_eq!(common::read_exact_n(&mut healthy, 6), b"alive\n");
     stop(server, Duration::from_secs(1));
 }
+
+/// Answers the first bytes with `refused` and closes, whatever else arrives.
+struct RefuseAtOnce;
+
+impl Handler for RefuseAtOnce {
+    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        input.clear();
+        conn.write(b"refused");
+        conn.close();
+    }
+}
+
+#[test]
+fn closing_while_the_peer_still_sends_delivers_the_reply_instead_of_a_reset() {
+    let _serial = serial();
+    let fds = open_fds();
+    let server = Server::new("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .start(|| RefuseAtOnce)
+        .unwrap();
+    for _ in 0..5 {
+        // A request with a body far larger than one read: the server closes
+        // with most of it unread, which without a lingering close resets.
+        let mut client = connect(&server);
+        let body = pattern(256 * 1024, 9);
+        let _ = client.write_all(&body);
+        let _ = client.shutdown(std::net::Shutdown::Write);
+        let mut got = Vec::new();
+        client
+            .read_to_end(&mut got)
+            .expect("a clean end of stream, not a reset");
+        assert_eq!(got, b"refused");
+    }
+    let stats = wait_until("5 closed", || {
+        Some(server.stats()).filter(|s| s.closed_total() == 5)
+    });
+    assert_eq!(stats.closed_by(&CloseReason::Closed), 5);
+    stop(server, Duration::from_secs(1));
+    assert_fds_return_to(fds);
+}
+
+#[test]
+fn a_lingering_close_gives_up_on_a_peer_that_never_finishes() {
+    let _serial = serial();
+    let server = Server::new("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .start(|| RefuseAtOnce)
+        .unwrap();
+    let mut client = connect(&server);
+    client.write_all(b"request without end").unwrap();
+    let mut got = [0; 7];
+    client.read_exact(&mut got).unwrap();
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap(); // our end of stream came with the reply
+    assert!(rest.is_empty());
+    // The server still holds the socket, discarding, until the linger time.
+    let stats = wait_until("closed after lingering", || {
+        Some(server.stats()).filter(|s| s.closed_total() == 1)
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "lingered {:?}",
+        start.elapsed()
+    );
+    assert_eq!(stats.closed_by(&CloseReason::Closed), 1);
+    stop(server, Duration::from_secs(1));
+}

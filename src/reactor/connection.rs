@@ -7,6 +7,8 @@
 //! ```text
 //!  open ──read 0──────────► read closed ──output flushed──► finish(PeerClosed)
 //!   │ ──close()───────────► closing ─────output flushed──► finish(Closed)
+//!   │                           └─ peer may still send: shut our write half,
+//!   │                              discard its bytes until its FIN (≤ 2 s) ─► finish(Closed)
 //!   │ ──abort()/panic/error/idle/over limit──────────────► finish(reason)
 //! ```
 //!
@@ -30,6 +32,11 @@ use super::io::{self, Read};
 use crate::conn::{ConnState, TimerKind, TimerOwner};
 use crate::timer::{TimerId, deadline};
 use crate::{CloseReason, Conn, Handler};
+
+/// Longest a lingering close waits for the peer's end of stream.
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Most bytes a lingering close reads and discards before giving up.
+pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A connection owned by a reactor loop.
 #[derive(Debug)]
@@ -63,6 +70,12 @@ pub(crate) struct Connection<H> {
     /// Output drained below the low watermark; `on_drained` runs in the
     /// carried phase.
     drained_due: bool,
+    /// Lingering close underway: our FIN is sent, the peer's remaining bytes
+    /// are read and discarded until its FIN, then the connection ends with
+    /// this reason.
+    linger: Option<CloseReason>,
+    /// Bytes a lingering close still discards before giving up.
+    linger_left: usize,
     /// The handler resumed reading after pausing with input left unconsumed;
     /// that input is handed to `on_data` again before the socket is read.
     redeliver: bool,
@@ -96,6 +109,8 @@ impl<H: Handler> Connection<H> {
             carried: false,
             redeliver: false,
             drained_due: false,
+            linger: None,
+            linger_left: 0,
             last_active: now,
             idle_timer: None,
         }
@@ -121,6 +136,14 @@ impl<H: Handler> Connection<H> {
         read_closed: bool,
         error: bool,
     ) {
+        if let Some(reason) = self.linger.clone() {
+            self.fin_seen |= read_closed;
+            return if error {
+                self.finish(core, reason)
+            } else {
+                self.discard(core)
+            };
+        }
         if error {
             let err = self.stream.take_error().ok().flatten();
             let reason = err.as_ref().map_or(CloseReason::Reset, CloseReason::from_io);
@@ -281,7 +304,7 @@ impl<H: Handler> Connection<H> {
         let pending = self.state.out.len();
         if pending == 0 {
             if let Some(reason) = self.state.closing.clone() {
-                return self.finish(core, reason);
+                return self.close_or_linger(core, reason);
             }
             if self.state.shutdown_write && !self.write_shut {
                 self.shut_write();
@@ -289,6 +312,62 @@ impl<H: Handler> Connection<H> {
         }
         self.set_writable_interest(core, pending > 0);
         self.watermarks(core, queued, pending);
+    }
+
+    /// Ends a connection whose output is flushed: at once, or, when the
+    /// handler closed while the peer may still be sending, by a lingering
+    /// close. Closing a socket with unread input makes the kernel send a
+    /// reset, and a reset can destroy the last response before the peer
+    /// reads it (say, a 413 sent while the body is still arriving). So the
+    /// write half is shut (the peer sees our end of stream after the
+    /// response), and what the peer still sends is read and discarded until
+    /// its own end of stream, [`LINGER_TIME`] or [`LINGER_BYTES`].
+    fn close_or_linger(&mut self, core: &mut Core, reason: CloseReason) {
+        let peer_may_send = !self.read_closed && !self.fin_seen;
+        if self.linger.is_some()
+            || !peer_may_send
+            || !matches!(reason, CloseReason::Closed | CloseReason::InputLimit)
+        {
+            return self.finish(core, reason);
+        }
+        self.shut_write();
+        self.set_writable_interest(core, false);
+        self.linger = Some(reason);
+        self.linger_left = LINGER_BYTES;
+        self.last_active = core.now;
+        self.state.idle_timeout = Some(LINGER_TIME);
+        self.rearm_idle(core);
+        self.discard(core);
+    }
+
+    /// Reads and drops what a lingering peer sends; ends the connection at
+    /// its end of stream, on an error, or when the byte allowance is spent.
+    fn discard(&mut self, core: &mut Core) {
+        let Some(reason) = self.linger.clone() else { return };
+        loop {
+            self.borrow_scratch(core);
+            let read = io::read_into(
+                SockRef::from(&self.stream),
+                &mut self.input,
+                core.config.read_size,
+            );
+            self.input.clear();
+            self.return_scratch(core);
+            match read {
+                Ok(Read::Data { n, short }) => {
+                    core.counters.reads += 1;
+                    self.linger_left = self.linger_left.saturating_sub(n);
+                    if self.linger_left == 0 {
+                        return self.finish(core, reason);
+                    }
+                    if short && !self.fin_seen {
+                        return;
+                    }
+                }
+                Ok(Read::WouldBlock) => return,
+                Ok(Read::Eof) | Err(_) => return self.finish(core, reason),
+            }
+        }
     }
 
     /// Writes until the queue is empty or the socket is full. Returns false if
@@ -432,7 +511,8 @@ impl<H: Handler> Connection<H> {
         };
         if core.now.saturating_duration_since(self.last_active) >= timeout {
             debug!("{}: idle for {timeout:?}, closing", self.state.id);
-            self.finish(core, CloseReason::IdleTimeout);
+            let reason = self.linger.take().unwrap_or(CloseReason::IdleTimeout);
+            self.finish(core, reason);
         } else {
             self.arm_idle(core);
         }

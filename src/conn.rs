@@ -236,8 +236,8 @@ impl<'a> Conn<'a> {
     /// is delivered to the handler, which then sees
     /// [`CloseReason::Closed`](crate::CloseReason::Closed).
     ///
-    /// If the peer may still be sending, the reactor closes by lingering, as
-    /// web servers do: it shuts down its write half (the peer reads the
+    /// If the peer's bytes are still unread, the connection closes by
+    /// lingering, as web servers do: it shuts down its write half (the peer reads the
     /// output, then end of stream) and reads and discards the peer's bytes
     /// until the peer's end of stream, for at most 2 s and 1 MiB, before
     /// closing the socket. Closing with unread input would make the kernel

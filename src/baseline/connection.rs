@@ -34,6 +34,7 @@ use super::link::Link;
 use super::shared::Shared;
 use crate::conn::{ConnState, TimerOwner};
 use crate::reactor::NoSigPipe;
+use crate::reactor::{LINGER_BYTES, LINGER_TIME, has_unread};
 use crate::timer::TimerQueue;
 use crate::{CloseReason, Config, Conn, Handler};
 
@@ -124,7 +125,7 @@ impl<'a, H: Handler> Connection<'a, H> {
             return self.flush();
         }
         if let Some(reason) = self.state.closing.clone() {
-            return self.end(reason);
+            return self.close_or_linger(reason);
         }
         if self.state.shutdown_write && !self.write_shut {
             self.shut_write();
@@ -339,6 +340,34 @@ impl<'a, H: Handler> Connection<'a, H> {
         } else {
             CloseReason::from_io(err)
         };
+        self.end(reason);
+    }
+
+    /// Ends a connection whose output is flushed, lingering as the reactor
+    /// does when the handler closed while the peer may still be sending: our
+    /// write half is shut and the peer's bytes are read and dropped until its
+    /// end of stream, [`LINGER_TIME`] or [`LINGER_BYTES`], so that closing
+    /// with unread input does not make the kernel reset the connection and
+    /// destroy the last reply.
+    fn close_or_linger(&mut self, reason: CloseReason) {
+        let unread = !self.input.is_empty() || has_unread(SockRef::from(&self.link.stream));
+        if !self.read_closed && unread && matches!(reason, CloseReason::Closed | CloseReason::InputLimit) {
+            self.shut_write();
+            let deadline = Instant::now() + LINGER_TIME;
+            let mut left = LINGER_BYTES;
+            let mut scratch = BytesMut::new();
+            while left > 0 {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if wait.is_zero() || self.timeouts.set_read(&self.link.stream, Some(wait)).is_err() {
+                    break;
+                }
+                match io::recv_into(&self.link.stream, &mut scratch, self.config.read_size) {
+                    Ok(Recv::Data(n)) => left = left.saturating_sub(n),
+                    _ => break, // end of stream, timeout or error: done either way
+                }
+                scratch.clear();
+            }
+        }
         self.end(reason);
     }
 

@@ -315,7 +315,7 @@ impl<H: Handler> Connection<H> {
     }
 
     /// Ends a connection whose output is flushed: at once, or, when the
-    /// handler closed while the peer may still be sending, by a lingering
+    /// handler closed with the peer's bytes still unread, by a lingering
     /// close. Closing a socket with unread input makes the kernel send a
     /// reset, and a reset can destroy the last response before the peer
     /// reads it (say, a 413 sent while the body is still arriving). So the
@@ -323,7 +323,9 @@ impl<H: Handler> Connection<H> {
     /// response), and what the peer still sends is read and discarded until
     /// its own end of stream, [`LINGER_TIME`] or [`LINGER_BYTES`].
     fn close_or_linger(&mut self, core: &mut Core, reason: CloseReason) {
-        let peer_may_send = !self.read_closed && !self.fin_seen;
+        let peer_may_send = !self.read_closed
+            && !self.fin_seen
+            && (!self.input.is_empty() || io::has_unread(SockRef::from(&self.stream)));
         if self.linger.is_some()
             || !peer_may_send
             || !matches!(reason, CloseReason::Closed | CloseReason::InputLimit)

@@ -76,3 +76,10 @@ impl std::io::Write for NoSigPipe<'_> {
         Ok(())
     }
 }
+
+/// True if the peer has sent bytes not yet read: a close now would make the
+/// kernel answer with a reset. Never blocks, whatever the socket's mode.
+pub(crate) fn has_unread(sock: SockRef<'_>) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT), Ok(n) if n > 0)
+}

@@ -13,7 +13,8 @@ pub use handle::LoopHandle;
 pub use remote::{ConnClosed, Remote};
 
 pub(crate) use accept::{Accepted, Acceptor, ConnLimit, listen};
+pub(crate) use connection::{LINGER_BYTES, LINGER_TIME};
 pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};
-pub(crate) use io::{NoSigPipe, Read, interrupted, read_into};
+pub(crate) use io::{NoSigPipe, Read, has_unread, interrupted, read_into};
 pub(crate) use token::decode as decode_token;

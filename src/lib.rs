@@ -46,6 +46,9 @@
 //!   ([`Model::Threads`]), the model an event loop is measured against.
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
 //!   budget, idle timeout.
+//! * `http` (feature `http`, on by default) — HTTP/1.1 servers: an
+//!   application is one `Fn(&Request) -> Response`, run with
+//!   `http::serve` or `http::HttpServer`.
 //! * [`Stats`] — per-loop counters; [`sys`] — OS measurements (CPU time,
 //!   context switches, memory, threads, open fds) for this or another process.
 //!
@@ -72,6 +75,8 @@ mod buf;
 mod config;
 mod conn;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 mod reactor;
 mod server;
 mod stats;

@@ -1,0 +1,284 @@
+//! Turning a connection's input into [`Request`]s: the head by `httparse`,
+//! the body by `Content-Length`, every limit of [`HttpConfig`] checked.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use bytes::BytesMut;
+
+use super::{HttpConfig, Request, Version};
+
+/// Headers parsed into a stack array; only a larger
+/// [`max_headers`](HttpConfig::max_headers) allocates.
+const STACK_HEADERS: usize = 64;
+
+/// What the input held.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A complete request, removed from the input.
+    Request(Request),
+    /// Not a whole request yet; wait for more input.
+    Incomplete,
+    /// The input cannot become an acceptable request: answer with this status
+    /// and close.
+    Reject(u16),
+}
+
+/// Parses the requests of one connection, in order, from its input buffer.
+///
+/// Keeps a parsed head while its body arrives, so a large body arriving over
+/// many reads is not re-parsed each time.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    /// The client's address, stamped on every request.
+    peer: SocketAddr,
+    /// A complete head whose body is still arriving, with the body's length.
+    pending: Option<(Request, usize)>,
+    /// The pending request asked for `100 Continue` and has not had it yet.
+    continue_due: bool,
+}
+
+impl Decoder {
+    /// A decoder for a fresh connection from `peer`.
+    pub(crate) fn new(peer: SocketAddr) -> Self {
+        Decoder {
+            peer,
+            pending: None,
+            continue_due: false,
+        }
+    }
+
+    /// Takes the next complete request from the front of `input`, if any.
+    pub(crate) fn decode(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Decoded {
+        if self.pending.is_none() {
+            match self.head(input, config) {
+                Ok(Some(pending)) => self.pending = Some(pending),
+                Ok(None) => return Decoded::Incomplete,
+                Err(status) => return Decoded::Reject(status),
+            }
+        }
+        let want = self.pending.as_ref().map_or(0, |(_, len)| *len);
+        if input.len() < want {
+            return Decoded::Incomplete;
+        }
+        self.continue_due = false;
+        let (mut request, len) = self.pending.take().expect("a pending head");
+        request.body = input.split_to(len).freeze();
+        Decoded::Request(request)
+    }
+
+    /// True while no head has been parsed for the next request: bytes in
+    /// the input are (part of) a head.
+    pub(crate) fn awaiting_head(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// True once, when the pending request expects `100 Continue` before
+    /// sending its body.
+    pub(crate) fn take_continue(&mut self) -> bool {
+        std::mem::take(&mut self.continue_due)
+    }
+
+    /// Parses a head from the front of `input` and checks its framing:
+    /// `Ok(None)` if incomplete, else the request (body still empty) and its
+    /// body length, or the status to reject it with.
+    fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<Option<(Request, usize)>, u16> {
+        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut heap = Vec::new();
+        let slots = if config.max_headers <= STACK_HEADERS {
+            &mut stack[..config.max_headers]
+        } else {
+            heap.resize(config.max_headers, httparse::EMPTY_HEADER);
+            &mut heap[..]
+        };
+        let mut parsed = httparse::Request::new(slots);
+        let n = match parsed.parse(input) {
+            Ok(httparse::Status::Complete(n)) if n <= config.max_head => n,
+            Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => return Err(431),
+            Ok(httparse::Status::Partial) if input.len() > config.max_head => return Err(431),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(400),
+        };
+        let base = input.as_ptr();
+        let method = span(base, parsed.method.unwrap_or("").as_bytes());
+        let target_text = parsed.path.unwrap_or("");
+        let target = span(base, target_text.as_bytes());
+        let query_at = target_text.find('?').map(|i| i + 1);
+        let version = match parsed.version {
+            Some(0) => Version::Http10,
+            _ => Version::Http11,
+        };
+        let headers = parsed
+            .headers
+            .iter()
+            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
+            .collect();
+        let request = Request {
+            head: input.split_to(n).freeze(),
+            method,
+            target,
+            query_at,
+            version,
+            headers,
+            body: Default::default(),
+            peer: self.peer,
+        };
+        let len = body_length(&request, config)?;
+        self.continue_due = len > input.len()
+            && request.version == Version::Http11
+            && request
+                .header_values("expect")
+                .any(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        Ok(Some((request, len)))
+    }
+}
+
+/// The body length a request declares, or the status refusing it: any
+/// `Transfer-Encoding` (chunked included) is 501, a malformed or
+/// conflicting `Content-Length` 400, one over the limit 413.
+fn body_length(request: &Request, config: &HttpConfig) -> Result<usize, u16> {
+    if request.header_values("transfer-encoding").next().is_some() {
+        return Err(501);
+    }
+    let mut length = None;
+    for value in request.header_values("content-length") {
+        let this = parse_length(value).ok_or(400u16)?;
+        if length.is_some_and(|l| l != this) {
+            return Err(400);
+        }
+        length = Some(this);
+    }
+    match length.unwrap_or(0) {
+        len if len > config.max_body as u64 => Err(413),
+        len => Ok(len as usize),
+    }
+}
+
+/// A `Content-Length` value: ASCII digits only, no sign, no overflow.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Where `part`, a slice of the buffer starting at `base`, lies within it.
+fn span(base: *const u8, part: &[u8]) -> Range<usize> {
+    if part.is_empty() {
+        return 0..0;
+    }
+    let start = part.as_ptr() as usize - base as usize;
+    start..start + part.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes everything in `raw` fed in pieces cut at `cuts`; returns
+    /// each request as `method target body`, or `reject N`.
+    fn decode_all(raw: &[u8], cuts: &[usize], config: &HttpConfig) -> Vec<String> {
+        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+        let mut input = BytesMut::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for end in cuts.iter().copied().chain([raw.len()]) {
+            input.extend_from_slice(&raw[at..end.max(at)]);
+            at = end.max(at);
+            loop {
+                match decoder.decode(&mut input, config) {
+                    Decoded::Request(r) => out.push(format!(
+                        "{} {} {}",
+                        r.method(),
+                        r.target(),
+                        String::from_utf8_lossy(r.body())
+                    )),
+                    Decoded::Incomplete => break,
+                    Decoded::Reject(status) => return [out, vec![format!("reject {status}")]].concat(),
+                }
+            }
+        }
+        out
+    }
+
+    /// The status `raw` is rejected with, if any.
+    fn rejection(raw: &str, config: &HttpConfig) -> Option<String> {
+        decode_all(raw.as_bytes(), &[], config)
+            .pop()
+            .filter(|s| s.starts_with("reject"))
+    }
+
+    #[test]
+    fn each_limit_and_malformation_has_its_status() {
+        let c = HttpConfig::default().max_head(64).max_body(10).max_headers(2);
+        let reject = |raw: &str| rejection(raw, &c);
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").as_deref(),
+            Some("reject 431")
+        );
+        assert_eq!(
+            reject(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(80))).as_deref(),
+            Some("reject 431")
+        );
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nContent-Length: 11\r\n\r\n").as_deref(),
+            Some("reject 413")
+        );
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").as_deref(),
+            Some("reject 400")
+        );
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").as_deref(),
+            Some("reject 400")
+        );
+        assert_eq!(
+            reject("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").as_deref(),
+            Some("reject 501")
+        );
+        assert_eq!(reject("GET\0 / HTTP/1.1\r\n\r\n").as_deref(), Some("reject 400"));
+        assert_eq!(reject("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn expect_continue_is_reported_once_while_the_body_is_missing() {
+        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+        let mut input = BytesMut::from("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+        assert!(matches!(
+            decoder.decode(&mut input, &HttpConfig::default()),
+            Decoded::Incomplete
+        ));
+        assert!(decoder.take_continue());
+        assert!(!decoder.take_continue());
+        input.extend_from_slice(b"ok");
+        assert!(matches!(
+            decoder.decode(&mut input, &HttpConfig::default()),
+            Decoded::Request(_)
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn pipelined_requests_decode_the_same_however_the_input_is_cut(
+            mut cuts in proptest::collection::vec(0usize..400, 0..12)
+        ) {
+            let mut raw = Vec::new();
+            for i in 0..6 {
+                let body = "x".repeat(i * 3);
+                raw.extend_from_slice(
+                    format!("POST /r{i}?q={i} HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                        .as_bytes(),
+                );
+            }
+            cuts.sort_unstable();
+            let cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(raw.len())).collect();
+            let whole = decode_all(&raw, &[], &HttpConfig::default());
+            prop_assert_eq!(whole.len(), 6);
+            prop_assert_eq!(decode_all(&raw, &cuts, &HttpConfig::default()), whole);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! HTTP/1.1 servers on the reactor.
+//!
+//! A request/response layer over [`Server`](crate::Server): the head is
+//! parsed by [`httparse`], bodies are framed by `Content-Length`, and an
+//! application is one function from [`Request`] to [`Response`], called on
+//! the loop thread that owns the connection.
+//!
+//! # Example: hello world
+//!
+//! ```no_run
+//! use evloop::http::{Request, Response};
+//!
+//! evloop::http::serve("127.0.0.1:3000", |_req: &Request| Response::text("Hello world!"))?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How the pieces fit
+//!
+//! * [`serve`] — run an application with every default until Ctrl-C.
+//! * [`HttpServer`] — the same with every [`Server`](crate::Server) option
+//!   and [`HttpConfig`]; [`start`](HttpServer::start) returns a
+//!   [`ServerHandle`](crate::ServerHandle) for stats and shutdown.
+//! * [`Request`] — method, path, query, headers (case-insensitive), body.
+//! * [`Response`] — status, headers, body; `Content-Length`, `Date` and
+//!   `Server` are added when it is sent.
+//! * [`HttpConfig`] — the limits: head size, header count, body size, head
+//!   timeout (408), keep-alive timeout.
+//!
+//! # Guarantees
+//!
+//! * Responses go out in request order, pipelined requests included.
+//! * Every refused request gets its status (400, 408, 413, 431, 501) with
+//!   `Connection: close` before the connection closes; a panicking
+//!   application gets 500 and closes only its own connection.
+//! * Memory per connection is bounded by [`HttpConfig::max_head`] plus
+//!   [`HttpConfig::max_body`] of input and the loop's high watermark of
+//!   queued output (plus one response).
+
+mod decode;
+mod limits;
+mod protocol;
+mod request;
+mod response;
+mod serve;
+
+pub use limits::HttpConfig;
+pub use request::{Request, Version};
+pub use response::Response;
+pub use serve::{HttpServer, serve};

@@ -1,0 +1,188 @@
+//! The HTTP/1.1 protocol as a [`Handler`]: one per connection, turning input
+//! into requests, calling the application, writing responses in order.
+//!
+//! One `on_data` answers every complete request in the input (pipelining),
+//! in arrival order, since the application is called synchronously. Phases:
+//!
+//! 1. decode the next request (or stop: incomplete, or rejected → error
+//!    response and close);
+//! 2. call the application, catching a panic (→ 500 and close);
+//! 3. write the response, and close after it if either side asked;
+//! 4. stop early once queued output passes the high watermark: reading is
+//!    paused, and resumed by `on_drained`, which makes the reactor hand the
+//!    rest of the input back to `on_data`;
+//! 5. start or cancel the head timer (408) for a partial head left behind.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use log::{debug, error};
+
+use super::decode::{Decoded, Decoder};
+use super::{HttpConfig, Request, Response, Version};
+use crate::{Conn, Handler, TimerId};
+
+/// The per-connection HTTP handler, generic over the application function.
+pub(crate) struct HttpHandler<F> {
+    /// The application, shared by every connection.
+    app: Arc<F>,
+    /// Protocol limits, shared by every connection.
+    config: Arc<HttpConfig>,
+    /// Queued output past which pipelined requests wait (the loop's high
+    /// watermark, so that `on_drained` is sure to follow).
+    output_limit: usize,
+    /// Request parser; created when the connection opens (it needs the peer).
+    decoder: Option<Decoder>,
+    /// The running head timer, while a partial head waits in the input.
+    head_timer: Option<TimerId>,
+}
+
+impl<F> HttpHandler<F>
+where
+    F: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    /// A handler for one connection.
+    pub(crate) fn new(app: Arc<F>, config: Arc<HttpConfig>, output_limit: usize) -> Self {
+        HttpHandler {
+            app,
+            config,
+            output_limit,
+            decoder: None,
+            head_timer: None,
+        }
+    }
+
+    /// Answers every complete request in `input`; returns whether the
+    /// connection stays open.
+    fn serve(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) -> bool {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return false;
+        };
+        while !input.is_empty() {
+            if conn.pending_output() > self.output_limit {
+                conn.pause_reading();
+                return true;
+            }
+            let request = match decoder.decode(input, &self.config) {
+                Decoded::Request(request) => request,
+                Decoded::Incomplete => break,
+                Decoded::Reject(status) => {
+                    debug!("{}: rejecting request with {status}", conn.id());
+                    reject(conn, status);
+                    return false;
+                }
+            };
+            if !respond(&*self.app, conn, &request) {
+                return false;
+            }
+        }
+        if decoder.take_continue() {
+            conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        true
+    }
+
+    /// Runs the head timer while a partial head waits in `input`, and only
+    /// then.
+    fn update_head_timer(&mut self, conn: &mut Conn<'_>, input: &BytesMut) {
+        let awaiting = self.decoder.as_ref().is_some_and(Decoder::awaiting_head);
+        let partial_head = awaiting && !input.is_empty() && !conn.is_reading_paused() && !conn.is_closing();
+        match (partial_head, self.head_timer, self.config.head_timeout) {
+            (true, None, Some(timeout)) => self.head_timer = Some(conn.set_timer(timeout)),
+            (false, Some(timer), _) => {
+                conn.cancel_timer(timer);
+                self.head_timer = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<F> Handler for HttpHandler<F>
+where
+    F: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.decoder = Some(Decoder::new(conn.peer_addr()));
+        conn.set_idle_timeout(self.config.keep_alive_timeout);
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        if !self.serve(conn, input) {
+            input.clear();
+            conn.close();
+        }
+        self.update_head_timer(conn, input);
+    }
+
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        // The reactor hands the input left by a paused `serve` back to
+        // `on_data` once reading resumes.
+        conn.resume_reading();
+    }
+
+    fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
+        if self.head_timer == Some(timer) {
+            self.head_timer = None;
+            debug!("{}: request head not complete in time", conn.id());
+            reject(conn, 408);
+            conn.close();
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for HttpHandler<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpHandler")
+            .field("decoder", &self.decoder)
+            .field("head_timer", &self.head_timer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls the application for `request` and writes its response (500 if it
+/// panicked); returns whether the connection stays open.
+fn respond<F>(app: &F, conn: &mut Conn<'_>, request: &Request) -> bool
+where
+    F: Fn(&Request) -> Response,
+{
+    // The app is caught here rather than by the reactor, which would reset
+    // the connection without a response.
+    let response = match panic::catch_unwind(AssertUnwindSafe(|| app(request))) {
+        Ok(response) => response,
+        Err(_) => {
+            error!(
+                "{}: HTTP handler panicked on {} {}",
+                conn.id(),
+                request.method(),
+                request.target()
+            );
+            reject(conn, 500);
+            return false;
+        }
+    };
+    let keep_alive = request.keep_alive() && !response.wants_close();
+    let connection = match (keep_alive, request.version()) {
+        (false, _) => Some("close"),
+        (true, Version::Http10) => Some("keep-alive"),
+        (true, Version::Http11) => None,
+    };
+    write(conn, &response, request.method() == "HEAD", connection);
+    keep_alive
+}
+
+/// Writes an error response with `status` that announces the close.
+fn reject(conn: &mut Conn<'_>, status: u16) {
+    write(conn, &Response::error(status), false, Some("close"));
+}
+
+/// Serialises `response` onto the connection.
+fn write(conn: &mut Conn<'_>, response: &Response, head_only: bool, connection: Option<&str>) {
+    let mut head = BytesMut::new();
+    let body = response.encode(&mut head, head_only, connection);
+    conn.write_bytes(head.freeze());
+    if let Some(body) = body {
+        conn.write_bytes(body);
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Request`]: one parsed HTTP/1.x request, head and body.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+/// The protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// HTTP/1.0: the connection closes after the response unless the request
+    /// asks for `Connection: keep-alive`.
+    Http10,
+    /// HTTP/1.1: the connection stays open unless either side says
+    /// `Connection: close`.
+    Http11,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        })
+    }
+}
+
+/// One HTTP request: method, target, version, headers and body.
+///
+/// The head is kept as the bytes that arrived and every part of it is a
+/// range into them, so parsing copies nothing; the body is a [`Bytes`] cut
+/// from the connection's input, also without copying.
+///
+/// Header lookup is case-insensitive and returns the first header of that
+/// name; [`headers`](Request::headers) yields all of them in arrival order.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::http::{Request, Response};
+///
+/// fn app(req: &Request) -> Response {
+///     match (req.method(), req.path()) {
+///         ("GET", "/hello") => Response::text(format!("hello {}", req.query().unwrap_or("world"))),
+///         _ => Response::new(404),
+///     }
+/// }
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct Request {
+    /// The head as received: request line and headers, up to the blank line.
+    pub(crate) head: Bytes,
+    /// The method within `head`.
+    pub(crate) method: Range<usize>,
+    /// The request target (path and query) within `head`.
+    pub(crate) target: Range<usize>,
+    /// Where the query starts within `target`'s text (after `?`), if any.
+    pub(crate) query_at: Option<usize>,
+    /// The version.
+    pub(crate) version: Version,
+    /// Each header's name and value, as ranges within `head`.
+    pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
+    /// The body (empty without `Content-Length`).
+    pub(crate) body: Bytes,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+}
+
+impl Request {
+    /// The method, e.g. `GET`, as sent (methods are case-sensitive).
+    pub fn method(&self) -> &str {
+        self.text(&self.method)
+    }
+
+    /// The request target as sent: path and query, e.g. `/search?q=rust`.
+    pub fn target(&self) -> &str {
+        self.text(&self.target)
+    }
+
+    /// The path: the target up to the first `?`, e.g. `/search`. Not
+    /// percent-decoded.
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        match self.query_at {
+            Some(at) => &target[..at - 1],
+            None => target,
+        }
+    }
+
+    /// The query: what follows the first `?` of the target, e.g. `q=rust`;
+    /// `None` without a `?`. Not percent-decoded.
+    pub fn query(&self) -> Option<&str> {
+        self.query_at.map(|at| &self.target()[at..])
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The value of the first header named `name` (compared ignoring ASCII
+    /// case), if it is present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The raw value of the first header named `name` (compared ignoring
+    /// ASCII case).
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.header_values(name).next()
+    }
+
+    /// Every header as `(name, value)`, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|(name, value)| (self.text(name), &self.head[value.clone()]))
+    }
+
+    /// The body: exactly `Content-Length` bytes, or empty.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the client wants the connection kept open after the response:
+    /// HTTP/1.1 unless a `Connection` header lists `close`; HTTP/1.0 only if
+    /// one lists `keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.connection_has("close"),
+            Version::Http10 => self.connection_has("keep-alive") && !self.connection_has("close"),
+        }
+    }
+
+    /// True if `Connection` headers list `token` (comma-separated, any case).
+    pub(crate) fn connection_has(&self, token: &str) -> bool {
+        self.header_values("connection")
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Values of every header named `name`, in order.
+    pub(crate) fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a [u8]> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.head[v.clone()])
+    }
+
+    /// A part of the head known to be UTF-8 (httparse checked method, target
+    /// and header names to be ASCII tokens).
+    fn text(&self, range: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.head[range.clone()]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("version", &self.version)
+            .field("headers", &self.headers.len())
+            .field("body", &self.body.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpConfig;
+    use crate::http::decode::{Decoded, Decoder};
+    use bytes::BytesMut;
+
+    /// Parses one complete request.
+    fn parse(raw: &str) -> Request {
+        let mut input = BytesMut::from(raw);
+        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+        match decoder.decode(&mut input, &HttpConfig::default()) {
+            Decoded::Request(req) => req,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_lookup_ignores_case_and_returns_the_first() {
+        let req = parse("GET / HTTP/1.1\r\nX-Thing: one\r\nhost: h\r\nx-thing: two\r\n\r\n");
+        assert_eq!(req.header("x-THING"), Some("one"));
+        assert_eq!(req.header("Host"), Some("h"));
+        assert_eq!(req.header("missing"), None);
+        let all: Vec<_> = req.headers().map(|(n, v)| (n.to_owned(), v.to_vec())).collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2], ("x-thing".to_owned(), b"two".to_vec()));
+    }
+
+    #[test]
+    fn target_splits_into_path_and_query_at_the_first_question_mark() {
+        let req = parse("GET /a/b?x=1?y HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            (req.method(), req.path(), req.query()),
+            ("GET", "/a/b", Some("x=1?y"))
+        );
+        assert_eq!(req.target(), "/a/b?x=1?y");
+        let req = parse("GET /plain HTTP/1.1\r\n\r\n");
+        assert_eq!((req.path(), req.query()), ("/plain", None));
+        let req = parse("GET /empty? HTTP/1.1\r\n\r\n");
+        assert_eq!((req.path(), req.query()), ("/empty", Some("")));
+    }
+
+    #[test]
+    fn keep_alive_follows_version_and_connection_tokens() {
+        assert!(parse("GET / HTTP/1.1\r\n\r\n").keep_alive());
+        assert!(!parse("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n").keep_alive());
+        assert!(!parse("GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(parse("GET / HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn body_is_exactly_content_length_bytes() {
+        let req = parse("POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(&req.body()[..], b"hello");
+        assert_eq!(req.version(), Version::Http11);
+    }
+}

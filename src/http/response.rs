@@ -1,0 +1,377 @@
+//! [`Response`]: a status, headers and a body, and how they go on the wire.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Bodies up to this size are copied behind the head, so a small response
+/// leaves as one buffer; larger ones are queued as their own `Bytes`.
+const COPY_BODY_BELOW: usize = 1024;
+
+/// Headers the server writes itself; the same names set by the application
+/// are dropped (`Connection: close` is still honoured, see
+/// [`Response::header`]).
+const MANAGED: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// An HTTP response, built by the application and serialised by the server.
+///
+/// The server always adds `Content-Length` (from the body), and `Date` and
+/// `Server: evloop` unless the application set them; it decides the
+/// `Connection` header from both sides' wishes. Responses to `HEAD` carry
+/// the headers, `Content-Length` included, but no body.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::http::Response;
+///
+/// let hello = Response::text("Hello world!");
+/// assert_eq!(hello.status(), 200);
+///
+/// let created = Response::new(201)
+///     .header("Content-Type", "application/json")
+///     .header("Location", format!("/items/{}", 7))
+///     .body(r#"{"id":7}"#);
+/// assert_eq!(created.get_header("content-type"), Some("application/json"));
+/// ```
+#[derive(Clone)]
+pub struct Response {
+    /// Status code, 100..=999.
+    status: u16,
+    /// Reason phrase.
+    reason: Cow<'static, str>,
+    /// Headers in the order set. Invariant: names are tokens and values
+    /// hold no CR or LF (checked by [`Response::header`]).
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// The body.
+    body: Bytes,
+}
+
+impl Response {
+    /// A response with `status`, its standard reason phrase (`""` for codes
+    /// this crate does not know) and an empty body.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `status` is not in `100..=999`.
+    #[track_caller]
+    pub fn new(status: u16) -> Self {
+        assert!(
+            (100..=999).contains(&status),
+            "HTTP status must be 100..=999, got {status}"
+        );
+        Response {
+            status,
+            reason: Cow::Borrowed(reason(status)),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `200 OK` with `body` as `text/plain; charset=utf-8`.
+    pub fn text(body: impl Into<Bytes>) -> Self {
+        Response::new(200)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(body)
+    }
+
+    /// Replaces the reason phrase.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `reason` holds a CR or LF.
+    #[track_caller]
+    pub fn reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+        let reason = reason.into();
+        assert!(!reason.contains(['\r', '\n']), "reason phrase holds a line break");
+        self.reason = reason;
+        self
+    }
+
+    /// Adds a header (several of one name are all sent).
+    ///
+    /// `Content-Length`, `Transfer-Encoding` and `Connection` are written by
+    /// the server and dropped here, except that a `Connection` value listing
+    /// `close` makes the server close the connection after this response.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `name` is not an HTTP token or `value` holds a CR or LF,
+    /// which would let the value forge headers.
+    #[track_caller]
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        assert!(is_token(&name), "invalid header name {name:?}");
+        assert!(
+            !value.contains(['\r', '\n']),
+            "header {name} value holds a line break"
+        );
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Sets the body: `&'static str`, `String`, `Vec<u8>`, `Bytes`, ...;
+    /// `Bytes` and static data are sent without copying.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first header set under `name` (compared ignoring ASCII case).
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// The body.
+    pub fn get_body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// A plain-text error response whose body is its reason phrase.
+    pub(crate) fn error(status: u16) -> Self {
+        let text = format!("{}\n", reason(status));
+        Response::text(text).reason(reason(status)).status_code(status)
+    }
+
+    /// Changes the status code, keeping the rest.
+    fn status_code(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// True if the application asked to close with `Connection: close`.
+    pub(crate) fn wants_close(&self) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    }
+
+    /// Appends the head to `out`, and the body too when small; returns the
+    /// body to queue after it otherwise. `head_only` (a `HEAD` request)
+    /// omits the body; `connection` is the `Connection` value to send.
+    pub(crate) fn encode(
+        &self,
+        out: &mut BytesMut,
+        head_only: bool,
+        connection: Option<&str>,
+    ) -> Option<Bytes> {
+        let no_body = self.status < 200 || self.status == 204 || self.status == 304;
+        out.reserve(128 + self.body.len().min(COPY_BODY_BELOW));
+        let _ = write_fmt(out, format_args!("HTTP/1.1 {} {}\r\n", self.status, self.reason));
+        for (name, value) in &self.headers {
+            if !MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
+                put_header(out, name, value.as_bytes());
+            }
+        }
+        if self.get_header("date").is_none() {
+            with_date(|date| put_header(out, "Date", date));
+        }
+        if self.get_header("server").is_none() {
+            put_header(out, "Server", b"evloop");
+        }
+        if let Some(connection) = connection {
+            put_header(out, "Connection", connection.as_bytes());
+        }
+        if !no_body {
+            let _ = write_fmt(out, format_args!("Content-Length: {}\r\n", self.body.len()));
+        }
+        out.put_slice(b"\r\n");
+        match () {
+            _ if head_only || no_body || self.body.is_empty() => None,
+            _ if self.body.len() < COPY_BODY_BELOW => {
+                out.put_slice(&self.body);
+                None
+            }
+            _ => Some(self.body.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &self.headers)
+            .field("body", &self.body.len())
+            .finish()
+    }
+}
+
+/// Writes one `name: value` line.
+fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// `write!` into a `BytesMut` (which cannot fail).
+fn write_fmt(out: &mut BytesMut, args: fmt::Arguments<'_>) -> fmt::Result {
+    fmt::Write::write_fmt(out, args)
+}
+
+/// True for an RFC 9110 token: the characters allowed in a header name.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Runs `f` with the current `Date` value, formatted at most once a second
+/// per thread: formatting a date costs more than the rest of a small
+/// response.
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now).into_bytes());
+        }
+        f(&cached.1)
+    })
+}
+
+/// The standard reason phrase of `status`, or `""`.
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full serialisation of `response` as text, with the date masked.
+    fn wire(response: &Response, head_only: bool, connection: Option<&str>) -> String {
+        let mut out = BytesMut::new();
+        let rest = response.encode(&mut out, head_only, connection);
+        out.extend_from_slice(&rest.unwrap_or_default());
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let date = text
+            .lines()
+            .find(|l| l.starts_with("Date: "))
+            .expect("a Date header");
+        assert_eq!(date.len(), "Date: Sun, 06 Nov 1994 08:49:37 GMT".len());
+        text.replace(date, "Date: D")
+    }
+
+    #[test]
+    fn text_response_serialises_with_length_date_and_server() {
+        assert_eq!(
+            wire(&Response::text("Hello world!"), false, None),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: D\r\nServer: evloop\r\n\
+             Content-Length: 12\r\n\r\nHello world!"
+        );
+    }
+
+    #[test]
+    fn head_keeps_the_length_but_drops_the_body() {
+        let text = wire(&Response::new(200).body(vec![b'x'; 5000]), true, Some("close"));
+        assert!(
+            text.ends_with("Connection: close\r\nContent-Length: 5000\r\n\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn managed_headers_from_the_app_are_replaced_and_close_is_seen() {
+        let response = Response::new(404)
+            .header("Content-Length", "99")
+            .header("connection", "close")
+            .header("Server", "mine")
+            .body(String::from("no"));
+        assert!(response.wants_close());
+        let text = wire(&response, false, Some("close"));
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nServer: mine\r\nDate: D\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno"
+        );
+    }
+
+    #[test]
+    fn large_bodies_are_returned_to_be_queued_without_copying() {
+        let body = Bytes::from(vec![7; 4096]);
+        let mut out = BytesMut::new();
+        let rest = Response::new(200)
+            .body(body.clone())
+            .encode(&mut out, false, None);
+        assert_eq!(rest.unwrap().as_ptr(), body.as_ptr());
+        assert!(out.ends_with(b"Content-Length: 4096\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_content_has_neither_length_nor_body() {
+        assert!(!wire(&Response::new(204).body("x"), false, None).contains("Content-Length"));
+    }
+
+    #[test]
+    fn error_responses_carry_their_reason_as_body() {
+        let text = wire(&Response::error(431), false, Some("close"));
+        assert!(text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(text.ends_with("\r\n\r\nRequest Header Fields Too Large\n"));
+    }
+
+    #[test]
+    #[should_panic(expected = "line break")]
+    fn header_values_cannot_forge_headers() {
+        let _ = Response::new(200).header("X", "a\r\nSet-Cookie: evil");
+    }
+
+    #[test]
+    #[should_panic(expected = "100..=999")]
+    fn out_of_range_status_panics() {
+        let _ = Response::new(42);
+    }
+}

@@ -1,0 +1,181 @@
+//! Starting an HTTP server: [`serve`] for the common case, [`HttpServer`]
+//! for every option of [`Server`].
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::protocol::HttpHandler;
+use super::{HttpConfig, Request, Response};
+use crate::{Balance, Config, Model, Server, ServerHandle};
+
+/// How long [`serve`] lets responses in flight finish after Ctrl-C.
+const SIGNAL_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves HTTP on `addr` with `app` until Ctrl-C or SIGTERM.
+///
+/// Runs an [`HttpServer`] with every default (one event loop per core,
+/// [`HttpConfig::default`]); on the first signal, responses in flight get up
+/// to five seconds to go out, a second signal stops at once.
+///
+/// # Errors
+///
+/// Fails if `addr` does not resolve or cannot be bound, or if the signal
+/// handlers cannot be installed.
+///
+/// # Examples
+///
+/// ```no_run
+/// use evloop::http::{Request, Response};
+///
+/// evloop::http::serve("127.0.0.1:3000", |_req: &Request| Response::text("Hello world!"))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn serve<A, F>(addr: A, app: F) -> io::Result<()>
+where
+    A: ToSocketAddrs,
+    F: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))?;
+    let server = HttpServer::new(addr).start(app)?;
+    server.shutdown_on_signals(SIGNAL_GRACE)?;
+    server.join()
+}
+
+/// An HTTP/1.1 server on evloop's [`Server`]: its options (loops,
+/// balancing, connection config and cap, execution model) plus the
+/// protocol's [`HttpConfig`].
+///
+/// The application is one function, `Fn(&Request) -> Response`, shared by
+/// every loop thread. It runs on the loop thread, so it should answer
+/// quickly; a panic in it is answered with 500 and closes that connection
+/// only.
+///
+/// # Protocol
+///
+/// * Keep-alive by default for HTTP/1.1; HTTP/1.0 closes after the response
+///   unless the request says `Connection: keep-alive`. `Connection: close`
+///   from either side closes after the response is flushed.
+/// * Pipelining: every complete request in the input is answered, in order.
+///   Once queued output passes the loop's high watermark
+///   ([`Config::write_watermarks`]) the rest waits, reading pauses, and it
+///   goes on when the client has read enough (backpressure).
+/// * Bodies by `Content-Length` only: a request with any
+///   `Transfer-Encoding`, `chunked` included, is refused with 501 and the
+///   connection closed, since this server buffers whole bodies and does not
+///   decode chunked uploads. `Expect: 100-continue` is answered.
+/// * Limits are in [`HttpConfig`]; an error response always carries
+///   `Connection: close` and the connection closes after it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::http::{HttpConfig, HttpServer, Response};
+///
+/// let server = HttpServer::new("127.0.0.1:0".parse().unwrap())
+///     .threads(2)
+///     .http_config(HttpConfig::default().max_body(64 * 1024))
+///     .start(|req| Response::text(format!("you asked for {}", req.path())))?;
+/// println!("listening on http://{}", server.local_addr());
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpServer {
+    /// The server, without its connection config.
+    server: Server,
+    /// Connection config, applied (with `max_input` raised) at start.
+    config: Config,
+    /// Protocol limits.
+    http: HttpConfig,
+}
+
+impl HttpServer {
+    /// An HTTP server on `addr` (port 0 picks a free port) with the defaults
+    /// of [`Server::new`] and [`HttpConfig::default`].
+    pub fn new(addr: SocketAddr) -> Self {
+        HttpServer {
+            server: Server::new(addr),
+            config: Config::default(),
+            http: HttpConfig::default(),
+        }
+    }
+
+    /// Protocol limits; see [`HttpConfig`].
+    pub fn http_config(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Number of event loops; see [`Server::threads`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0 or above 65,536.
+    #[track_caller]
+    pub fn threads(mut self, n: usize) -> Self {
+        self.server = self.server.threads(n);
+        self
+    }
+
+    /// How connections reach loops; see [`Server::balance`].
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.server = self.server.balance(balance);
+        self
+    }
+
+    /// The execution model; see [`Server::model`].
+    pub fn model(mut self, model: Model) -> Self {
+        self.server = self.server.model(model);
+        self
+    }
+
+    /// Most connections open at once; see [`Server::max_connections`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    #[track_caller]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.server = self.server.max_connections(n);
+        self
+    }
+
+    /// Per-connection config; see [`Server::config`]. Its idle timeout is
+    /// replaced by [`HttpConfig::keep_alive_timeout`] once a connection
+    /// opens, and its `max_input` is raised to `max_head + max_body` if
+    /// lower.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Starts serving with `app` answering every request.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::start`]: the address cannot be bound, or a loop cannot
+    /// be created.
+    pub fn start<F>(self, app: F) -> io::Result<ServerHandle>
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        let needed = self.http.max_head.saturating_add(self.http.max_body);
+        let mut config = self.config;
+        if config.get_max_input() < needed {
+            config = config.max_input(needed);
+        }
+        let output_limit = config.get_write_watermarks().1;
+        let app = Arc::new(app);
+        let http = Arc::new(self.http);
+        self.server
+            .config(config)
+            .start(move || HttpHandler::new(Arc::clone(&app), Arc::clone(&http), output_limit))
+    }
+}

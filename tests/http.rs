@@ -1,0 +1,451 @@
+//! HTTP/1.1 over real sockets: every refused request gets its status and a
+//! close, keep-alive and its ends, HEAD, pipelining in order however the
+//! bytes are cut, and a real client (curl) when one is installed.
+
+#![cfg(feature = "http")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use evloop::ServerHandle;
+use evloop::http::{HttpConfig, HttpServer, Request, Response};
+use proptest::prelude::*;
+
+/// A running HTTP server, shut down (no grace) and joined when dropped.
+struct Http(ServerHandle);
+
+impl Http {
+    /// Serves `app` with `config` on one loop.
+    fn start(config: HttpConfig, app: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Http {
+        Http(
+            HttpServer::new(common::localhost())
+                .threads(1)
+                .http_config(config)
+                .start(app)
+                .unwrap(),
+        )
+    }
+
+    /// Serves [`describe`] with the default config.
+    fn describing() -> Http {
+        Http::start(HttpConfig::default(), describe)
+    }
+
+    /// Where it listens.
+    fn addr(&self) -> SocketAddr {
+        self.0.local_addr()
+    }
+
+    /// A client with a bounded read timeout.
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+
+    /// Sends `raw` on a fresh connection and reads until the server closes.
+    fn exchange(&self, raw: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(raw).unwrap();
+        read_until_closed(&mut stream)
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        self.0.shutdown(Duration::ZERO);
+        let _ = self.0.join();
+    }
+}
+
+/// The test application: answers `METHOD TARGET BODY`; `/panic` panics.
+fn describe(req: &Request) -> Response {
+    if req.path() == "/panic" {
+        panic!("the application failed");
+    }
+    let body = String::from_utf8_lossy(req.body());
+    Response::text(format!("{} {} {}", req.method(), req.target(), body))
+}
+
+/// Reads to end of stream, asserting the server did close within the
+/// read timeout.
+#[track_caller]
+fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut got) {
+        panic!(
+            "the server did not close cleanly ({e}); got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    String::from_utf8(got).unwrap()
+}
+
+/// One response as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reply {
+    /// E.g. `HTTP/1.1 200 OK`.
+    status: String,
+    /// Header lines, lower-cased names.
+    headers: Vec<(String, String)>,
+    /// The body (by `Content-Length`, or none for `HEAD`).
+    body: String,
+}
+
+impl Reply {
+    /// The value of header `name` (lower case).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response; `head_only` for a reply to `HEAD`.
+#[track_caller]
+fn read_reply(reader: &mut impl BufRead, head_only: bool) -> Reply {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("a header line");
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut reply = Reply {
+        status: status.trim_end().to_owned(),
+        headers,
+        body: String::new(),
+    };
+    let len: usize = reply.header("content-length").map_or(0, |v| v.parse().unwrap());
+    if !head_only {
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        reply.body = String::from_utf8(body).unwrap();
+    }
+    reply
+}
+
+/// Every response in a complete byte stream.
+fn replies(all: &str) -> Vec<Reply> {
+    let mut reader = all.as_bytes();
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        out.push(read_reply(&mut reader, false));
+    }
+    out
+}
+
+/// Asserts `reply` is the single response in `all`, with `status`, saying
+/// `Connection: close`.
+#[track_caller]
+fn assert_refused(all: &str, status: &str) {
+    let got = replies(all);
+    assert_eq!(got.len(), 1, "{all:?}");
+    assert_eq!(got[0].status, status);
+    assert_eq!(got[0].header("connection"), Some("close"));
+    assert_eq!(
+        got[0].header("content-length").unwrap().parse::<usize>().unwrap(),
+        got[0].body.len()
+    );
+}
+
+#[test]
+fn a_malformed_request_gets_400_and_a_close() {
+    let server = Http::describing();
+    assert_refused(
+        &server.exchange(b"GET /\0 HTTP/1.1\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request",
+    );
+    assert_refused(
+        &server.exchange(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request",
+    );
+}
+
+#[test]
+fn a_head_over_the_limit_gets_431_and_a_close() {
+    let server = Http::start(HttpConfig::default().max_head(1024), describe);
+    let endless = format!("GET / HTTP/1.1\r\nX-Long: {}", "a".repeat(2000));
+    assert_refused(
+        &server.exchange(endless.as_bytes()),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+    );
+}
+
+#[test]
+fn a_declared_body_over_the_limit_gets_413_before_it_is_sent() {
+    let server = Http::start(HttpConfig::default().max_body(16), describe);
+    let raw = b"POST /upload HTTP/1.1\r\nContent-Length: 17\r\n\r\n";
+    assert_refused(&server.exchange(raw), "HTTP/1.1 413 Content Too Large");
+}
+
+#[test]
+fn a_413_survives_the_refused_body_arriving_behind_it() {
+    let server = Http::start(HttpConfig::default().max_body(16), describe);
+    let mut stream = server.connect();
+    let mut raw = b"POST /upload HTTP/1.1\r\nContent-Length: 300000\r\n\r\n".to_vec();
+    raw.extend_from_slice(&[b'x'; 300_000]);
+    let mut writer = stream.try_clone().unwrap();
+    // The server stops reading; this write may fail once it has closed.
+    let sender = std::thread::spawn(move || writer.write_all(&raw));
+    assert_refused(&read_until_closed(&mut stream), "HTTP/1.1 413 Content Too Large");
+    let _ = sender.join().unwrap();
+}
+
+#[test]
+fn a_chunked_body_gets_501_and_a_close() {
+    let server = Http::describing();
+    let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    assert_refused(&server.exchange(raw), "HTTP/1.1 501 Not Implemented");
+}
+
+#[test]
+fn a_head_not_complete_in_time_gets_408() {
+    let limit = Duration::from_millis(300);
+    let server = Http::start(HttpConfig::default().head_timeout(Some(limit)), describe);
+    let start = Instant::now();
+    let all = server.exchange(b"GET /slow HTTP/1.1\r\nHost: loris\r\n");
+    assert!(start.elapsed() >= limit, "answered after {:?}", start.elapsed());
+    assert_refused(&all, "HTTP/1.1 408 Request Timeout");
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed_after_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let server = Http::start(HttpConfig::default().keep_alive_timeout(Some(timeout)), describe);
+    let mut stream = server.connect();
+    stream.write_all(b"GET /once HTTP/1.1\r\n\r\n").unwrap();
+    let start = Instant::now();
+    let all = read_until_closed(&mut stream);
+    assert_eq!(replies(&all)[0].body, "GET /once ");
+    assert!(
+        start.elapsed() >= timeout - Duration::from_millis(50),
+        "closed after {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_panicking_application_gets_500_and_other_connections_go_on() {
+    let server = Http::describing();
+    let other = server.connect();
+    let mut other_reader = BufReader::new(other.try_clone().unwrap());
+    (&other).write_all(b"GET /before HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut other_reader, false).body, "GET /before ");
+    let all = server.exchange(b"GET /panic HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
+    assert_refused(&all, "HTTP/1.1 500 Internal Server Error");
+    (&other).write_all(b"GET /after HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut other_reader, false).body, "GET /after ");
+}
+
+#[test]
+fn keep_alive_serves_two_requests_on_one_connection() {
+    let server = Http::describing();
+    let stream = server.connect();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    (&stream)
+        .write_all(b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let first = read_reply(&mut reader, false);
+    assert_eq!(
+        (first.status.as_str(), first.body.as_str()),
+        ("HTTP/1.1 200 OK", "GET /one ")
+    );
+    assert_eq!(first.header("connection"), None);
+    assert_eq!(first.header("server"), Some("evloop"));
+    assert!(first.header("date").is_some_and(|d| d.ends_with(" GMT")));
+    (&stream)
+        .write_all(b"POST /two?x=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody")
+        .unwrap();
+    assert_eq!(read_reply(&mut reader, false).body, "POST /two?x=1 body");
+}
+
+#[test]
+fn connection_close_is_answered_then_the_connection_closes() {
+    let server = Http::describing();
+    let got = replies(&server.exchange(b"GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("connection"), Some("close"));
+    assert_eq!(got[0].body, "GET /bye ");
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let server = Http::describing();
+    let got = replies(&server.exchange(b"GET /old HTTP/1.0\r\n\r\n"));
+    assert_eq!((got.len(), got[0].body.as_str()), (1, "GET /old "));
+    assert_eq!(got[0].header("connection"), Some("close"));
+
+    let stream = server.connect();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    (&stream)
+        .write_all(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_reply(&mut reader, false).header("connection"),
+        Some("keep-alive")
+    );
+    (&stream)
+        .write_all(b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut reader, false).body, "GET /b ");
+}
+
+#[test]
+fn head_carries_the_content_length_but_no_body() {
+    let server = Http::describing();
+    let all = server.exchange(b"HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let (head, rest) = all.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("\r\nContent-Length: 8"), "{head}");
+    assert_eq!(rest, "", "HEAD response has a body");
+}
+
+/// Ten pipelined requests, the last one closing.
+fn ten_requests() -> Vec<u8> {
+    let mut raw = Vec::new();
+    for i in 0..10 {
+        let close = if i == 9 { "Connection: close\r\n" } else { "" };
+        raw.extend_from_slice(
+            format!("POST /{i} HTTP/1.1\r\n{close}Content-Length: 2\r\n\r\n#{i}").as_bytes(),
+        );
+    }
+    raw
+}
+
+/// The replies expected to [`ten_requests`], as `(status, body)`.
+fn ten_answers() -> Vec<(String, String)> {
+    (0..10)
+        .map(|i| ("HTTP/1.1 200 OK".to_owned(), format!("POST /{i} #{i}")))
+        .collect()
+}
+
+/// `(status, body)` of every reply, which stay the same from run to run.
+fn statuses_and_bodies(all: &str) -> Vec<(String, String)> {
+    replies(all).into_iter().map(|r| (r.status, r.body)).collect()
+}
+
+#[test]
+fn ten_pipelined_requests_in_one_write_are_answered_in_order() {
+    let server = Http::describing();
+    assert_eq!(
+        statuses_and_bodies(&server.exchange(&ten_requests())),
+        ten_answers()
+    );
+}
+
+#[test]
+fn pipelined_large_responses_pass_the_watermark_and_all_arrive() {
+    let server = Http::start(HttpConfig::default(), |req| {
+        Response::new(200).body(req.path().repeat(20_000))
+    });
+    assert_large_pipeline(&server);
+    common::wait_until("a read pause at the watermark", || {
+        Some(()).filter(|_| server.0.stats().read_pauses > 0)
+    });
+}
+
+#[test]
+fn the_thread_per_connection_model_serves_the_same_pipeline() {
+    let server = Http(
+        HttpServer::new(common::localhost())
+            .model(evloop::Model::Threads)
+            .start(|req| Response::new(200).body(req.path().repeat(20_000)))
+            .unwrap(),
+    );
+    assert_large_pipeline(&server);
+    assert_eq!(
+        statuses_and_bodies(&server.exchange(b"GET /x HTTP/1.0\r\n\r\n"))[0].0,
+        "HTTP/1.1 200 OK"
+    );
+}
+
+/// Twenty pipelined requests whose replies, 60 KB each, pass the high
+/// watermark, then a closing one: every reply arrives, in order.
+#[track_caller]
+fn assert_large_pipeline(server: &Http) {
+    let mut raw = Vec::new();
+    for i in 0..20 {
+        raw.extend_from_slice(format!("GET /{i:02} HTTP/1.1\r\n\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"GET /end HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let got = replies(&server.exchange(&raw));
+    assert_eq!(got.len(), 21);
+    for (i, reply) in got.iter().take(20).enumerate() {
+        assert_eq!(reply.body, format!("/{i:02}").repeat(20_000));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn pipelined_bytes_cut_anywhere_get_the_same_replies(
+        mut cuts in proptest::collection::vec(0usize..400, 1..6)
+    ) {
+        let server = Http::describing();
+        let raw = ten_requests();
+        cuts.sort_unstable();
+        let mut stream = server.connect();
+        let mut at = 0;
+        for end in cuts.into_iter().map(|c| c.min(raw.len())).chain([raw.len()]) {
+            stream.write_all(&raw[at..end.max(at)]).unwrap();
+            at = end.max(at);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        prop_assert_eq!(statuses_and_bodies(&read_until_closed(&mut stream)), ten_answers());
+    }
+}
+
+/// Runs curl with `args`; `None` (after saying so) if curl is not installed.
+fn curl(args: &[&str]) -> Option<String> {
+    match std::process::Command::new("curl").args(args).output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "curl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(String::from_utf8(out.stdout).unwrap() + &String::from_utf8_lossy(&out.stderr))
+        }
+        Err(_) => {
+            println!("SKIPPED: curl not installed");
+            None
+        }
+    }
+}
+
+#[test]
+fn curl_gets_answers_with_keep_alive_http_1_0_and_head() {
+    let server = Http::describing();
+    let base = format!("http://{}", server.addr());
+    let (one, two) = (format!("{base}/one"), format!("{base}/two?q=1"));
+    let Some(out) = curl(&["-sS", "-v", "--max-time", "5", &one, &two]) else {
+        return;
+    };
+    assert!(out.contains("GET /one GET /two?q=1 "), "{out}");
+    assert!(
+        out.contains("Re-using existing connection") || out.contains("Reusing existing"),
+        "{out}"
+    );
+    let out = curl(&["-sS", "-i", "--max-time", "5", "--http1.0", &one]).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Connection: close\r\n"),
+        "{out}"
+    );
+    let out = curl(&["-sS", "-I", "--max-time", "5", &one]).unwrap();
+    assert!(
+        out.contains("Content-Length: 10\r\n") && !out.contains("HEAD /one"),
+        "{out}"
+    );
+}

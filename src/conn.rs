@@ -70,13 +70,15 @@ pub(crate) struct TimerOwner {
     pub(crate) kind: TimerKind,
 }
 
-/// The two kinds of per-connection timer.
+/// The kinds of per-connection timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerKind {
     /// Set by the handler; delivered to [`Handler::on_timer`](crate::Handler::on_timer).
     User,
     /// The idle-timeout check; re-armed lazily from the last activity.
     Idle,
+    /// The connect timeout of an outbound connection still connecting.
+    Connect,
 }
 
 /// What the handler asked for, and the output it queued. The execution model

@@ -27,7 +27,10 @@ use crate::{Conn, TimerId};
 ///   is aborted (its output dropped) and closed with
 ///   [`CloseReason::Panicked`]. Other connections are not affected.
 /// * [`on_close`](Handler::on_close) is called exactly once, last, for every
-///   connection that was opened, whatever the path that closed it.
+///   connection that was created, whatever the path that closed it — an
+///   outbound connection that never connected included
+///   ([`CloseReason::ConnectRefused`], [`CloseReason::ConnectTimeout`]),
+///   though it never saw [`on_open`](Handler::on_open).
 ///
 /// # Examples
 ///
@@ -52,6 +55,10 @@ use crate::{Conn, TimerId};
 /// ```
 pub trait Handler: 'static {
     /// The connection is established; called once, before any other callback.
+    ///
+    /// For an outbound connection ([`EventLoop::connect`](crate::EventLoop::connect))
+    /// this means *connected*: the handshake completed. One that fails to
+    /// connect never sees `on_open`, only [`on_close`](Handler::on_close).
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }
@@ -111,11 +118,15 @@ pub enum CloseReason {
     Shutdown,
     /// A handler callback panicked.
     Panicked,
+    /// An outbound connection was refused by the peer (`ECONNREFUSED`).
+    ConnectRefused,
+    /// An outbound connection did not complete within its connect timeout.
+    ConnectTimeout,
 }
 
 impl CloseReason {
     /// Number of distinct reasons, for per-reason counters.
-    pub(crate) const COUNT: usize = 9;
+    pub(crate) const COUNT: usize = 11;
 
     /// Dense index of this reason, `0..COUNT`.
     pub(crate) fn index(&self) -> usize {
@@ -129,6 +140,8 @@ impl CloseReason {
             CloseReason::InputLimit => 6,
             CloseReason::Shutdown => 7,
             CloseReason::Panicked => 8,
+            CloseReason::ConnectRefused => 9,
+            CloseReason::ConnectTimeout => 10,
         }
     }
 
@@ -155,6 +168,8 @@ impl fmt::Display for CloseReason {
             CloseReason::InputLimit => f.write_str("input limit exceeded"),
             CloseReason::Shutdown => f.write_str("shutdown"),
             CloseReason::Panicked => f.write_str("handler panicked"),
+            CloseReason::ConnectRefused => f.write_str("connection refused"),
+            CloseReason::ConnectTimeout => f.write_str("connect timed out"),
         }
     }
 }

@@ -37,6 +37,9 @@
 //!   the write half, pause and resume reading, timers, idle timeout.
 //! * [`EventLoop`] — the reactor that drives handlers, one thread; its docs
 //!   state the loop's contract. [`LoopHandle`] reaches it from other threads.
+//!   It dials too: [`EventLoop::connect`] (or [`LoopHandle::connect`]) opens
+//!   an outbound connection driven by the same handlers, and
+//!   [`EventLoop::new`] makes a client loop with no listener.
 //! * [`Server`] — several loops in one process, one per thread, with
 //!   [`Balance`] choosing how connections reach them; [`ServerHandle`] gives
 //!   stats, graceful shutdown and join.
@@ -48,7 +51,8 @@
 //!   budget, idle timeout.
 //! * `http` (feature `http`, on by default) — HTTP/1.1 servers: an
 //!   application is one `Fn(&Request) -> Response`, run with
-//!   `http::serve` or `http::HttpServer`.
+//!   `http::serve` or `http::HttpServer`; and `http::get`, a client built on
+//!   an outbound connection.
 //! * [`Stats`] — per-loop counters; [`sys`] — OS measurements (CPU time,
 //!   context switches, memory, threads, open fds) for this or another process.
 //!
@@ -56,7 +60,8 @@
 //!
 //! * Every socket is closed exactly once, and [`Handler::on_close`] runs once,
 //!   whatever closes the connection: end of stream, reset, error, idle
-//!   timeout, abort, input limit, shutdown or a panicking handler.
+//!   timeout, abort, input limit, shutdown or a panicking handler — and, for
+//!   an outbound connection that never connected, refusal or connect timeout.
 //! * A handler that panics closes its own connection only.
 //! * Memory per connection is bounded: output above the high watermark
 //!   pauses reading (backpressure), input above the limit closes.

@@ -1,4 +1,4 @@
-//! HTTP/1.1 servers on the reactor.
+//! HTTP/1.1 servers on the reactor, and a small client.
 //!
 //! A request/response layer over [`Server`](crate::Server): the head is
 //! parsed by [`httparse`], bodies are framed by `Content-Length`, and an
@@ -25,6 +25,11 @@
 //!   `Server` are added when it is sent.
 //! * [`HttpConfig`] — the limits: head size, header count, body size, head
 //!   timeout (408), keep-alive timeout.
+//! * [`get`] — a client: one `GET` of an `http://` URL, driven by an
+//!   [`EventLoop`](crate::EventLoop) on the caller's thread, returning a
+//!   [`ClientResponse`] that owns its status, headers and body; every
+//!   failure (refused, timed out, malformed, too large) is an `io::Error`
+//!   and no socket outlives the call.
 //!
 //! # Guarantees
 //!
@@ -36,6 +41,8 @@
 //!   [`HttpConfig::max_body`] of input and the loop's high watermark of
 //!   queued output (plus one response).
 
+mod client;
+mod client_response;
 mod decode;
 mod limits;
 mod protocol;
@@ -43,6 +50,8 @@ mod request;
 mod response;
 mod serve;
 
+pub use client::{DEFAULT_MAX_BODY, get, get_with_max_body};
+pub use client_response::ClientResponse;
 pub use limits::HttpConfig;
 pub use request::{Request, Version};
 pub use response::Response;

@@ -2,9 +2,13 @@
 //! that turns readiness events and handler requests into system calls.
 //!
 //! A connection moves through these states; every arrow out of "open" ends in
-//! [`Connection::finish`], which runs exactly once:
+//! [`Connection::finish`], which runs exactly once. An outbound connection
+//! starts in "connecting" and reaches "open" (and `on_open`) only once its
+//! handshake completed:
 //!
 //! ```text
+//!  connecting ──refused / error / timeout──────────────► finish(ConnectRefused | ConnectTimeout | …)
+//!   │ ──writable, no socket error─► open
 //!  open ──read 0──────────► read closed ──output flushed──► finish(PeerClosed)
 //!   │ ──close()───────────► closing ─────output flushed──► finish(Closed)
 //!   │                           └─ peer may still send: shut our write half,
@@ -83,6 +87,11 @@ pub(crate) struct Connection<H> {
     last_active: Instant,
     /// The pending idle check, if the idle timeout is on.
     idle_timer: Option<TimerId>,
+    /// An outbound connection whose handshake has not completed: no reads,
+    /// no writes, no `on_open` yet; the first writable or error event settles it.
+    connecting: bool,
+    /// The connect timeout of a connection still connecting.
+    connect_timer: Option<TimerId>,
 }
 
 impl<H: Handler> Connection<H> {
@@ -113,7 +122,14 @@ impl<H: Handler> Connection<H> {
             linger_left: 0,
             last_active: now,
             idle_timer: None,
+            connecting: false,
+            connect_timer: None,
         }
+    }
+
+    /// This connection's id.
+    pub(crate) fn id(&self) -> crate::ConnId {
+        self.state.id
     }
 
     /// This connection's token.
@@ -127,6 +143,45 @@ impl<H: Handler> Connection<H> {
         self.call(core, |h, conn, _| h.on_open(conn));
     }
 
+    /// Waits for the handshake of an outbound connection, registered for
+    /// READABLE and WRITABLE, at most until `deadline`.
+    pub(crate) fn start_connect(&mut self, core: &mut Core, deadline: Instant) {
+        self.connecting = true;
+        self.writable_interest = true;
+        let owner = TimerOwner {
+            token: self.state.token,
+            kind: TimerKind::Connect,
+        };
+        self.connect_timer = Some(core.timers.insert(deadline, owner));
+    }
+
+    /// Settles a handshake after an event: opens the connection if it
+    /// connected, finishes it if it failed. Returns false unless it is open
+    /// now; a spurious event leaves it connecting.
+    fn connect_ready(&mut self, core: &mut Core) -> bool {
+        if let Some(err) = self.stream.take_error().unwrap_or_else(Some) {
+            self.finish(core, connect_failure(&err));
+            return false;
+        }
+        // No pending error and no peer yet: the handshake is still underway.
+        match self.stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return false,
+            Err(e) => {
+                self.finish(core, connect_failure(&e));
+                return false;
+            }
+        }
+        self.connecting = false;
+        if let Some(id) = self.connect_timer.take() {
+            core.timers.cancel(id);
+        }
+        trace!("{}: connected to {}", self.state.id, self.state.peer);
+        self.last_active = core.now;
+        self.open(core);
+        !self.finished
+    }
+
     /// Handles one readiness event.
     pub(crate) fn ready(
         &mut self,
@@ -136,6 +191,9 @@ impl<H: Handler> Connection<H> {
         read_closed: bool,
         error: bool,
     ) {
+        if self.connecting && !self.connect_ready(core) {
+            return;
+        }
         if let Some(reason) = self.linger.clone() {
             self.fin_seen |= read_closed;
             return if error {
@@ -237,6 +295,13 @@ impl<H: Handler> Connection<H> {
     pub(crate) fn timer(&mut self, core: &mut Core, id: TimerId, kind: TimerKind) {
         match kind {
             TimerKind::Idle => self.idle_check(core, id),
+            TimerKind::Connect => {
+                if self.connecting && self.connect_timer == Some(id) {
+                    self.connect_timer = None;
+                    debug!("{}: not connected in time", self.state.id);
+                    self.finish(core, CloseReason::ConnectTimeout);
+                }
+            }
             TimerKind::User => {
                 self.state.timers.retain(|&t| t != id);
                 self.call(core, |h, conn, _| h.on_timer(conn, id));
@@ -297,6 +362,13 @@ impl<H: Handler> Connection<H> {
     /// Writes queued output, then updates interest, watermarks and any
     /// pending close or shutdown.
     fn progress(&mut self, core: &mut Core) {
+        if self.connecting {
+            // Output waits for the handshake; a close needs no flush.
+            if let Some(reason) = self.state.closing.clone() {
+                self.finish(core, reason);
+            }
+            return;
+        }
         let queued = self.state.out.len();
         if queued > 0 && !self.flush(core) {
             return;
@@ -469,6 +541,7 @@ impl<H: Handler> Connection<H> {
     /// True while reading is allowed.
     fn can_read(&self) -> bool {
         !self.finished
+            && !self.connecting
             && !self.read_closed
             && !self.backpressured
             && !self.state.read_paused
@@ -562,9 +635,18 @@ impl<H: Handler> Connection<H> {
 
     /// Cancels the idle check and every handler timer.
     fn cancel_timers(&mut self, core: &mut Core) {
-        let idle = self.idle_timer.take();
-        for id in idle.into_iter().chain(self.state.timers.drain(..)) {
+        let own = [self.idle_timer.take(), self.connect_timer.take()];
+        for id in own.into_iter().flatten().chain(self.state.timers.drain(..)) {
             core.timers.cancel(id);
         }
+    }
+}
+
+/// The reason an outbound connection that failed to connect closes with.
+fn connect_failure(err: &std::io::Error) -> CloseReason {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => CloseReason::ConnectRefused,
+        std::io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
+        _ => CloseReason::from_io(err),
     }
 }

@@ -217,6 +217,52 @@ where
         Self::from_parts(parts, config, factory)
     }
 
+    /// Prepares a loop with no listener, for outbound connections only
+    /// ([`connect`](Self::connect)), driven by handlers made by `factory`.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the poller cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use evloop::{Config, Conn, EventLoop, Handler};
+    /// use bytes::BytesMut;
+    ///
+    /// /// Sends a greeting once connected and prints what comes back.
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"hello\n");
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         println!("{:?}", input.split());
+    ///         conn.close();
+    ///     }
+    /// }
+    ///
+    /// let mut client = EventLoop::new(Config::default(), || Hello)?;
+    /// client.connect("127.0.0.1:7000".parse().unwrap(), Duration::from_secs(1))?;
+    /// client.run_until_idle()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(config: Config, factory: F) -> io::Result<Self> {
+        let (poll, door, commands) = Parts::poll_and_door(0)?;
+        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
+        let limit = Arc::new(ConnLimit::new(usize::MAX));
+        let parts = Parts {
+            poll,
+            door,
+            commands,
+            remote,
+            limit,
+            listener: None,
+        };
+        Self::from_parts(parts, config, factory)
+    }
+
     /// Assembles a loop of a server.
     pub(crate) fn from_parts(parts: Parts, config: Config, factory: F) -> io::Result<Self> {
         let registry = parts.poll.registry().try_clone()?;
@@ -275,6 +321,77 @@ where
     /// A handle that reaches this loop's connections by id from any thread.
     pub fn remote(&self) -> Remote {
         self.core.remote.clone()
+    }
+
+    /// Opens an outbound TCP connection to `addr`, driven by a handler from
+    /// the loop's factory like an accepted one. Usable before the loop runs;
+    /// while it runs, [`LoopHandle::connect`] asks for the same.
+    ///
+    /// The connect is non-blocking: this returns at once, and the handshake
+    /// completes as the loop turns. Then the handler's
+    /// [`on_open`](Handler::on_open) runs, meaning *connected*. A connection
+    /// that fails never sees `on_open`, but its
+    /// [`on_close`](Handler::on_close) still runs, once, with
+    /// [`CloseReason::ConnectRefused`](crate::CloseReason::ConnectRefused),
+    /// [`CloseReason::ConnectTimeout`](crate::CloseReason::ConnectTimeout)
+    /// when `timeout` passes first, or the socket error. The socket is closed
+    /// on every path.
+    ///
+    /// # Errors
+    ///
+    /// Fails, making no handler, if the connection cannot even be started:
+    /// the loop is shutting down, the connection limit is reached, or the
+    /// socket cannot be created, connected or registered (no fds, an address
+    /// the OS rejects at once).
+    pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> io::Result<ConnId> {
+        if self.shutting_down {
+            return Err(io::Error::other("the loop is shutting down"));
+        }
+        if !self.core.limit.try_acquire() {
+            return Err(io::Error::other("at the connection limit"));
+        }
+        self.core.door.add_load();
+        self.core.now = Instant::now();
+        let deadline = crate::timer::deadline(self.core.now, timeout);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let inserted = TcpStream::connect(addr).and_then(|stream| {
+            insert(
+                &mut self.conns,
+                &mut self.core,
+                &mut self.factory,
+                stream,
+                addr,
+                interest,
+            )
+        });
+        match inserted {
+            Ok(conn) => {
+                conn.start_connect(&mut self.core, deadline);
+                trace!("{}: connecting to {addr}", conn.id());
+                Ok(conn.id())
+            }
+            Err(e) => {
+                self.core.limit.release();
+                self.core.door.remove_load();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the loop on the current thread until it has no connection left,
+    /// then returns, keeping the loop for later use: how a client drives
+    /// its outbound connections to the end on the caller's thread. Returns
+    /// at once if no connection is open.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if polling itself fails, like [`run`](Self::run).
+    pub fn run_until_idle(&mut self) -> io::Result<()> {
+        self.core.door.bind_thread();
+        while !self.conns.is_empty() {
+            self.turn()?;
+        }
+        Ok(())
     }
 
     /// Runs the loop on the current thread until a shutdown completes.
@@ -377,6 +494,12 @@ where
                 return;
             }
             Command::Adopt(stream, peer) => return self.adopt(stream, peer),
+            Command::Connect(addr, timeout) => {
+                if let Err(e) = self.connect(addr, timeout) {
+                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door.index);
+                }
+                return;
+            }
             Command::Write(token, data) => (token, Box::new(move |conn| conn.write_bytes(data))),
             Command::Close(token) => (token, Box::new(|conn| conn.close())),
             Command::Run(token, task) => (token, task),
@@ -531,47 +654,63 @@ fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) -> Option<&mu
         .filter(|c| c.generation == generation && !c.finished)
 }
 
-/// Registers a socket that holds a connection slot and opens a connection
-/// for it; on failure the slot is given back and the socket closed.
+/// Registers an accepted socket that holds a connection slot and opens a
+/// connection for it; on failure the slot is given back and the socket closed.
 fn open<F, H>(
     conns: &mut Slab<Connection<H>>,
     core: &mut Core,
     factory: &mut F,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
 ) where
     F: FnMut() -> H,
     H: Handler,
 {
+    match insert(conns, core, factory, stream, peer, Interest::READABLE) {
+        Ok(conn) => {
+            trace!("{}: accepted from {peer}", conn.id());
+            core.counters.accepted += 1;
+            conn.open(core);
+        }
+        Err(e) => {
+            warn!("cannot serve a connection from {peer}: {e}");
+            core.limit.release();
+            core.door.remove_load();
+        }
+    }
+}
+
+/// Registers a socket with `interest` under a fresh token and inserts its
+/// connection, with a handler from `factory`, not yet opened. On failure the
+/// socket is closed and no handler made; the caller gives the slot back.
+fn insert<'a, F, H>(
+    conns: &'a mut Slab<Connection<H>>,
+    core: &mut Core,
+    factory: &mut F,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    interest: Interest,
+) -> io::Result<&'a mut Connection<H>>
+where
+    F: FnMut() -> H,
+    H: Handler,
+{
     let entry = conns.vacant_entry();
     let generation = core.generations.next();
-    let registered = if entry.key() > token::MAX_KEY {
-        Err(io::Error::other("too many connections on one loop"))
-    } else {
-        core.registry.register(
-            &mut stream,
-            token::encode(entry.key(), generation),
-            Interest::READABLE,
-        )
-    };
-    if let Err(e) = registered {
-        warn!("cannot serve a connection from {peer}: {e}");
-        core.limit.release();
-        core.door.remove_load();
-        return;
+    if entry.key() > token::MAX_KEY {
+        return Err(io::Error::other("too many connections on one loop"));
     }
     let token = token::encode(entry.key(), generation);
+    core.registry.register(&mut stream, token, interest)?;
     if core.config.nodelay {
         let _ = stream.set_nodelay(true);
     }
     let id = ConnId::new(core.door.index, token);
-    trace!("{id}: accepted from {peer}");
     let state = ConnState::new(id, token, peer, core.config.idle_timeout);
     let conn = entry.insert(Connection::new(stream, state, factory(), generation, core.now));
     core.door.opened(token);
-    core.counters.accepted += 1;
     core.counters.open += 1;
-    conn.open(core);
+    Ok(conn)
 }
 
 #[cfg(test)]

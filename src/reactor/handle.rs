@@ -32,6 +32,8 @@ pub(crate) enum Command {
     Shutdown(Duration),
     /// Serve a socket accepted by the server's acceptor thread.
     Adopt(mio::net::TcpStream, SocketAddr),
+    /// Open an outbound connection with a handler from the loop's factory.
+    Connect(SocketAddr, Duration),
     /// Queue bytes on a connection.
     Write(Token, Bytes),
     /// Close a connection after flushing.
@@ -45,6 +47,7 @@ impl fmt::Debug for Command {
         match self {
             Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
             Command::Adopt(_, peer) => write!(f, "Adopt({peer})"),
+            Command::Connect(addr, timeout) => write!(f, "Connect({addr}, {timeout:?})"),
             Command::Write(token, data) => write!(f, "Write({token:?}, {} bytes)", data.len()),
             Command::Close(token) => write!(f, "Close({token:?})"),
             Command::Run(token, _) => write!(f, "Run({token:?})"),
@@ -233,6 +236,19 @@ impl LoopHandle {
     /// A snapshot of the loop's counters, at most one loop turn old.
     pub fn stats(&self) -> Stats {
         self.door.stats.snapshot()
+    }
+
+    /// Asks the loop to open an outbound connection to `addr`, as
+    /// [`EventLoop::connect`](crate::EventLoop::connect) does, with a handler
+    /// from the loop's own factory: the handler learns the outcome through
+    /// [`on_open`](crate::Handler::on_open) (connected) or
+    /// [`on_close`](crate::Handler::on_close) (refused, timed out, failed).
+    ///
+    /// Returns at once: false if the loop has exited. A connection that
+    /// cannot even be started (no fds, the connection limit) makes no handler
+    /// and is logged as a warning.
+    pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> bool {
+        self.door.send(Command::Connect(addr, timeout))
     }
 
     /// Shuts the loop down gracefully: it stops accepting at once (the

@@ -14,13 +14,10 @@
 //! closer together than [`EPISODE_GAP`] belong to one episode and get one
 //! warning.
 
+use crate::reactor::{MAX_BACKOFF, MIN_BACKOFF};
 use std::io;
 use std::time::{Duration, Instant};
 
-/// First pause after a failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(10);
-/// Longest pause: long enough to cost nothing, short enough to recover quickly.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Failures further apart than this belong to separate episodes. Pauses are
 /// capped at [`MAX_BACKOFF`], so while a shortage lasts failures come at most
 /// that far apart (plus an accept); twice as much marks a recovery.

@@ -23,10 +23,10 @@ use mio::{Interest, Registry};
 
 use super::token::LISTENER;
 
-/// First pause after an accept failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// First pause after an accept failure (the thread baseline uses it too).
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause: long enough to cost nothing, short enough to recover quickly.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The listening socket and its back-off state.
 #[derive(Debug)]

@@ -12,12 +12,19 @@
 //!   stalled server is charged for every message it kept waiting (correction
 //!   for coordinated omission, as wrk2 does). Between two due times under 1 ms
 //!   apart the generator polls without sleeping: it uses a whole core.
+//! * **HTTP** (`--http PATH`): instead of echo messages, each connection
+//!   sends `GET PATH HTTP/1.1` requests with keep-alive, `--depth` of them
+//!   written back to back (pipelined), the next one as each response
+//!   completes; closed loop or `--rate` as above. Responses are parsed with
+//!   `httparse` (status line, headers, `Content-Length` body); a status other
+//!   than 200 counts in `errors=`, a malformed or unframed response (chunked,
+//!   no `Content-Length`) or `Connection: close` aborts. `msgs` are responses.
 //! * **idle** (`--idle N`): opens N connections that send nothing, prints
 //!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
 //!   `--duration` seconds (or until killed); a connection closed by the server
 //!   is an error. For measuring memory per connection.
 //!
-//! Every echoed byte is checked: message `seq` on connection `c` is a window
+//! In echo mode every echoed byte is checked: message `seq` on connection `c` is a window
 //! into a fixed pseudo-random alphanumeric table, shifted by
 //! `(97 * seq + 13 * c) % 251`, so a lost, duplicated or reordered byte shows
 //! up. A mismatch, a connection closed by the server or any I/O error aborts
@@ -31,16 +38,22 @@
 //!
 //! `msgs=123456 secs=5.00 msgs_per_s=24691 p50_us=.. p99_us=.. p999_us=.. max_us=.. server_cpu_us_per_msg=3.21 server_cs_per_1k=12.3 server_cpu_pct=99.0 server_invol_cs_per_1k=0.1 server_threads=2 server_rss_kb=2048 client_cpu_pct=80.1 connect_secs=0.012 errors=0`
 //!
-//! (`target_rate=R` is added in `--rate` mode; server fields are `NA` without
+//! (`errors` counts non-200 responses in HTTP mode and is always 0 in echo
+//! mode; `target_rate=R` is added in `--rate` mode; server fields are `NA` without
 //! `--pid`.) While a run longer than 3 s goes on and stderr is a terminal, a
 //! progress line on stderr shows the rate and p99 so far.
 //!
 //! Run: `cargo run --release --example loadgen -- --addr 127.0.0.1:7001 --pid $(pidof mio_echo)`
+//! or, against `hello_http`, `.. -- --addr 127.0.0.1:3000 --http / --depth 16`.
 //!
 //! Limits: connections are opened one after the other with blocking connects
 //! (thousands take a fraction of a second on loopback); one thread drives them
 //! all, so check `client_cpu_pct` stays well under 100 or the generator, not
 //! the server, is what was measured.
+
+#[cfg(feature = "http")]
+#[path = "loadgen/http.rs"]
+mod http;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
@@ -62,11 +75,14 @@ const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 const USAGE: &str =
     "usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N] [--timeout SECS] [--pid PID]
+               [--http PATH]
        loadgen --idle N [--addr HOST:PORT] [--duration SECS]
 defaults: --addr 127.0.0.1:7000 --conns 100 --size 64 --depth 1 --warmup 1 --duration 5
 --rate sends at a fixed total rate, latency measured from each message's due time;
 --count N ends the window after exactly N echoes instead of after --duration;
 --timeout (default 120) bounds such a run: exceeding it is an error;
+--http PATH sends pipelined keep-alive `GET PATH` requests instead of echo messages
+(--depth requests in flight per connection, --size unused);
 --idle N opens N connections that send nothing and holds them for --duration.";
 
 /// Prints a message and exits with status 1 (a failed run).
@@ -89,6 +105,8 @@ macro_rules! usage {
 struct Opts {
     /// The server.
     addr: SocketAddr,
+    /// `--addr` as given, for the `Host` header.
+    host: String,
     /// Connections to open.
     conns: usize,
     /// Bytes per message.
@@ -109,6 +127,8 @@ struct Opts {
     pid: Option<u32>,
     /// Idle mode: connections to open and hold.
     idle: Option<usize>,
+    /// HTTP mode: the path to `GET`.
+    http: Option<String>,
 }
 
 fn parse_opts() -> Opts {
@@ -119,6 +139,7 @@ fn parse_opts() -> Opts {
     let mut addr = "127.0.0.1:7000".to_string();
     let mut o = Opts {
         addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+        host: String::new(),
         conns: 100,
         size: 64,
         depth: 1,
@@ -129,6 +150,7 @@ fn parse_opts() -> Opts {
         timeout: 120.0,
         pid: None,
         idle: None,
+        http: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -149,11 +171,13 @@ fn parse_opts() -> Opts {
             "--timeout" => o.timeout = num(&flag, v),
             "--pid" => o.pid = Some(num(&flag, v)),
             "--idle" => o.idle = Some(num(&flag, v)),
+            "--http" => o.http = Some(v.unwrap_or_else(|| usage!("--http needs a path"))),
             _ => usage!("unknown argument {flag:?}"),
         }
     }
     o.addr = (addr.to_socket_addrs().ok().and_then(|mut a| a.next()))
         .unwrap_or_else(|| usage!("cannot resolve --addr {addr:?}"));
+    o.host = addr;
     check_opts(&o);
     o
 }
@@ -169,6 +193,18 @@ fn check_opts(o: &Opts) {
     }
     if o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         usage!("--rate must be a positive number of messages per second");
+    }
+    if let Some(path) = &o.http {
+        if !cfg!(feature = "http") {
+            usage!("--http needs the `http` feature (on by default)");
+        }
+        if !path.starts_with('/')
+            || path
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            usage!("--http takes a path starting with '/', without spaces: got {path:?}");
+        }
     }
 }
 
@@ -245,12 +281,19 @@ struct Conn {
     due: u64,
     /// Start times (due or queued) of the messages in flight, oldest first.
     started: VecDeque<Instant>,
+    /// HTTP mode: received bytes not yet part of a whole response.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    input: Vec<u8>,
 }
 
 /// Counters shared by all connections.
 struct Load {
     /// Message contents.
     pat: Pattern,
+    /// HTTP mode: the request sent as every message; `None`: echo mode.
+    request: Option<Vec<u8>>,
+    /// HTTP responses with a status other than 200, warmup included.
+    errors: u64,
     /// Latencies of messages completed in the window, in nanoseconds.
     hist: Histogram<u64>,
     /// Whether the measurement window has started.
@@ -286,7 +329,10 @@ impl Load {
                 Some(_) if conn.sent >= conn.due => return,
                 Some(s) => s.due(idx, conn.sent),
             };
-            conn.out.extend_from_slice(self.pat.msg(idx, conn.sent));
+            match &self.request {
+                Some(request) => conn.out.extend_from_slice(request),
+                None => conn.out.extend_from_slice(self.pat.msg(idx, conn.sent)),
+            }
             conn.sent += 1;
             conn.started.push_back(start);
             self.in_flight += 1;
@@ -317,6 +363,10 @@ impl Load {
 
     /// Checks echoed bytes, completes messages and starts their successors.
     fn received(&mut self, conn: &mut Conn, idx: usize, mut data: &[u8], now: Instant) {
+        #[cfg(feature = "http")]
+        if self.request.is_some() {
+            return self.received_http(conn, idx, data, now);
+        }
         while !data.is_empty() {
             if conn.recv == conn.sent {
                 fail!("conn {idx}: {} bytes echoed that were never sent", data.len());
@@ -340,6 +390,32 @@ impl Load {
                 self.refill(conn, idx, now);
             }
         }
+    }
+
+    /// HTTP mode: cuts whole responses out of `conn`'s input, completes their
+    /// requests and starts their successors.
+    #[cfg(feature = "http")]
+    fn received_http(&mut self, conn: &mut Conn, idx: usize, data: &[u8], now: Instant) {
+        conn.input.extend_from_slice(data);
+        let mut pos = 0;
+        while let Some(resp) = http::parse(&conn.input[pos..]).unwrap_or_else(|e| fail!("conn {idx}: {e}")) {
+            pos += resp.len;
+            if resp.interim {
+                continue;
+            }
+            if conn.recv == conn.sent {
+                fail!("conn {idx}: a response (status {}) to no request", resp.status);
+            }
+            if resp.close {
+                fail!("conn {idx}: status {} with Connection: close", resp.status);
+            }
+            if resp.status != 200 {
+                self.errors += 1;
+            }
+            self.complete(conn, now);
+            self.refill(conn, idx, now);
+        }
+        conn.input.drain(..pos);
     }
 
     /// Records the message whose last byte just arrived.
@@ -426,6 +502,17 @@ fn poll_once(poll: &mut Poll, events: &mut Events, timeout: Duration) {
 fn sleep_until(now: Instant, deadline: Instant) -> Duration {
     let ms = deadline.saturating_duration_since(now).as_millis();
     Duration::from_millis(ms.min(u64::MAX as u128) as u64)
+}
+
+/// The request HTTP mode sends; `None` in echo mode.
+fn http_request(o: &Opts) -> Option<Vec<u8>> {
+    #[cfg(feature = "http")]
+    return o.http.as_deref().map(|path| http::request(path, &o.host));
+    #[cfg(not(feature = "http"))]
+    return o
+        .http
+        .as_ref()
+        .map(|_| unreachable!("check_opts refuses --http without the feature"));
 }
 
 /// The server's state as read at one edge of the window.
@@ -546,12 +633,15 @@ fn run_load(o: &Opts) {
             recv_off: 0,
             due: 0,
             started: VecDeque::with_capacity(o.depth),
+            input: Vec::new(),
         })
         .collect();
 
     let start = Instant::now();
     let mut load = Load {
         pat: Pattern::new(o.size),
+        request: http_request(o),
+        errors: 0,
         hist: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds"),
         in_window: false,
         window_msgs: 0,
@@ -691,9 +781,10 @@ fn report(o: &Opts, load: &Load, outcome: &Outcome) -> String {
         }
     }
     line += &format!(
-        " client_cpu_pct={:.1} connect_secs={:.3} errors=0",
+        " client_cpu_pct={:.1} connect_secs={:.3} errors={}",
         outcome.client_cpu * 100.0 / secs,
-        outcome.connect_secs
+        outcome.connect_secs,
+        load.errors,
     );
     line
 }

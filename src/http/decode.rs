@@ -1,10 +1,11 @@
 //! Turning a connection's input into [`Request`]s: the head by `httparse`,
 //! the body by `Content-Length`, every limit of [`HttpConfig`] checked.
 
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::{HttpConfig, Request, Version};
 
@@ -36,6 +37,9 @@ pub(crate) struct Decoder {
     pending: Option<(Request, usize)>,
     /// The pending request asked for `100 Continue` and has not had it yet.
     continue_due: bool,
+    /// The header list of the last answered request, kept (empty) so that
+    /// the next request does not allocate its own.
+    spare: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Decoder {
@@ -45,26 +49,37 @@ impl Decoder {
             peer,
             pending: None,
             continue_due: false,
+            spare: Vec::new(),
         }
     }
 
     /// Takes the next complete request from the front of `input`, if any.
     pub(crate) fn decode(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Decoded {
-        if self.pending.is_none() {
-            match self.head(input, config) {
-                Ok(Some(pending)) => self.pending = Some(pending),
+        let (mut request, len) = match self.pending.take() {
+            Some(pending) => pending,
+            None => match self.head(input, config) {
+                Ok(Some(parsed)) => parsed,
                 Ok(None) => return Decoded::Incomplete,
                 Err(status) => return Decoded::Reject(status),
-            }
-        }
-        let want = self.pending.as_ref().map_or(0, |(_, len)| *len);
-        if input.len() < want {
+            },
+        };
+        if input.len() < len {
+            self.pending = Some((request, len));
             return Decoded::Incomplete;
         }
         self.continue_due = false;
-        let (mut request, len) = self.pending.take().expect("a pending head");
-        request.body = input.split_to(len).freeze();
+        if len > 0 {
+            request.body = input.split_to(len).freeze();
+        }
         Decoded::Request(request)
+    }
+
+    /// Takes back an answered request's header list for reuse (leaving the
+    /// request without headers).
+    pub(crate) fn recycle(&mut self, request: &mut Request) {
+        let mut headers = std::mem::take(&mut request.headers);
+        headers.clear();
+        self.spare = headers;
     }
 
     /// True while no head has been parsed for the next request: bytes in
@@ -83,16 +98,18 @@ impl Decoder {
     /// `Ok(None)` if incomplete, else the request (body still empty) and its
     /// body length, or the status to reject it with.
     fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<Option<(Request, usize)>, u16> {
-        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        // Uninitialised slots: httparse writes those it fills, and filling
+        // 64 empty headers per request would cost more than parsing them.
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
         let mut heap = Vec::new();
         let slots = if config.max_headers <= STACK_HEADERS {
             &mut stack[..config.max_headers]
         } else {
-            heap.resize(config.max_headers, httparse::EMPTY_HEADER);
+            heap.resize_with(config.max_headers, MaybeUninit::uninit);
             &mut heap[..]
         };
-        let mut parsed = httparse::Request::new(slots);
-        let n = match parsed.parse(input) {
+        let mut parsed = httparse::Request::new(&mut []);
+        let n = match parsed.parse_with_uninit_headers(input, slots) {
             Ok(httparse::Status::Complete(n)) if n <= config.max_head => n,
             Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => return Err(431),
             Ok(httparse::Status::Partial) if input.len() > config.max_head => return Err(431),
@@ -108,11 +125,13 @@ impl Decoder {
             Some(0) => Version::Http10,
             _ => Version::Http11,
         };
-        let headers = parsed
-            .headers
-            .iter()
-            .map(|h| (span(base, h.name.as_bytes()), span(base, h.value)))
-            .collect();
+        let mut headers = std::mem::take(&mut self.spare);
+        headers.extend(
+            parsed
+                .headers
+                .iter()
+                .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
+        );
         let request = Request {
             head: input.split_to(n).freeze(),
             method,
@@ -120,7 +139,7 @@ impl Decoder {
             query_at,
             version,
             headers,
-            body: Default::default(),
+            body: Bytes::new(),
             peer: self.peer,
         };
         let len = body_length(&request, config)?;

@@ -13,6 +13,7 @@
 //!    rest of the input back to `on_data`;
 //! 5. start or cancel the head timer (408) for a partial head left behind.
 
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -20,8 +21,12 @@ use bytes::BytesMut;
 use log::{debug, error};
 
 use super::decode::{Decoded, Decoder};
+use super::response::HttpDate;
 use super::{HttpConfig, Request, Response, Version};
 use crate::{Conn, Handler, TimerId};
+
+/// Capacity of [`Batch`]'s buffer kept per thread between `on_data` calls.
+const SCRATCH_RETAINED: usize = 64 * 1024;
 
 /// The per-connection HTTP handler, generic over the application function.
 pub(crate) struct HttpHandler<F> {
@@ -56,29 +61,40 @@ where
     /// Answers every complete request in `input`; returns whether the
     /// connection stays open.
     fn serve(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) -> bool {
+        let mut batch = Batch::take();
+        let open = self.serve_into(conn, input, &mut batch);
+        batch.finish(conn);
+        open
+    }
+
+    /// [`serve`](Self::serve), gathering the responses in `batch`.
+    fn serve_into(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut, batch: &mut Batch) -> bool {
         let Some(decoder) = self.decoder.as_mut() else {
             return false;
         };
+        let date = HttpDate::now();
         while !input.is_empty() {
-            if conn.pending_output() > self.output_limit {
+            if conn.pending_output() + batch.len() > self.output_limit {
                 conn.pause_reading();
                 return true;
             }
-            let request = match decoder.decode(input, &self.config) {
+            let mut request = match decoder.decode(input, &self.config) {
                 Decoded::Request(request) => request,
                 Decoded::Incomplete => break,
                 Decoded::Reject(status) => {
                     debug!("{}: rejecting request with {status}", conn.id());
-                    reject(conn, status);
+                    batch.reject(conn, status);
                     return false;
                 }
             };
-            if !respond(&*self.app, conn, &request) {
+            let keep_alive = respond(&*self.app, conn, batch, &request, &date);
+            decoder.recycle(&mut request);
+            if !keep_alive {
                 return false;
             }
         }
         if decoder.take_continue() {
-            conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
+            batch.buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         true
     }
@@ -126,7 +142,9 @@ where
         if self.head_timer == Some(timer) {
             self.head_timer = None;
             debug!("{}: request head not complete in time", conn.id());
-            reject(conn, 408);
+            let mut batch = Batch::take();
+            batch.reject(conn, 408);
+            batch.finish(conn);
             conn.close();
         }
     }
@@ -141,9 +159,9 @@ impl<F> std::fmt::Debug for HttpHandler<F> {
     }
 }
 
-/// Calls the application for `request` and writes its response (500 if it
-/// panicked); returns whether the connection stays open.
-fn respond<F>(app: &F, conn: &mut Conn<'_>, request: &Request) -> bool
+/// Calls the application for `request` and adds its response to `batch`
+/// (500 if it panicked); returns whether the connection stays open.
+fn respond<F>(app: &F, conn: &mut Conn<'_>, batch: &mut Batch, request: &Request, date: &HttpDate) -> bool
 where
     F: Fn(&Request) -> Response,
 {
@@ -158,7 +176,7 @@ where
                 request.method(),
                 request.target()
             );
-            reject(conn, 500);
+            batch.reject(conn, 500);
             return false;
         }
     };
@@ -168,21 +186,78 @@ where
         (true, Version::Http10) => Some("keep-alive"),
         (true, Version::Http11) => None,
     };
-    write(conn, &response, request.method() == "HEAD", connection);
+    let head_only = &request.head[request.method.clone()] == b"HEAD";
+    batch.push(conn, &response, head_only, connection, date);
+    response.recycle();
     keep_alive
 }
 
-/// Writes an error response with `status` that announces the close.
-fn reject(conn: &mut Conn<'_>, status: u16) {
-    write(conn, &Response::error(status), false, Some("close"));
+thread_local! {
+    /// The buffer of [`Batch`], kept per thread between `on_data` calls.
+    static SCRATCH: Cell<BytesMut> = Cell::new(BytesMut::new());
 }
 
-/// Serialises `response` onto the connection.
-fn write(conn: &mut Conn<'_>, response: &Response, head_only: bool, connection: Option<&str>) {
-    let mut head = BytesMut::new();
-    let body = response.encode(&mut head, head_only, connection);
-    conn.write_bytes(head.freeze());
-    if let Some(body) = body {
-        conn.write_bytes(body);
+/// The responses of one `on_data`, serialised into a per-thread buffer and
+/// handed to the connection's output in one copy (large bodies follow
+/// without copying).
+struct Batch {
+    /// Serialised responses not yet given to the connection.
+    buf: BytesMut,
+}
+
+impl Batch {
+    /// Borrows this thread's buffer (a fresh one if it is out).
+    fn take() -> Self {
+        Batch {
+            buf: SCRATCH.try_with(Cell::take).unwrap_or_default(),
+        }
+    }
+
+    /// Bytes gathered and not yet given to the connection.
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Adds `response`; see [`Response::encode`].
+    fn push(
+        &mut self,
+        conn: &mut Conn<'_>,
+        response: &Response,
+        head_only: bool,
+        connection: Option<&str>,
+        date: &HttpDate,
+    ) {
+        if let Some(body) = response.encode(&mut self.buf, head_only, connection, date) {
+            self.flush(conn);
+            conn.write_bytes(body);
+        }
+    }
+
+    /// Adds an error response with `status` that announces the close.
+    fn reject(&mut self, conn: &mut Conn<'_>, status: u16) {
+        self.push(
+            conn,
+            &Response::error(status),
+            false,
+            Some("close"),
+            &HttpDate::now(),
+        );
+    }
+
+    /// Gives what was gathered to the connection.
+    fn flush(&mut self, conn: &mut Conn<'_>) {
+        if !self.buf.is_empty() {
+            conn.write(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Flushes, and returns the buffer to this thread unless a burst made it
+    /// outsized.
+    fn finish(mut self, conn: &mut Conn<'_>) {
+        self.flush(conn);
+        if self.buf.capacity() <= SCRATCH_RETAINED {
+            let _ = SCRATCH.try_with(|scratch| scratch.set(self.buf));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! [`Response`]: a status, headers and a body, and how they go on the wire.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +15,23 @@ const COPY_BODY_BELOW: usize = 1024;
 /// are dropped (`Connection: close` is still honoured, see
 /// [`Response::header`]).
 const MANAGED: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// A header list: name and value.
+type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
+/// Largest header list (in entries) kept for reuse by [`Response::recycle`].
+const SPARE_HEADERS_MAX: usize = 32;
+
+thread_local! {
+    /// A response's header list left for the next response on this thread:
+    /// a server thread then builds its responses without allocating one.
+    static SPARE_HEADERS: Cell<Headers> = const { Cell::new(Vec::new()) };
+}
+
+/// An empty header list, reusing this thread's spare one if any.
+fn spare_headers() -> Headers {
+    SPARE_HEADERS.try_with(Cell::take).unwrap_or_default()
+}
 
 /// An HTTP response, built by the application and serialised by the server.
 ///
@@ -45,7 +62,7 @@ pub struct Response {
     reason: Cow<'static, str>,
     /// Headers in the order set. Invariant: names are tokens and values
     /// hold no CR or LF (checked by [`Response::header`]).
-    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    headers: Headers,
     /// The body.
     body: Bytes,
 }
@@ -66,16 +83,21 @@ impl Response {
         Response {
             status,
             reason: Cow::Borrowed(reason(status)),
-            headers: Vec::new(),
+            headers: spare_headers(),
             body: Bytes::new(),
         }
     }
 
     /// `200 OK` with `body` as `text/plain; charset=utf-8`.
     pub fn text(body: impl Into<Bytes>) -> Self {
-        Response::new(200)
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .body(body)
+        let mut response = Response::new(200).body(body);
+        // A known-valid header: pushed without `header`'s checks, since
+        // this is the response of every hello world.
+        response.headers.push((
+            Cow::Borrowed("Content-Type"),
+            Cow::Borrowed("text/plain; charset=utf-8"),
+        ));
+        response
     }
 
     /// Replaces the reason phrase.
@@ -150,6 +172,17 @@ impl Response {
         self
     }
 
+    /// Gives this response's header list, emptied, to the next response
+    /// made on this thread, which then needs no allocation of its own.
+    pub(crate) fn recycle(self) {
+        let mut headers = self.headers;
+        if headers.capacity() > SPARE_HEADERS_MAX {
+            return;
+        }
+        headers.clear();
+        let _ = SPARE_HEADERS.try_with(|spare| spare.set(headers));
+    }
+
     /// True if the application asked to close with `Connection: close`.
     pub(crate) fn wants_close(&self) -> bool {
         self.headers
@@ -161,34 +194,53 @@ impl Response {
 
     /// Appends the head to `out`, and the body too when small; returns the
     /// body to queue after it otherwise. `head_only` (a `HEAD` request)
-    /// omits the body; `connection` is the `Connection` value to send.
+    /// omits the body; `connection` is the `Connection` value to send;
+    /// `date` is the `Date` line, sent unless the application set its own.
     pub(crate) fn encode(
         &self,
         out: &mut BytesMut,
         head_only: bool,
         connection: Option<&str>,
+        date: &HttpDate,
     ) -> Option<Bytes> {
         let no_body = self.status < 200 || self.status == 204 || self.status == 304;
-        out.reserve(128 + self.body.len().min(COPY_BODY_BELOW));
-        let _ = write_fmt(out, format_args!("HTTP/1.1 {} {}\r\n", self.status, self.reason));
+        out.reserve(256 + self.body.len().min(COPY_BODY_BELOW));
+        if self.status == 200 && self.reason == "OK" {
+            out.put_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            // `status` is 100..=999 (checked by `new`): always three digits.
+            let status = self.status;
+            let mut line = *b"HTTP/1.1 000 ";
+            line[9] = b'0' + (status / 100) as u8;
+            line[10] = b'0' + (status / 10 % 10) as u8;
+            line[11] = b'0' + (status % 10) as u8;
+            out.put_slice(&line);
+            out.put_slice(self.reason.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        let (mut has_date, mut has_server) = (false, false);
         for (name, value) in &self.headers {
-            if !MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
-                put_header(out, name, value.as_bytes());
+            if MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
+                continue;
             }
+            has_date |= name.eq_ignore_ascii_case("date");
+            has_server |= name.eq_ignore_ascii_case("server");
+            put_header(out, name, value.as_bytes());
         }
-        if self.get_header("date").is_none() {
-            with_date(|date| put_header(out, "Date", date));
+        if !has_date {
+            out.put_slice(date.line());
         }
-        if self.get_header("server").is_none() {
-            put_header(out, "Server", b"evloop");
+        if !has_server {
+            out.put_slice(b"Server: evloop\r\n");
         }
         if let Some(connection) = connection {
             put_header(out, "Connection", connection.as_bytes());
         }
-        if !no_body {
-            let _ = write_fmt(out, format_args!("Content-Length: {}\r\n", self.body.len()));
+        if no_body {
+            out.put_slice(b"\r\n");
+        } else {
+            put_length_and_end(out, self.body.len());
         }
-        out.put_slice(b"\r\n");
         match () {
             _ if head_only || no_body || self.body.is_empty() => None,
             _ if self.body.len() < COPY_BODY_BELOW => {
@@ -219,9 +271,26 @@ fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// `write!` into a `BytesMut` (which cannot fail).
-fn write_fmt(out: &mut BytesMut, args: fmt::Arguments<'_>) -> fmt::Result {
-    fmt::Write::write_fmt(out, args)
+/// Writes the `Content-Length` line for `len` and the blank line that ends
+/// the head, built on the stack so that it is copied out in one piece.
+fn put_length_and_end(out: &mut BytesMut, mut len: usize) {
+    const PREFIX: &[u8; 16] = b"Content-Length: ";
+    // Prefix, at most 20 digits (`u64::MAX`), then CRLF CRLF; built from
+    // the end, digits first.
+    let mut line = [0; 16 + 20 + 4];
+    let mut at = line.len() - 4;
+    line[at..].copy_from_slice(b"\r\n\r\n");
+    loop {
+        at -= 1;
+        line[at] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            break;
+        }
+    }
+    at -= PREFIX.len();
+    line[at..at + PREFIX.len()].copy_from_slice(PREFIX);
+    out.put_slice(&line[at..]);
 }
 
 /// True for an RFC 9110 token: the characters allowed in a header name.
@@ -232,22 +301,51 @@ fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Runs `f` with the current `Date` value, formatted at most once a second
-/// per thread: formatting a date costs more than the rest of a small
-/// response.
-fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    thread_local! {
-        static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
-    }
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != second {
-            *cached = (second, httpdate::fmt_http_date(now).into_bytes());
+/// Longest `Date` line kept: `Date: `, the 29-byte IMF-fixdate of RFC 9110
+/// and CRLF make 37 bytes.
+const DATE_CAPACITY: usize = 48;
+
+/// A formatted `Date: ...\r\n` header line, copied out of a per-thread
+/// cache.
+#[derive(Clone, Copy)]
+pub(crate) struct HttpDate {
+    /// The line's bytes, the first `len` of them used.
+    bytes: [u8; DATE_CAPACITY],
+    /// Bytes used, at most `DATE_CAPACITY`.
+    len: usize,
+}
+
+impl HttpDate {
+    /// The current date, formatted at most once a second per thread:
+    /// formatting a date costs more than the rest of a small response.
+    pub(crate) fn now() -> Self {
+        thread_local! {
+            static DATE: Cell<(u64, HttpDate)> =
+                const { Cell::new((u64::MAX, HttpDate { bytes: [0; DATE_CAPACITY], len: 0 })) };
         }
-        f(&cached.1)
-    })
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        DATE.with(|cell| {
+            let (cached_second, cached) = cell.get();
+            if cached_second == second {
+                return cached;
+            }
+            let line = format!("Date: {}\r\n", httpdate::fmt_http_date(now));
+            let len = line.len().min(DATE_CAPACITY);
+            let mut date = HttpDate {
+                bytes: [0; DATE_CAPACITY],
+                len,
+            };
+            date.bytes[..len].copy_from_slice(&line.as_bytes()[..len]);
+            cell.set((second, date));
+            date
+        })
+    }
+
+    /// The whole header line, CRLF included.
+    fn line(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// The standard reason phrase of `status`, or `""`.
@@ -296,7 +394,7 @@ mod tests {
     /// The full serialisation of `response` as text, with the date masked.
     fn wire(response: &Response, head_only: bool, connection: Option<&str>) -> String {
         let mut out = BytesMut::new();
-        let rest = response.encode(&mut out, head_only, connection);
+        let rest = response.encode(&mut out, head_only, connection, &HttpDate::now());
         out.extend_from_slice(&rest.unwrap_or_default());
         let text = String::from_utf8(out.to_vec()).unwrap();
         let date = text
@@ -346,9 +444,32 @@ mod tests {
         let mut out = BytesMut::new();
         let rest = Response::new(200)
             .body(body.clone())
-            .encode(&mut out, false, None);
+            .encode(&mut out, false, None, &HttpDate::now());
         assert_eq!(rest.unwrap().as_ptr(), body.as_ptr());
         assert!(out.ends_with(b"Content-Length: 4096\r\n\r\n"));
+    }
+
+    #[test]
+    fn lengths_are_written_in_plain_decimal() {
+        for (len, line) in [(0, "0"), (1024, "1024"), (usize::MAX, &*usize::MAX.to_string())] {
+            let mut out = BytesMut::new();
+            put_length_and_end(&mut out, len);
+            assert_eq!(out, format!("Content-Length: {line}\r\n\r\n").as_bytes());
+        }
+        let text = wire(&Response::new(999).body(vec![b'x'; 100]), false, None);
+        assert!(text.starts_with("HTTP/1.1 999 \r\n"), "{text}");
+        assert!(text.contains("\r\nContent-Length: 100\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_recycled_header_list_comes_back_empty() {
+        Response::text("a").header("X-A", "1").recycle();
+        let next = Response::new(200);
+        assert!(next.headers.is_empty() && next.headers.capacity() >= 2);
+        assert_eq!(
+            wire(&next, false, None),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nServer: evloop\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]

@@ -63,21 +63,13 @@ impl Backoff {
     }
 }
 
-/// Errors that concern one pending connection only: skip it and go on.
-pub(super) fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EPERM | libc::EPROTO | libc::EINTR)
-    ) || err.kind() == io::ErrorKind::Interrupted
-}
+pub(super) use crate::reactor::is_transient;
 
-/// Errors that mean the process or system is out of fds, memory or threads
-/// (`EAGAIN` is how starting a thread says the latter).
+/// Errors that mean the process or system is out of fds, memory or threads:
+/// the reactor's list, plus `EAGAIN`, which is how starting a thread says
+/// the latter.
 pub(super) fn is_resource_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EAGAIN)
-    )
+    crate::reactor::is_resource_exhaustion(err) || err.raw_os_error() == Some(libc::EAGAIN)
 }
 
 #[cfg(test)]
@@ -110,10 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn fd_exhaustion_is_not_transient() {
-        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
-        assert!(is_resource_exhaustion(&emfile));
-        assert!(!is_transient(&emfile));
-        assert!(is_transient(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
+    fn failing_to_start_a_thread_counts_as_exhaustion() {
+        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
+            libc::EAGAIN
+        )));
+        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(!is_resource_exhaustion(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
     }
 }

@@ -164,7 +164,7 @@ impl Acceptor {
 }
 
 /// Errors that concern one pending connection only.
-fn is_transient(err: &io::Error) -> bool {
+pub(crate) fn is_transient(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
         Some(libc::ECONNABORTED | libc::EPERM | libc::EPROTO | libc::EINTR)
@@ -172,7 +172,7 @@ fn is_transient(err: &io::Error) -> bool {
 }
 
 /// Errors that mean the process or system is out of fds or memory.
-fn is_resource_exhaustion(err: &io::Error) -> bool {
+pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)

@@ -93,6 +93,22 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
+    /// The parts of a loop that is a whole server by itself: loop 0, a
+    /// `Remote` reaching only it, no connection cap.
+    fn lone(listener: Option<std::net::TcpListener>) -> io::Result<Parts> {
+        let (poll, door, commands) = Parts::poll_and_door(0)?;
+        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
+        let limit = Arc::new(ConnLimit::new(usize::MAX));
+        Ok(Parts {
+            poll,
+            door,
+            commands,
+            remote,
+            limit,
+            listener,
+        })
+    }
+
     /// A poller and a door for loop `index`.
     pub(crate) fn poll_and_door(index: u32) -> io::Result<(Poll, Arc<Door>, Receiver<Command>)> {
         let poll = Poll::new()?;
@@ -203,18 +219,7 @@ where
     ///
     /// Fails if the poller cannot be created or the listener registered.
     pub fn from_std(listener: std::net::TcpListener, config: Config, factory: F) -> io::Result<Self> {
-        let (poll, door, commands) = Parts::poll_and_door(0)?;
-        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
-        let limit = Arc::new(ConnLimit::new(usize::MAX));
-        let parts = Parts {
-            poll,
-            door,
-            commands,
-            remote,
-            limit,
-            listener: Some(listener),
-        };
-        Self::from_parts(parts, config, factory)
+        Self::from_parts(Parts::lone(Some(listener))?, config, factory)
     }
 
     /// Prepares a loop with no listener, for outbound connections only
@@ -249,18 +254,7 @@ where
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(config: Config, factory: F) -> io::Result<Self> {
-        let (poll, door, commands) = Parts::poll_and_door(0)?;
-        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
-        let limit = Arc::new(ConnLimit::new(usize::MAX));
-        let parts = Parts {
-            poll,
-            door,
-            commands,
-            remote,
-            limit,
-            listener: None,
-        };
-        Self::from_parts(parts, config, factory)
+        Self::from_parts(Parts::lone(None)?, config, factory)
     }
 
     /// Assembles a loop of a server.

@@ -12,7 +12,9 @@ pub use event_loop::EventLoop;
 pub use handle::LoopHandle;
 pub use remote::{ConnClosed, Remote};
 
-pub(crate) use accept::{Accepted, Acceptor, ConnLimit, MAX_BACKOFF, MIN_BACKOFF, listen};
+pub(crate) use accept::{
+    Accepted, Acceptor, ConnLimit, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
+};
 pub(crate) use connection::{LINGER_BYTES, LINGER_TIME};
 pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};

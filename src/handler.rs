@@ -72,7 +72,9 @@ pub trait Handler: 'static {
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut);
 
     /// Output that had risen above the high watermark has drained to the low
-    /// watermark: the moment to write more, and reading has resumed.
+    /// watermark: the moment to write more. Reading resumes, and input left
+    /// unconsumed while output was full is handed to `on_data` again, so a
+    /// handler may simply stop consuming when `pending_output` is high.
     fn on_drained(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }

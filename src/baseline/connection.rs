@@ -197,6 +197,9 @@ impl<'a, H: Handler> Connection<'a, H> {
         let closing_now = pending == 0 && self.state.closing.is_some();
         if self.backpressured && pending <= self.config.low_watermark && !closing_now {
             self.backpressured = false;
+            // As on the reactor: input left while output was full is handed
+            // back to `on_data` before the next read.
+            self.redeliver = true;
             self.call(|h, conn, _| h.on_drained(conn));
         }
     }

@@ -8,9 +8,9 @@
 //!    response and close);
 //! 2. call the application, catching a panic (→ 500 and close);
 //! 3. write the response, and close after it if either side asked;
-//! 4. stop early once queued output passes the high watermark: reading is
-//!    paused, and resumed by `on_drained`, which makes the reactor hand the
-//!    rest of the input back to `on_data`;
+//! 4. stop early once queued output passes the high watermark: the reactor
+//!    pauses reading and, once the output drains, hands the rest of the
+//!    input back to `on_data`;
 //! 5. start or cancel the head timer (408) for a partial head left behind.
 
 use std::cell::Cell;
@@ -41,6 +41,9 @@ pub(crate) struct HttpHandler<F> {
     decoder: Option<Decoder>,
     /// The running head timer, while a partial head waits in the input.
     head_timer: Option<TimerId>,
+    /// `serve` stopped because output was full: input waits on us, not on
+    /// the client, so no head timer runs for it.
+    stalled: bool,
 }
 
 impl<F> HttpHandler<F>
@@ -55,6 +58,7 @@ where
             output_limit,
             decoder: None,
             head_timer: None,
+            stalled: false,
         }
     }
 
@@ -73,9 +77,12 @@ where
             return false;
         };
         let date = HttpDate::now();
+        self.stalled = false;
         while !input.is_empty() {
             if conn.pending_output() + batch.len() > self.output_limit {
-                conn.pause_reading();
+                // The reactor pauses reading past its high watermark and hands
+                // the rest of the input back to `on_data` once output drains.
+                self.stalled = true;
                 return true;
             }
             let mut request = match decoder.decode(input, &self.config) {
@@ -103,7 +110,7 @@ where
     /// then.
     fn update_head_timer(&mut self, conn: &mut Conn<'_>, input: &BytesMut) {
         let awaiting = self.decoder.as_ref().is_some_and(Decoder::awaiting_head);
-        let partial_head = awaiting && !input.is_empty() && !conn.is_reading_paused() && !conn.is_closing();
+        let partial_head = awaiting && !input.is_empty() && !self.stalled && !conn.is_closing();
         match (partial_head, self.head_timer, self.config.head_timeout) {
             (true, None, Some(timeout)) => self.head_timer = Some(conn.set_timer(timeout)),
             (false, Some(timer), _) => {
@@ -130,12 +137,6 @@ where
             conn.close();
         }
         self.update_head_timer(conn, input);
-    }
-
-    fn on_drained(&mut self, conn: &mut Conn<'_>) {
-        // The reactor hands the input left by a paused `serve` back to
-        // `on_data` once reading resumes.
-        conn.resume_reading();
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {

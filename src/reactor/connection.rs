@@ -80,7 +80,8 @@ pub(crate) struct Connection<H> {
     linger: Option<CloseReason>,
     /// Bytes a lingering close still discards before giving up.
     linger_left: usize,
-    /// The handler resumed reading after pausing with input left unconsumed;
+    /// Reading resumed (after a handler pause or backpressure) with input
+    /// possibly left unconsumed;
     /// that input is handed to `on_data` again before the socket is read.
     redeliver: bool,
     /// Last time a byte moved in either direction (for the idle timeout).
@@ -483,6 +484,9 @@ impl<H: Handler> Connection<H> {
         if self.backpressured && pending <= core.config.low_watermark {
             self.backpressured = false;
             self.drained_due = true;
+            // A handler that stopped consuming because its output was full
+            // gets the input it left once the output drains.
+            self.redeliver = true;
             self.carry(core);
         }
     }

@@ -30,6 +30,8 @@
 #           SERVERS="echo_server:--model,reactor,--threads,1 echo_server:--model,threads" scripts/measure_echo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
 SERVERS=${SERVERS:-"echo_server mio_echo"}
 ROUNDS=${ROUNDS:-3}
@@ -53,12 +55,6 @@ die() { echo "measure_echo: $*" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/measure_echo.XXXXXX")
 LIVE=() # PIDs of servers (and strace wrappers) this script started and has not stopped
-
-# Whether PID runs (a zombie, exited but not yet reaped, does not count).
-alive() {
-    local state
-    state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
-}
 
 # stop_pid PID [wait]: kills one of our processes by PID (with "wait": lets it
 # exit by itself), gives it 5 s, then SIGKILL; reaps it when it is our child.
@@ -90,15 +86,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# First port at or above $1 that nothing listens on.
-free_port() {
-    local port=$1
-    while port_open "$port"; do port=$((port + 1)); done
-    echo "$port"
-}
 
 # bin_of SERVER / args_of SERVER / file_of SERVER: the example of a server
 # entry, its extra arguments (one a line), and a file-name-safe label.
@@ -147,15 +134,6 @@ stop_server() {
     stop_pid "$SERVER_PID"
     # strace exits by itself once its tracee is gone, after writing its summary.
     [[ -z ${WRAPPER_PID:-} ]] || stop_pid "$WRAPPER_PID" wait
-}
-
-# field NAME LINE: value of NAME=value in a loadgen result line.
-field() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"; }
-
-# Median of the numbers on stdin (NA when none).
-median() {
-    grep -E '^[0-9.eE+-]+$' | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # ---------------------------------------------------------------------------

@@ -26,6 +26,8 @@
 # Example: ROUNDS=3 WARMUP=0.5 DURATION=2 WRK_DURATION=2 MAY=1 scripts/measure_http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-256}
@@ -45,11 +47,6 @@ die() { echo "measure_http: $*" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/measure_http.XXXXXX")
 SERVER_PID= # the server this script started and has not stopped
-
-alive() {
-    local state
-    state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
-}
 
 # Stops the server by its PID: SIGTERM, 5 s to exit, then SIGKILL.
 stop_server() {
@@ -75,14 +72,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-    local port=$1
-    while port_open "$port"; do port=$((port + 1)); done
-    echo "$port"
-}
-
 # start_server NAME PORT: starts evloop or may on 127.0.0.1:PORT, one thread; sets SERVER_PID.
 start_server() {
     local port=$2 log="$WORK/$1.$2.log" i cmd
@@ -100,14 +89,6 @@ start_server() {
     done
     cat "$log" >&2
     die "$1 did not listen on port $port within 10 s"
-}
-
-# field NAME LINE: value of NAME=value in a loadgen result line.
-field() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"; }
-
-median() {
-    grep -E '^[0-9.eE+-]+$' | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # ---------------------------------------------------------------------------

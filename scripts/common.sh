@@ -1,0 +1,26 @@
+# Helpers shared by the measurement scripts (sourced, not run).
+
+# Whether PID runs (a zombie, exited but not yet reaped, does not count).
+alive() {
+    local state
+    state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
+}
+
+# Whether something listens on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# First port at or above $1 that nothing listens on.
+free_port() {
+    local port=$1
+    while port_open "$port"; do port=$((port + 1)); done
+    echo "$port"
+}
+
+# field NAME LINE: value of NAME=value in a loadgen result line.
+field() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"; }
+
+# Median of the numbers on stdin (NA when none).
+median() {
+    grep -E '^[0-9.eE+-]+$' | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}

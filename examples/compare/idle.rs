@@ -10,7 +10,7 @@ use evloop::sys::ProcessStats;
 
 use crate::chart::{Series, draw_chart};
 use crate::children::{Kid, Server, collect, start_loadgen};
-use crate::load::median;
+use crate::load::{alternate, median};
 use crate::options::{Model, Opts};
 use crate::report::{aligned, markdown_table, settings, write};
 
@@ -104,35 +104,17 @@ fn wait_accepted(server: &Server, fds: usize, limit: Duration) -> Result<Process
 
 /// Every model at every idle connection count, `rounds` times, alternating.
 pub(crate) fn idle_sweep(o: &Opts) -> (Vec<IdleSample>, Option<String>) {
-    let mut samples = Vec::new();
-    let total = o.conns.len() * o.rounds * o.models.len();
-    for &conns in &o.conns {
-        for round in 1..=o.rounds {
-            for model in &o.models {
-                let serial = samples.len() + 1;
-                match idle_once(o, model, conns, serial) {
-                    Ok(s) => {
-                        eprintln!(
-                            "compare: [{serial}/{total}] {:<10} idle={conns:<6} round {round}: RSS {:.1} MiB \
-                             (from {:.1}), {} threads",
-                            model.name,
-                            mib(s.rss),
-                            mib(s.base_rss),
-                            s.threads
-                        );
-                        samples.push(IdleSample { round, ..s });
-                    }
-                    Err(e) => {
-                        return (
-                            samples,
-                            Some(format!("{} with {conns} idle connections: {e}", model.name)),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    (samples, None)
+    alternate(o, "idle connections", |model, conns, round, serial| {
+        let s = idle_once(o, model, conns, serial)?;
+        let progress = format!(
+            "{:<10} idle={conns:<6} round {round}: RSS {:.1} MiB (from {:.1}), {} threads",
+            model.name,
+            mib(s.rss),
+            mib(s.base_rss),
+            s.threads
+        );
+        Ok((IdleSample { round, ..s }, progress))
+    })
 }
 
 /// Bytes as MiB.

@@ -146,31 +146,43 @@ fn run_once(o: &Opts, model: &Model, conns: usize, serial: usize) -> Result<Metr
 /// Every model at every connection count, `rounds` times, models alternating.
 /// On a failure, returns what was measured so far with the error.
 pub(crate) fn sweep(o: &Opts) -> (Vec<Sample>, Option<String>) {
+    alternate(o, "connections", |model, conns, round, serial| {
+        let m = run_once(o, model, conns, serial)?;
+        let progress = progress(&model.name, conns, round, &m);
+        Ok((
+            Sample {
+                model: model.name.clone(),
+                conns,
+                round,
+                m,
+            },
+            progress,
+        ))
+    })
+}
+
+/// Runs `once(model, conns, round, serial)` for every connection count,
+/// round and model, models alternating within each round so that drift hits
+/// them alike; logs each run's progress line. On a failure, returns what was
+/// measured so far with the error, naming the run (`unit`: what the
+/// connection count counts).
+pub(crate) fn alternate<T>(
+    o: &Opts,
+    unit: &str,
+    mut once: impl FnMut(&Model, usize, usize, usize) -> Result<(T, String), String>,
+) -> (Vec<T>, Option<String>) {
     let mut samples = Vec::new();
     let total = o.conns.len() * o.rounds * o.models.len();
     for &conns in &o.conns {
         for round in 1..=o.rounds {
             for model in &o.models {
                 let serial = samples.len() + 1;
-                match run_once(o, model, conns, serial) {
-                    Ok(m) => {
-                        eprintln!(
-                            "compare: [{serial}/{total}] {}",
-                            progress(&model.name, conns, round, &m)
-                        );
-                        samples.push(Sample {
-                            model: model.name.clone(),
-                            conns,
-                            round,
-                            m,
-                        });
+                match once(model, conns, round, serial) {
+                    Ok((sample, progress)) => {
+                        eprintln!("compare: [{serial}/{total}] {progress}");
+                        samples.push(sample);
                     }
-                    Err(e) => {
-                        return (
-                            samples,
-                            Some(format!("{} at {conns} connections: {e}", model.name)),
-                        );
-                    }
+                    Err(e) => return (samples, Some(format!("{} with {conns} {unit}: {e}", model.name))),
                 }
             }
         }

@@ -289,3 +289,20 @@ pub fn read_exact_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     stream.read_exact(&mut buf).unwrap();
     buf
 }
+
+/// Whether this run is the long soak (`scripts/soak.sh` sets
+/// `EVLOOP_SOAK=1`) rather than the bounded CI run.
+pub fn soak() -> bool {
+    std::env::var_os("EVLOOP_SOAK").is_some_and(|v| v != "0")
+}
+
+/// `ci` in the bounded run, `soak` in the long one: how scenarios scale.
+pub fn scaled<T>(ci: T, soak: T) -> T {
+    if self::soak() { soak } else { ci }
+}
+
+/// Prints one measured figure of a scenario as a `FIGURE` line, which
+/// `scripts/soak.sh` collects into its summary (`--nocapture` shows them).
+pub fn figure(scenario: &str, what: &str, value: impl std::fmt::Display) {
+    eprintln!("FIGURE {scenario} | {what} | {value}");
+}

@@ -125,51 +125,95 @@ impl Decoder {
             Some(0) => Version::Http10,
             _ => Version::Http11,
         };
+        // One pass records the headers and reads those the server acts on.
+        let mut framing = Framing::default();
         let mut headers = std::mem::take(&mut self.spare);
-        headers.extend(
-            parsed
-                .headers
-                .iter()
-                .map(|h| (span(base, h.name.as_bytes()), span(base, h.value))),
-        );
+        headers.extend(parsed.headers.iter().map(|h| {
+            framing.see(h.name, h.value);
+            (span(base, h.name.as_bytes()), span(base, h.value))
+        }));
+        let len = framing.body_length(config)?;
+        self.continue_due = framing.expects_continue && len > input.len() - n && version == Version::Http11;
         let request = Request {
             head: input.split_to(n).freeze(),
             method,
             target,
             query_at,
             version,
+            keep_alive: framing.keep_alive(version),
             headers,
             body: Bytes::new(),
             peer: self.peer,
         };
-        let len = body_length(&request, config)?;
-        self.continue_due = len > input.len()
-            && request.version == Version::Http11
-            && request
-                .header_values("expect")
-                .any(|v| v.eq_ignore_ascii_case(b"100-continue"));
         Ok(Some((request, len)))
     }
 }
 
-/// The body length a request declares, or the status refusing it: any
-/// `Transfer-Encoding` (chunked included) is 501, a malformed or
-/// conflicting `Content-Length` 400, one over the limit 413.
-fn body_length(request: &Request, config: &HttpConfig) -> Result<usize, u16> {
-    if request.header_values("transfer-encoding").next().is_some() {
-        return Err(501);
+/// What the server itself reads from a request's headers, gathered while
+/// they are recorded: framing, `Expect` and `Connection`.
+#[derive(Debug, Default)]
+struct Framing {
+    /// A `Transfer-Encoding` header was present.
+    transfer_encoding: bool,
+    /// The `Content-Length`, if any.
+    length: Option<u64>,
+    /// A `Content-Length` was malformed, or two disagreed.
+    bad_length: bool,
+    /// An `Expect: 100-continue` header was present.
+    expects_continue: bool,
+    /// A `Connection` header listed `close`.
+    close: bool,
+    /// A `Connection` header listed `keep-alive`.
+    keep_alive: bool,
+}
+
+impl Framing {
+    /// Takes note of one header.
+    fn see(&mut self, name: &str, value: &[u8]) {
+        // The length comparison turns most headers away at once.
+        match name.len() {
+            6 if name.eq_ignore_ascii_case("expect") => {
+                self.expects_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            }
+            10 if name.eq_ignore_ascii_case("connection") => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            14 if name.eq_ignore_ascii_case("content-length") => {
+                let this = parse_length(value);
+                self.bad_length |= this.is_none() || self.length.is_some_and(|that| Some(that) != this);
+                self.length = this;
+            }
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => self.transfer_encoding = true,
+            _ => {}
+        }
     }
-    let mut length = None;
-    for value in request.header_values("content-length") {
-        let this = parse_length(value).ok_or(400u16)?;
-        if length.is_some_and(|l| l != this) {
+
+    /// The body length the request declares, or the status refusing it:
+    /// any `Transfer-Encoding` (chunked included) is 501, a malformed or
+    /// conflicting `Content-Length` 400, one over the limit 413.
+    fn body_length(&self, config: &HttpConfig) -> Result<usize, u16> {
+        if self.transfer_encoding {
+            return Err(501);
+        }
+        if self.bad_length {
             return Err(400);
         }
-        length = Some(this);
+        match self.length.unwrap_or(0) {
+            len if len > config.max_body as u64 => Err(413),
+            len => Ok(len as usize),
+        }
     }
-    match length.unwrap_or(0) {
-        len if len > config.max_body as u64 => Err(413),
-        len => Ok(len as usize),
+
+    /// Whether the client wants the connection kept open: HTTP/1.1 unless
+    /// `Connection` lists `close`; HTTP/1.0 only if it lists `keep-alive`.
+    fn keep_alive(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.close,
+            Version::Http10 => self.keep_alive && !self.close,
+        }
     }
 }
 
@@ -259,6 +303,10 @@ mod tests {
         );
         assert_eq!(reject("GET\0 / HTTP/1.1\r\n\r\n").as_deref(), Some("reject 400"));
         assert_eq!(reject("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n"), None);
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\ncontent-length: 2\r\nContent-Length: 2\r\n\r\n"),
+            None
+        );
     }
 
     #[test]

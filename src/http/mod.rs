@@ -43,12 +43,14 @@
 
 mod client;
 mod client_response;
+mod date;
 mod decode;
 mod limits;
 mod protocol;
 mod request;
 mod response;
 mod serve;
+mod status;
 
 pub use client::{DEFAULT_MAX_BODY, get, get_with_max_body};
 pub use client_response::ClientResponse;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use log::{debug, error};
 
+use super::date::HttpDate;
 use super::decode::{Decoded, Decoder};
-use super::response::HttpDate;
 use super::{HttpConfig, Request, Response, Version};
 use crate::{Conn, Handler, TimerId};
 
@@ -189,7 +189,6 @@ where
     };
     let head_only = &request.head[request.method.clone()] == b"HEAD";
     batch.push(conn, &response, head_only, connection, date);
-    response.recycle();
     keep_alive
 }
 

@@ -60,6 +60,8 @@ pub struct Request {
     pub(crate) query_at: Option<usize>,
     /// The version.
     pub(crate) version: Version,
+    /// What [`Request::keep_alive`] answers, read from the head once.
+    pub(crate) keep_alive: bool,
     /// Each header's name and value, as ranges within `head`.
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
     /// The body (empty without `Content-Length`).
@@ -133,17 +135,7 @@ impl Request {
     /// HTTP/1.1 unless a `Connection` header lists `close`; HTTP/1.0 only if
     /// one lists `keep-alive`.
     pub fn keep_alive(&self) -> bool {
-        match self.version {
-            Version::Http11 => !self.connection_has("close"),
-            Version::Http10 => self.connection_has("keep-alive") && !self.connection_has("close"),
-        }
-    }
-
-    /// True if `Connection` headers list `token` (comma-separated, any case).
-    pub(crate) fn connection_has(&self, token: &str) -> bool {
-        self.header_values("connection")
-            .flat_map(|v| v.split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        self.keep_alive
     }
 
     /// Values of every header named `name`, in order.
@@ -222,6 +214,7 @@ mod tests {
         assert!(!parse("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n").keep_alive());
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(parse("GET / HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n").keep_alive());
+        assert!(!parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n").keep_alive());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! [`Response`]: a status, headers and a body, and how they go on the wire.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+use super::date::HttpDate;
+use super::status::reason;
 
 /// Bodies up to this size are copied behind the head, so a small response
 /// leaves as one buffer; larger ones are queued as their own `Bytes`.
@@ -16,22 +17,8 @@ const COPY_BODY_BELOW: usize = 1024;
 /// [`Response::header`]).
 const MANAGED: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
 
-/// A header list: name and value.
-type Headers = Vec<(Cow<'static, str>, Cow<'static, str>)>;
-
-/// Largest header list (in entries) kept for reuse by [`Response::recycle`].
-const SPARE_HEADERS_MAX: usize = 32;
-
-thread_local! {
-    /// A response's header list left for the next response on this thread:
-    /// a server thread then builds its responses without allocating one.
-    static SPARE_HEADERS: Cell<Headers> = const { Cell::new(Vec::new()) };
-}
-
-/// An empty header list, reusing this thread's spare one if any.
-fn spare_headers() -> Headers {
-    SPARE_HEADERS.try_with(Cell::take).unwrap_or_default()
-}
+/// The `Content-Type` of [`Response::text`].
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// An HTTP response, built by the application and serialised by the server.
 ///
@@ -60,9 +47,19 @@ pub struct Response {
     status: u16,
     /// Reason phrase.
     reason: Cow<'static, str>,
-    /// Headers in the order set. Invariant: names are tokens and values
-    /// hold no CR or LF (checked by [`Response::header`]).
-    headers: Headers,
+    /// The `Content-Type` value, kept apart from `headers` so that the
+    /// common response needs no header list at all.
+    content_type: Option<Cow<'static, str>>,
+    /// Other headers in the order set, managed ones left out. Invariant:
+    /// names are tokens and values hold no CR or LF (checked by
+    /// [`Response::header`]).
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    /// `headers` holds a `Date`: the server adds none.
+    has_date: bool,
+    /// `headers` holds a `Server`: the server adds none.
+    has_server: bool,
+    /// The application set `Connection: close`.
+    close: bool,
     /// The body.
     body: Bytes,
 }
@@ -83,7 +80,11 @@ impl Response {
         Response {
             status,
             reason: Cow::Borrowed(reason(status)),
-            headers: spare_headers(),
+            content_type: None,
+            headers: Vec::new(),
+            has_date: false,
+            has_server: false,
+            close: false,
             body: Bytes::new(),
         }
     }
@@ -91,12 +92,7 @@ impl Response {
     /// `200 OK` with `body` as `text/plain; charset=utf-8`.
     pub fn text(body: impl Into<Bytes>) -> Self {
         let mut response = Response::new(200).body(body);
-        // A known-valid header: pushed without `header`'s checks, since
-        // this is the response of every hello world.
-        response.headers.push((
-            Cow::Borrowed("Content-Type"),
-            Cow::Borrowed("text/plain; charset=utf-8"),
-        ));
+        response.content_type = Some(Cow::Borrowed(TEXT_PLAIN));
         response
     }
 
@@ -113,11 +109,13 @@ impl Response {
         self
     }
 
-    /// Adds a header (several of one name are all sent).
+    /// Adds a header (several of one name are all sent, except
+    /// `Content-Type`, which replaces the previous one).
     ///
     /// `Content-Length`, `Transfer-Encoding` and `Connection` are written by
     /// the server and dropped here, except that a `Connection` value listing
     /// `close` makes the server close the connection after this response.
+    /// A `Date` or `Server` header replaces the server's own.
     ///
     /// # Panics
     ///
@@ -131,7 +129,15 @@ impl Response {
             !value.contains(['\r', '\n']),
             "header {name} value holds a line break"
         );
-        self.headers.push((name, value));
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type = Some(value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            self.close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+        } else if !MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
+            self.has_date |= name.eq_ignore_ascii_case("date");
+            self.has_server |= name.eq_ignore_ascii_case("server");
+            self.headers.push((name, value));
+        }
         self
     }
 
@@ -149,6 +155,9 @@ impl Response {
 
     /// The first header set under `name` (compared ignoring ASCII case).
     pub fn get_header(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("content-type") {
+            return self.content_type.as_deref();
+        }
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -172,24 +181,9 @@ impl Response {
         self
     }
 
-    /// Gives this response's header list, emptied, to the next response
-    /// made on this thread, which then needs no allocation of its own.
-    pub(crate) fn recycle(self) {
-        let mut headers = self.headers;
-        if headers.capacity() > SPARE_HEADERS_MAX {
-            return;
-        }
-        headers.clear();
-        let _ = SPARE_HEADERS.try_with(|spare| spare.set(headers));
-    }
-
     /// True if the application asked to close with `Connection: close`.
     pub(crate) fn wants_close(&self) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("close"))
+        self.close
     }
 
     /// Appends the head to `out`, and the body too when small; returns the
@@ -218,19 +212,16 @@ impl Response {
             out.put_slice(self.reason.as_bytes());
             out.put_slice(b"\r\n");
         }
-        let (mut has_date, mut has_server) = (false, false);
+        if let Some(content_type) = &self.content_type {
+            put_header(out, "Content-Type", content_type.as_bytes());
+        }
         for (name, value) in &self.headers {
-            if MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
-                continue;
-            }
-            has_date |= name.eq_ignore_ascii_case("date");
-            has_server |= name.eq_ignore_ascii_case("server");
             put_header(out, name, value.as_bytes());
         }
-        if !has_date {
+        if !self.has_date {
             out.put_slice(date.line());
         }
-        if !has_server {
+        if !self.has_server {
             out.put_slice(b"Server: evloop\r\n");
         }
         if let Some(connection) = connection {
@@ -257,6 +248,7 @@ impl fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("reason", &self.reason)
+            .field("content_type", &self.content_type)
             .field("headers", &self.headers)
             .field("body", &self.body.len())
             .finish()
@@ -299,92 +291,6 @@ fn is_token(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Longest `Date` line kept: `Date: `, the 29-byte IMF-fixdate of RFC 9110
-/// and CRLF make 37 bytes.
-const DATE_CAPACITY: usize = 48;
-
-/// A formatted `Date: ...\r\n` header line, copied out of a per-thread
-/// cache.
-#[derive(Clone, Copy)]
-pub(crate) struct HttpDate {
-    /// The line's bytes, the first `len` of them used.
-    bytes: [u8; DATE_CAPACITY],
-    /// Bytes used, at most `DATE_CAPACITY`.
-    len: usize,
-}
-
-impl HttpDate {
-    /// The current date, formatted at most once a second per thread:
-    /// formatting a date costs more than the rest of a small response.
-    pub(crate) fn now() -> Self {
-        thread_local! {
-            static DATE: Cell<(u64, HttpDate)> =
-                const { Cell::new((u64::MAX, HttpDate { bytes: [0; DATE_CAPACITY], len: 0 })) };
-        }
-        let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        DATE.with(|cell| {
-            let (cached_second, cached) = cell.get();
-            if cached_second == second {
-                return cached;
-            }
-            let line = format!("Date: {}\r\n", httpdate::fmt_http_date(now));
-            let len = line.len().min(DATE_CAPACITY);
-            let mut date = HttpDate {
-                bytes: [0; DATE_CAPACITY],
-                len,
-            };
-            date.bytes[..len].copy_from_slice(&line.as_bytes()[..len]);
-            cell.set((second, date));
-            date
-        })
-    }
-
-    /// The whole header line, CRLF included.
-    fn line(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-/// The standard reason phrase of `status`, or `""`.
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
 }
 
 #[cfg(test)]
@@ -462,12 +368,15 @@ mod tests {
     }
 
     #[test]
-    fn a_recycled_header_list_comes_back_empty() {
-        Response::text("a").header("X-A", "1").recycle();
-        let next = Response::new(200);
-        assert!(next.headers.is_empty() && next.headers.capacity() >= 2);
+    fn content_type_is_replaced_not_repeated() {
+        let response = Response::text("a").header("content-type", "text/html");
+        assert_eq!(response.get_header("Content-Type"), Some("text/html"));
         assert_eq!(
-            wire(&next, false, None),
+            wire(&response, false, None),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nDate: D\r\nServer: evloop\r\nContent-Length: 1\r\n\r\na"
+        );
+        assert_eq!(
+            wire(&Response::new(200), false, None),
             "HTTP/1.1 200 OK\r\nDate: D\r\nServer: evloop\r\nContent-Length: 0\r\n\r\n"
         );
     }

@@ -3,17 +3,23 @@
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The `Server` line that follows the date in [`HttpDate::with_server`].
+const SERVER_LINE: &[u8] = b"Server: evloop\r\n";
+
 /// Longest `Date` line kept: `Date: `, the 29-byte IMF-fixdate of RFC 9110
 /// and CRLF make 37 bytes.
-const DATE_CAPACITY: usize = 48;
+const DATE_MAX: usize = 48;
 
-/// A formatted `Date: ...\r\n` header line, copied out of a per-thread
-/// cache.
+/// Room for the `Date` line and the `Server` line after it.
+const CAPACITY: usize = DATE_MAX + SERVER_LINE.len();
+
+/// A formatted `Date: ...\r\n` header line followed by `Server: evloop`,
+/// copied out of a per-thread cache: most responses send both, as one copy.
 #[derive(Clone, Copy)]
 pub(crate) struct HttpDate {
-    /// The line's bytes, the first `len` of them used.
-    bytes: [u8; DATE_CAPACITY],
-    /// Bytes used, at most `DATE_CAPACITY`.
+    /// The `Date` line, then the `Server` line.
+    bytes: [u8; CAPACITY],
+    /// Length of the `Date` line, at most `DATE_MAX`.
     len: usize,
 }
 
@@ -23,7 +29,7 @@ impl HttpDate {
     pub(crate) fn now() -> Self {
         thread_local! {
             static DATE: Cell<(u64, HttpDate)> =
-                const { Cell::new((u64::MAX, HttpDate { bytes: [0; DATE_CAPACITY], len: 0 })) };
+                const { Cell::new((u64::MAX, HttpDate { bytes: [0; CAPACITY], len: 0 })) };
         }
         let now = SystemTime::now();
         let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -33,19 +39,25 @@ impl HttpDate {
                 return cached;
             }
             let line = format!("Date: {}\r\n", httpdate::fmt_http_date(now));
-            let len = line.len().min(DATE_CAPACITY);
+            let len = line.len().min(DATE_MAX);
             let mut date = HttpDate {
-                bytes: [0; DATE_CAPACITY],
+                bytes: [0; CAPACITY],
                 len,
             };
             date.bytes[..len].copy_from_slice(&line.as_bytes()[..len]);
+            date.bytes[len..len + SERVER_LINE.len()].copy_from_slice(SERVER_LINE);
             cell.set((second, date));
             date
         })
     }
 
-    /// The whole header line, CRLF included.
+    /// The whole `Date` line, CRLF included.
     pub(crate) fn line(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+
+    /// The `Date` line and `Server: evloop`.
+    pub(crate) fn with_server(&self) -> &[u8] {
+        &self.bytes[..self.len + SERVER_LINE.len()]
     }
 }

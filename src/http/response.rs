@@ -20,6 +20,9 @@ const MANAGED: [&str; 3] = ["content-length", "transfer-encoding", "connection"]
 /// The `Content-Type` of [`Response::text`].
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
+/// [`TEXT_PLAIN`]'s header line, written in one piece.
+const TEXT_PLAIN_LINE: &[u8] = b"Content-Type: text/plain; charset=utf-8\r\n";
+
 /// An HTTP response, built by the application and serialised by the server.
 ///
 /// The server always adds `Content-Length` (from the body), and `Date` and
@@ -212,17 +215,19 @@ impl Response {
             out.put_slice(self.reason.as_bytes());
             out.put_slice(b"\r\n");
         }
-        if let Some(content_type) = &self.content_type {
-            put_header(out, "Content-Type", content_type.as_bytes());
+        match self.content_type.as_deref() {
+            Some(TEXT_PLAIN) => out.put_slice(TEXT_PLAIN_LINE),
+            Some(content_type) => put_header(out, "Content-Type", content_type.as_bytes()),
+            None => {}
         }
         for (name, value) in &self.headers {
             put_header(out, name, value.as_bytes());
         }
-        if !self.has_date {
-            out.put_slice(date.line());
-        }
-        if !self.has_server {
-            out.put_slice(b"Server: evloop\r\n");
+        match (self.has_date, self.has_server) {
+            (false, false) => out.put_slice(date.with_server()),
+            (false, true) => out.put_slice(date.line()),
+            (true, false) => out.put_slice(b"Server: evloop\r\n"),
+            (true, true) => {}
         }
         if let Some(connection) = connection {
             put_header(out, "Connection", connection.as_bytes());

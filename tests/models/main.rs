@@ -7,10 +7,10 @@
 //! `<area>::reactor::<scenario>` and `<area>::threads::<scenario>`. Where the
 //! models differ in a detail (a counter only the reactor keeps), the scenario
 //! says so with a `match` on the model. Scenarios that only the thread model
-//! has (its threads, stack size, connection limit) live in [`threads`], and
-//! running out of fds in [`emfile`]; the reactor's own (many loops, running
-//! out of fds in a child process) are in `tests/server.rs` and
-//! `tests/emfile.rs`.
+//! has (its threads, stack size, connection limit) live in [`threads`]; the
+//! reactor's own (many loops) are in `tests/server.rs`. Running out of fds,
+//! on both models, is in `tests/emfile/`, where each server runs in a child
+//! process with its own fd limit.
 //!
 //! Every test runs [`isolated`](common::isolated): alone, since tests count
 //! the process's fds and threads, and checked to close every fd it opened.
@@ -37,7 +37,6 @@ macro_rules! on_both_models {
 mod common;
 
 mod echo;
-mod emfile;
 mod handler;
 mod limits;
 mod shutdown;

@@ -9,27 +9,25 @@
 //! acceptor does, while the open connections keep being served and, as they
 //! close, free what accepting needs.
 //!
-//! The reactor ends an episode when the backlog is empty; a blocking accept
-//! cannot see that, so here an episode ends after a quiet spell: failures
-//! closer together than [`EPISODE_GAP`] belong to one episode and get one
-//! warning.
+//! An episode runs, as on the reactor, from the first pause until accepting
+//! succeeds with nothing left in the backlog; it is logged once as it begins
+//! and noted once as it ends. A blocking `accept` never reports an empty
+//! backlog, so after each success within an episode the acceptor asks
+//! ([`backlog_is_empty`]).
 
 use crate::reactor::{MAX_BACKOFF, MIN_BACKOFF};
 use std::io;
-use std::time::{Duration, Instant};
-
-/// Failures further apart than this belong to separate episodes. Pauses are
-/// capped at [`MAX_BACKOFF`], so while a shortage lasts failures come at most
-/// that far apart (plus an accept); twice as much marks a recovery.
-const EPISODE_GAP: Duration = Duration::from_secs(2);
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 /// Pause lengths and episodes of the acceptor's back-off.
 #[derive(Debug)]
 pub(super) struct Backoff {
     /// Length of the next pause; doubles while failures go on.
     next_delay: Duration,
-    /// When the last failure happened, if any has.
-    last_failure: Option<Instant>,
+    /// Pauses in the current episode; 0 when none is open.
+    pauses: u64,
 }
 
 impl Backoff {
@@ -37,30 +35,51 @@ impl Backoff {
     pub(super) fn new() -> Self {
         Backoff {
             next_delay: MIN_BACKOFF,
-            last_failure: None,
+            pauses: 0,
         }
     }
 
     /// A connection was accepted and started: retry quickly should the next
-    /// one fail. The episode itself goes on until failures stop.
-    pub(super) fn succeeded(&mut self) {
+    /// one fail. Within an episode, `backlog_is_empty` is asked (only then,
+    /// as it costs a system call); if it holds, the episode ends and its
+    /// pauses are returned, for the caller to note.
+    pub(super) fn succeeded(&mut self, backlog_is_empty: impl FnOnce() -> bool) -> Option<u64> {
         self.next_delay = MIN_BACKOFF;
+        if self.pauses == 0 || !backlog_is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.pauses))
     }
 
-    /// Records a failure at `now`. Returns how long to pause, and whether this
-    /// failure begins a new episode (which the caller reports once).
-    pub(super) fn failed(&mut self, now: Instant) -> (Duration, bool) {
-        let new_episode = self
-            .last_failure
-            .is_none_or(|last| now.saturating_duration_since(last) > EPISODE_GAP);
-        if new_episode {
-            self.next_delay = MIN_BACKOFF;
-        }
-        self.last_failure = Some(now);
+    /// Records a failure. Returns how long to pause, and whether this
+    /// failure begins an episode (which the caller reports once).
+    pub(super) fn failed(&mut self) -> (Duration, bool) {
+        let begins = self.pauses == 0;
+        self.pauses += 1;
         let delay = self.next_delay;
         self.next_delay = (delay * 2).min(MAX_BACKOFF);
-        (delay, new_episode)
+        (delay, begins)
     }
+}
+
+/// Whether no connection waits in `listener`'s backlog, asked without
+/// blocking.
+///
+/// `poll` with a zero timeout reports a listening socket readable while a
+/// connection waits, and neither takes that connection nor changes the
+/// socket, which shutdown reaches from another thread; switching the
+/// listener to non-blocking for one more `accept` would do both. On an error
+/// the answer is no: the episode stays open until the next success asks again.
+pub(super) fn backlog_is_empty(listener: &TcpListener) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pollfd` is one valid, writable `pollfd`, matching the count of
+    // 1, and names a socket that `listener` keeps open during the call.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
+    ready == 0
 }
 
 pub(super) use crate::reactor::is_transient;
@@ -79,26 +98,40 @@ mod tests {
     #[test]
     fn pauses_double_up_to_the_cap_and_reset_on_success() {
         let mut backoff = Backoff::new();
-        let now = Instant::now();
-        let delays: Vec<_> = (0..10).map(|_| backoff.failed(now).0).collect();
+        let delays: Vec<_> = (0..10).map(|_| backoff.failed().0).collect();
         assert_eq!(delays[..3], [MIN_BACKOFF, MIN_BACKOFF * 2, MIN_BACKOFF * 4]);
         assert_eq!(*delays.last().unwrap(), MAX_BACKOFF);
-        backoff.succeeded();
-        assert_eq!(backoff.failed(now).0, MIN_BACKOFF);
+        backoff.succeeded(|| false);
+        assert_eq!(backoff.failed().0, MIN_BACKOFF);
     }
 
     #[test]
-    fn one_episode_lasts_while_failures_keep_coming() {
+    fn an_episode_lasts_until_a_success_empties_the_backlog() {
         let mut backoff = Backoff::new();
-        let start = Instant::now();
-        assert!(backoff.failed(start).1, "the first failure starts an episode");
-        backoff.succeeded();
-        assert!(
-            !backoff.failed(start + MAX_BACKOFF).1,
-            "a short success does not end it"
-        );
-        let later = start + MAX_BACKOFF + EPISODE_GAP + Duration::from_millis(1);
-        assert!(backoff.failed(later).1, "a quiet spell ends it");
+        assert_eq!(backoff.succeeded(|| panic!("not asked outside an episode")), None);
+        assert!(backoff.failed().1, "the first failure begins an episode");
+        assert_eq!(backoff.succeeded(|| false), None, "more connections wait");
+        assert!(!backoff.failed().1, "failing again is the same episode");
+        assert_eq!(backoff.succeeded(|| true), Some(2), "the backlog is empty");
+        assert!(backoff.failed().1, "the next failure begins a new episode");
+    }
+
+    #[test]
+    fn the_backlog_check_sees_a_waiting_connection_without_taking_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(backlog_is_empty(&listener));
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let start = std::time::Instant::now();
+        while backlog_is_empty(&listener) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the connection never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!backlog_is_empty(&listener), "asking does not take it");
+        listener.accept().unwrap();
+        assert!(backlog_is_empty(&listener));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Instant;
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 
 use super::accept::{self, Backoff};
 use super::handle::ThreadHandle;
@@ -294,12 +294,10 @@ where
         let mut backoff = Backoff::new();
         while !self.shared.is_shutting_down() {
             match listener.accept() {
-                Ok((stream, peer)) => {
-                    backoff.succeeded();
-                    if let Err(e) = self.start_thread(scope, stream, peer) {
-                        self.pause(&mut backoff, &e, "starting a connection thread");
-                    }
-                }
+                Ok((stream, peer)) => match self.start_thread(scope, stream, peer) {
+                    Ok(()) => Self::accepted(&mut backoff, listener),
+                    Err(e) => self.pause(&mut backoff, &e, "starting a connection thread"),
+                },
                 Err(_) if self.shared.is_shutting_down() => break,
                 Err(e) if accept::is_transient(&e) => debug!("accept: skipped a failed connection: {e}"),
                 Err(e) => self.pause(&mut backoff, &e, "accept"),
@@ -337,9 +335,18 @@ where
         })
     }
 
+    /// Notes the end of an episode once a connection has been accepted and
+    /// started with nothing left in the backlog.
+    fn accepted(backoff: &mut Backoff, listener: &TcpListener) {
+        if let Some(pauses) = backoff.succeeded(|| accept::backlog_is_empty(listener)) {
+            // The reactor's words (reactor::accept), which tests look for.
+            info!("accepting again after {pauses} pause(s)");
+        }
+    }
+
     /// Pauses accepting after `err`, warning once per episode.
     fn pause(&self, backoff: &mut Backoff, err: &io::Error, what: &str) {
-        let (delay, new_episode) = backoff.failed(Instant::now());
+        let (delay, new_episode) = backoff.failed();
         if new_episode {
             if accept::is_resource_exhaustion(err) {
                 warn!(

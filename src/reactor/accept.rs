@@ -7,7 +7,11 @@
 //! at 100% while serving nobody. Instead the acceptor takes the listener out of
 //! the poller and sleeps on a timer, 10 ms at first and doubling up to 1 s;
 //! open connections keep being served meanwhile, and as they close they free
-//! the fds that let accepting resume. One warning is logged per episode.
+//! the fds that let accepting resume.
+//!
+//! An episode runs from the first pause to the empty backlog that follows;
+//! each server logs one warning as it begins and one note as it ends, however
+//! many of its acceptors it reaches ([`Episodes`]).
 //!
 //! Errors that concern one connection only (`ECONNABORTED`, `EPERM` from a
 //! firewall, `EPROTO`) are skipped; any other error also backs off rather than
@@ -15,6 +19,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -37,8 +42,40 @@ pub(crate) struct Acceptor {
     backoff: Option<Backoff>,
     /// Length of the next pause; doubles within one episode.
     next_delay: Duration,
-    /// Back-offs in the current episode (0 when accepting normally).
-    episode_backoffs: u32,
+    /// Set from this acceptor's first pause until its backlog is next
+    /// empty; while set, it counts as one of `episodes`' acceptors.
+    in_episode: bool,
+    /// The episodes of every acceptor of the server, logged once each.
+    episodes: Arc<Episodes>,
+}
+
+/// The accept back-off episodes of one server, shared by its acceptors so
+/// that each episode is logged once, however many acceptors it reaches.
+///
+/// Under `SO_REUSEPORT` every loop accepts on a listener of its own, and a
+/// shortage of fds reaches them all at once. Each acceptor still pauses on
+/// its own (and its loop counts its pauses in
+/// [`Stats::accept_backoffs`](crate::Stats)), but the server's episode begins
+/// with the first acceptor to pause, which logs the warning, and ends when the
+/// last of those that paused has emptied its backlog, which logs the note. A
+/// lone [`EventLoop`](crate::EventLoop) and the acceptor thread of
+/// round-robin balancing each have one of their own.
+#[derive(Debug, Default)]
+pub(crate) struct Episodes {
+    /// The count and the log lines change together under this lock, so the
+    /// note ending one episode and the warning beginning the next are never
+    /// logged out of order. It is taken only on a pause or an episode's end.
+    state: Mutex<EpisodeState>,
+}
+
+/// What [`Episodes`] counts.
+#[derive(Debug, Default)]
+struct EpisodeState {
+    /// Acceptors that have paused and not yet emptied their backlog; the
+    /// server is in an episode while this is above 0.
+    acceptors: usize,
+    /// Pauses of all acceptors since the episode began.
+    pauses: u64,
 }
 
 /// A suspension of accepting.
@@ -60,14 +97,20 @@ pub(crate) enum Accepted {
 }
 
 impl Acceptor {
-    /// Registers `listener` with the poller.
-    pub(crate) fn new(mut listener: TcpListener, registry: &Registry) -> io::Result<Self> {
+    /// Registers `listener` with the poller; its episodes are logged with
+    /// those of the other acceptors sharing `episodes`.
+    pub(crate) fn new(
+        mut listener: TcpListener,
+        registry: &Registry,
+        episodes: Arc<Episodes>,
+    ) -> io::Result<Self> {
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Acceptor {
             listener,
             backoff: None,
             next_delay: MIN_BACKOFF,
-            episode_backoffs: 0,
+            in_episode: false,
+            episodes,
         })
     }
 
@@ -126,16 +169,8 @@ impl Acceptor {
 
     /// Suspends accepting after `err`.
     fn back_off(&mut self, registry: &Registry, now: Instant, err: &io::Error) {
-        if self.episode_backoffs == 0 {
-            if is_resource_exhaustion(err) {
-                warn!(
-                    "accept failed ({err}): out of file descriptors or memory; pausing accepts, open connections keep being served"
-                );
-            } else {
-                warn!("accept failed ({err}); pausing accepts");
-            }
-        }
-        self.episode_backoffs += 1;
+        self.episodes.paused(!self.in_episode, err);
+        self.in_episode = true;
         let delay = self.next_delay;
         self.next_delay = (delay * 2).min(MAX_BACKOFF);
         self.backoff = Some(Backoff {
@@ -146,12 +181,12 @@ impl Acceptor {
         }
     }
 
-    /// An emptied backlog ends a back-off episode.
+    /// An emptied backlog ends this acceptor's part in a back-off episode.
     fn end_episode(&mut self) {
-        if self.episode_backoffs > 0 {
-            info!("accepting again after {} pause(s)", self.episode_backoffs);
-            self.episode_backoffs = 0;
+        if self.in_episode {
+            self.in_episode = false;
             self.next_delay = MIN_BACKOFF;
+            self.episodes.left(true);
         }
     }
 
@@ -160,6 +195,53 @@ impl Acceptor {
         if self.backoff.is_none() {
             let _ = registry.deregister(&mut self.listener);
         }
+    }
+}
+
+impl Drop for Acceptor {
+    /// An acceptor closed in an episode leaves it without a note, so that
+    /// the server's other acceptors can still end it.
+    fn drop(&mut self) {
+        if self.in_episode {
+            self.episodes.left(false);
+        }
+    }
+}
+
+impl Episodes {
+    /// Counts a pause; the acceptor `joins` the episode if it is its first
+    /// pause since its backlog was last empty. Warns, and returns true, if
+    /// this begins the server's episode.
+    fn paused(&self, joins: bool, err: &io::Error) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.pauses += 1;
+        state.acceptors += usize::from(joins);
+        let begins = joins && state.acceptors == 1;
+        if begins && is_resource_exhaustion(err) {
+            warn!(
+                "accept failed ({err}): out of file descriptors or memory; pausing accepts, open connections keep being served"
+            );
+        } else if begins {
+            warn!("accept failed ({err}); pausing accepts");
+        }
+        begins
+    }
+
+    /// An acceptor in the episode has emptied its backlog (`recovered`) or
+    /// closed. If it was the last, the episode ends: noted if `recovered`,
+    /// and the episode's pauses are returned.
+    fn left(&self, recovered: bool) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        debug_assert!(state.acceptors > 0, "left an episode it was not in");
+        state.acceptors = state.acceptors.saturating_sub(1);
+        if state.acceptors > 0 {
+            return None;
+        }
+        let pauses = std::mem::take(&mut state.pauses);
+        if recovered {
+            info!("accepting again after {pauses} pause(s)");
+        }
+        Some(pauses)
     }
 }
 
@@ -212,7 +294,7 @@ mod tests {
     fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
         let poll = mio::Poll::new().unwrap();
         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut acceptor = Acceptor::new(listener, poll.registry()).unwrap();
+        let mut acceptor = Acceptor::new(listener, poll.registry(), Arc::default()).unwrap();
         let now = Instant::now();
         let err = io::Error::from_raw_os_error(libc::EMFILE);
         let mut delays = Vec::new();
@@ -228,6 +310,37 @@ mod tests {
         acceptor.end_episode();
         acceptor.back_off(poll.registry(), now, &err);
         assert_eq!(acceptor.resume_at(), Some(now + MIN_BACKOFF));
+    }
+
+    #[test]
+    fn overlapping_episodes_of_several_acceptors_are_logged_once() {
+        let (episodes, err) = (Episodes::default(), io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(episodes.paused(true, &err), "the first pause warns");
+        assert!(!episodes.paused(true, &err), "a second acceptor joins quietly");
+        assert!(!episodes.paused(false, &err), "pausing again is the same episode");
+        assert_eq!(episodes.left(true), None, "one acceptor is still paused");
+        assert!(!episodes.paused(true, &err), "rejoining is quiet too");
+        assert_eq!(episodes.left(true), None);
+        assert_eq!(episodes.left(true), Some(4), "the last one notes all pauses");
+        assert!(episodes.paused(true, &err), "the next episode warns again");
+    }
+
+    #[test]
+    fn a_closed_acceptor_leaves_the_episode_to_the_others() {
+        let poll = mio::Poll::new().unwrap();
+        let episodes = Arc::new(Episodes::default());
+        let err = io::Error::from_raw_os_error(libc::EMFILE);
+        let mut acceptors = [(); 2].map(|()| {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            Acceptor::new(listener, poll.registry(), Arc::clone(&episodes)).unwrap()
+        });
+        for acceptor in &mut acceptors {
+            acceptor.back_off(poll.registry(), Instant::now(), &err);
+        }
+        let [first, mut second] = acceptors;
+        first.close(poll.registry());
+        second.end_episode();
+        assert!(episodes.paused(true, &err), "the episode ended with the second");
     }
 }
 

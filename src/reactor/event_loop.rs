@@ -30,7 +30,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
-use super::accept::{self, Accepted, Acceptor, ConnLimit};
+use super::accept::{self, Accepted, Acceptor, ConnLimit, Episodes};
 use super::connection::Connection;
 use super::handle::{Command, Door, LoopHandle};
 use super::remote::Remote;
@@ -90,11 +90,14 @@ pub(crate) struct Parts {
     pub(crate) limit: Arc<ConnLimit>,
     /// The loop's own listener, if it accepts by itself.
     pub(crate) listener: Option<std::net::TcpListener>,
+    /// Accept back-off episodes, shared by every loop of the server that
+    /// has a listener, so that each episode is logged once.
+    pub(crate) episodes: Arc<Episodes>,
 }
 
 impl Parts {
     /// The parts of a loop that is a whole server by itself: loop 0, a
-    /// `Remote` reaching only it, no connection cap.
+    /// `Remote` reaching only it, no connection cap, episodes of its own.
     fn lone(listener: Option<std::net::TcpListener>) -> io::Result<Parts> {
         let (poll, door, commands) = Parts::poll_and_door(0)?;
         let remote = Remote::new(Arc::new([Arc::clone(&door)]));
@@ -106,6 +109,7 @@ impl Parts {
             remote,
             limit,
             listener,
+            episodes: Arc::default(),
         })
     }
 
@@ -263,7 +267,11 @@ where
         let acceptor = match parts.listener {
             Some(listener) => {
                 listener.set_nonblocking(true)?;
-                Some(Acceptor::new(TcpListener::from_std(listener), &registry)?)
+                Some(Acceptor::new(
+                    TcpListener::from_std(listener),
+                    &registry,
+                    parts.episodes,
+                )?)
             }
             None => None,
         };

@@ -14,7 +14,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
 use super::builder::Balance;
-use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door};
+use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door, Episodes};
 
 /// Token of the acceptor's stop waker (the listener uses the reactor's own).
 const STOP: Token = Token(0);
@@ -57,7 +57,8 @@ impl AcceptorThread {
             rejected: AtomicU64::new(0),
         });
         listener.set_nonblocking(true)?;
-        let acceptor = Acceptor::new(TcpListener::from_std(listener), poll.registry())?;
+        // The server's only acceptor: its episodes are the server's.
+        let acceptor = Acceptor::new(TcpListener::from_std(listener), poll.registry(), Arc::new(Episodes::default()))?;
         let mut run = Run {
             poll,
             acceptor,

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use super::acceptor::AcceptorThread;
 use super::handle::ServerHandle;
 use crate::baseline::ThreadServer;
-use crate::reactor::{ConnLimit, Door, Parts, listen};
+use crate::reactor::{ConnLimit, Door, Episodes, Parts, listen};
 use crate::{Config, EventLoop, Handler, Remote};
 
 /// How new connections are spread over a server's loops.
@@ -255,6 +255,9 @@ impl Server {
         let doors: Arc<[Arc<Door>]> = doors.into();
         let remote = Remote::new(Arc::clone(&doors));
         let limit = Arc::new(ConnLimit::new(self.max_connections));
+        // One count of accept back-off episodes for every loop's listener,
+        // so the server logs each episode once rather than once per loop.
+        let episodes = Arc::new(Episodes::default());
         let (mut own_listeners, acceptor) = match self.balance {
             Balance::ReusePort => (listeners.into_iter().map(Some).collect(), None),
             balance => {
@@ -277,6 +280,7 @@ impl Server {
                 remote: remote.clone(),
                 limit: Arc::clone(&limit),
                 listener: own_listeners[index].take(),
+                episodes: Arc::clone(&episodes),
             };
             match spawn_loop(index, parts, self.config.clone(), Arc::clone(&factory)) {
                 Ok(thread) => threads.push(thread),

@@ -14,10 +14,11 @@
 //! * stop trying instead of spinning a core on a listener that stays ready
 //!   (the CPU it uses while saturated is measured and bounded);
 //! * keep echoing on the connections it already has, all through the flood;
-//! * warn once per episode and acceptor ([`Kind::warnings`]), and count its
-//!   pauses;
+//! * warn once per episode ([`Kind::warnings`]), however many loops accept,
+//!   and count its pauses;
 //! * take in and close what the flood left in the backlog once it goes away,
-//!   then serve new connections.
+//!   note once that it is accepting again ([`Kind::recovery_notes`]), then
+//!   serve new connections.
 //!
 //! With a connection cap below the fd limit the cap is met first, as
 //! documented: connections beyond it are accepted and closed at once (the
@@ -115,26 +116,21 @@ impl Kind {
         self.cap.map_or(0, |cap| flood - (cap - EXISTING))
     }
 
-    /// [`WARNING`]s the flood draws. A capped server
-    /// never runs out. Every loop with a listener of its own backs off, and
-    /// warns, on its own, and a flood several times what all loops may hold
-    /// leaves connections waiting at each listener: one warning per loop.
+    /// [`WARNING`]s the flood draws: one for its one episode, even when
+    /// every loop backs off on a listener of its own (a flood several times
+    /// what all loops may hold leaves connections waiting at each). A capped
+    /// server never runs out.
     fn warnings(self) -> usize {
-        match (self.cap, self.model, self.balance) {
-            (Some(_), ..) => 0,
-            (None, Model::Reactor, Balance::ReusePort) => self.loops,
-            (None, ..) => 1,
+        match self.cap {
+            Some(_) => 0,
+            None => 1,
         }
     }
 
-    /// [`RECOVERED`] notes: a reactor's acceptor notes the end of each
-    /// of its episodes, seen as an empty backlog; the baseline's blocking
-    /// `accept` cannot see that, and notes none.
+    /// [`RECOVERED`] notes: one for each episode, once accepting succeeds
+    /// and the backlog is empty again, on every model.
     fn recovery_notes(self) -> usize {
-        match self.model {
-            Model::Reactor => self.warnings(),
-            Model::Threads => 0,
-        }
+        self.warnings()
     }
 }
 
@@ -198,8 +194,8 @@ fn flood_and_recover(kind: Kind) {
     let flood_stopped = Instant::now();
     drop(flood);
     // Once the server has closed every flood connection, accepted what the
-    // flood left in the backlog and (the reactor) noted the end of the
-    // episode, a new connection cannot meet a shortage and start another.
+    // flood left in the backlog and noted the end of the episode, a new
+    // connection cannot meet a shortage and start another.
     wait_for("the server to let the flood go", SETTLE * 4, || {
         server.open_fds() <= idle_fds && server.logged(RECOVERED) == kind.recovery_notes()
     });
@@ -232,6 +228,11 @@ fn assert_told(report: &Report, kind: Kind, accepted: usize, refused: usize) {
     );
     assert_eq!(report.logged(WARNING), kind.warnings(), "{log}");
     assert_eq!(report.logged(RECOVERED), kind.recovery_notes(), "{log}");
+    if kind.recovery_notes() == 1 {
+        // One episode holds every pause, of every loop.
+        let note = format!("{RECOVERED} after {} pause(s)", report.stat("backoffs"));
+        assert_eq!(report.logged(&note), 1, "{note:?} in:\n{log}");
+    }
     assert_eq!(report.stat("accepted"), accepted as u64, "{counters}");
     // The baseline would also count here a connection it had no thread for.
     assert_eq!(report.stat("rejected"), refused as u64, "{counters}");

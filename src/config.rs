@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use log::debug;
+use socket2::SockRef;
+
 /// Limits and tuning for the connections of an event loop.
 ///
 /// Every knob has a default that suits a typical request/response server;
@@ -38,6 +41,12 @@ pub struct Config {
     pub(crate) events_capacity: usize,
     /// Whether accepted sockets get `TCP_NODELAY`.
     pub(crate) nodelay: bool,
+    /// `SO_SNDBUF` for every connection's socket; `None` leaves the kernel
+    /// to size it. Invariant: if set, within `1..=i32::MAX`.
+    pub(crate) send_buffer: Option<usize>,
+    /// `SO_RCVBUF` for every connection's socket; `None` leaves the kernel
+    /// to size it. Invariant: if set, within `1..=i32::MAX`.
+    pub(crate) recv_buffer: Option<usize>,
 }
 
 impl Default for Config {
@@ -51,6 +60,8 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(60)),
             events_capacity: 1024,
             nodelay: true,
+            send_buffer: None,
+            recv_buffer: None,
         }
     }
 }
@@ -110,8 +121,13 @@ impl Config {
     /// reading resumes and [`Handler::on_drained`](crate::Handler::on_drained)
     /// is called.
     ///
-    /// Default 32 KiB / 64 KiB. Memory per connection stays near
-    /// `high + read_size`; a wider gap means fewer pause/resume cycles.
+    /// Default 32 KiB / 64 KiB. A wider gap means fewer pause/resume cycles.
+    ///
+    /// What a slow reader (a peer that sends and never reads) makes the
+    /// server hold in user space stays near `high` plus one
+    /// [`read_budget`](Config::read_budget), whatever it sends. Its socket
+    /// pins kernel memory as well, a full send buffer, which only
+    /// [`send_buffer`](Config::send_buffer) caps.
     ///
     /// # Panics
     ///
@@ -158,6 +174,73 @@ impl Config {
         self
     }
 
+    /// Size of the kernel send buffer (`SO_SNDBUF`) of every connection's
+    /// socket, accepted or outbound; `None` leaves it to the kernel.
+    ///
+    /// Default `None`: the kernel's auto-tuning, which on Linux starts a
+    /// socket at the middle value of `net.ipv4.tcp_wmem` (16 KiB) and grows
+    /// it, up to the last (4 MiB), as the connection needs. A slow reader
+    /// drives its socket to that maximum and keeps it full: kernel memory
+    /// per slow reader that the server cannot otherwise cap, beyond what the
+    /// [write watermarks](Config::write_watermarks) bound in user space.
+    ///
+    /// Setting a size caps that memory and turns auto-tuning off for the
+    /// socket. The trade-off is throughput on long, fast paths: a send
+    /// buffer below the bandwidth-delay product limits a bulk transfer to
+    /// one buffer per round trip. Linux doubles the value (the other half is
+    /// its own bookkeeping), clamps it to `net.core.wmem_max` (208 KiB on a
+    /// stock kernel; a larger size needs that sysctl raised) and raises it to
+    /// its minimum of about 4.5 KiB.
+    ///
+    /// Both buffer sizes are set on the listener of an
+    /// [`EventLoop`](crate::EventLoop) or
+    /// [`ThreadServer`](crate::baseline::ThreadServer) (and each loop's own
+    /// listener in a [`Server`](crate::Server) that balances with
+    /// `ReusePort`), which every accepted socket inherits from its handshake
+    /// on; on an outbound socket before it connects; and on every
+    /// connection's socket once accepted or connected, the one point for
+    /// sockets that a `Server`'s acceptor thread hands to its loops. A size
+    /// that cannot be set is logged at debug level and the connection served
+    /// anyway.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `bytes` is `Some(0)` or above `i32::MAX` (the kernel takes
+    /// an `int`).
+    #[track_caller]
+    pub fn send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.send_buffer = checked_buffer_size("send_buffer", bytes);
+        self
+    }
+
+    /// Size of the kernel receive buffer (`SO_RCVBUF`) of every connection's
+    /// socket, accepted or outbound; `None` leaves it to the kernel.
+    ///
+    /// Default `None`: the kernel's auto-tuning, which on Linux starts a
+    /// socket at the middle value of `net.ipv4.tcp_rmem` (128 KiB) and grows
+    /// it, up to the last, as fast as the handler consumes. When reading
+    /// pauses (backpressure, [`Conn::pause_reading`](crate::Conn::pause_reading))
+    /// the peer fills whatever the buffer has grown to.
+    ///
+    /// Setting a size caps that memory and turns auto-tuning off for the
+    /// socket; the window offered to the peer stays within it, so an upload
+    /// over a long, fast path slows down once the size is below the
+    /// bandwidth-delay product. Linux doubles the value, clamps it to
+    /// `net.core.rmem_max` and raises it to its minimum of about 2.3 KiB.
+    /// It is set where [`send_buffer`](Config::send_buffer) says; where only
+    /// the accepted socket gets it (a `Server`'s acceptor thread), the window
+    /// offered in the handshake, which the kernel never takes back, still
+    /// follows the kernel's default.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `bytes` is `Some(0)` or above `i32::MAX`.
+    #[track_caller]
+    pub fn recv_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.recv_buffer = checked_buffer_size("recv_buffer", bytes);
+        self
+    }
+
     /// The configured [`max_input`](Config::max_input).
     pub fn get_max_input(&self) -> usize {
         self.max_input
@@ -171,6 +254,70 @@ impl Config {
     /// The configured idle timeout.
     pub fn get_idle_timeout(&self) -> Option<Duration> {
         self.idle_timeout
+    }
+
+    /// The configured [`send_buffer`](Config::send_buffer).
+    pub fn get_send_buffer(&self) -> Option<usize> {
+        self.send_buffer
+    }
+
+    /// The configured [`recv_buffer`](Config::recv_buffer).
+    pub fn get_recv_buffer(&self) -> Option<usize> {
+        self.recv_buffer
+    }
+
+    /// Sets the socket options of this config on a connected socket,
+    /// accepted or outbound, in either execution model: `TCP_NODELAY` and
+    /// the kernel buffer sizes. An option that cannot be set is logged at
+    /// debug level and skipped: each one tunes, none is needed to serve.
+    pub(crate) fn apply_socket_options(&self, socket: SockRef<'_>) {
+        if self.nodelay {
+            log_failure(&socket, "TCP_NODELAY", socket.set_tcp_nodelay(true));
+        }
+        self.apply_buffer_sizes(socket);
+    }
+
+    /// Sets the kernel buffer sizes of this config, if any, on `socket`,
+    /// logging at debug level one that cannot be set.
+    ///
+    /// On a connected socket they bound what it queues from then on. On a
+    /// listener they pass to every socket it accepts, and on a socket not
+    /// yet connected they hold from its first segment: only then does the
+    /// receive window offered in the handshake follow `recv_buffer`, as the
+    /// kernel never takes back window it has offered.
+    pub(crate) fn apply_buffer_sizes(&self, socket: SockRef<'_>) {
+        if let Some(bytes) = self.send_buffer {
+            log_failure(&socket, "SO_SNDBUF", socket.set_send_buffer_size(bytes));
+        }
+        if let Some(bytes) = self.recv_buffer {
+            log_failure(&socket, "SO_RCVBUF", socket.set_recv_buffer_size(bytes));
+        }
+    }
+}
+
+/// `bytes` if it is a size the kernel can take for a socket buffer.
+#[track_caller]
+fn checked_buffer_size(knob: &str, bytes: Option<usize>) -> Option<usize> {
+    if let Some(bytes) = bytes {
+        assert!(bytes > 0, "{knob} must be at least 1 byte");
+        assert!(
+            i32::try_from(bytes).is_ok(),
+            "{knob} of {bytes} bytes is above the kernel's limit of {}",
+            i32::MAX
+        );
+    }
+    bytes
+}
+
+/// Logs at debug level a socket option that could not be set.
+fn log_failure(socket: &SockRef<'_>, option: &str, result: std::io::Result<()>) {
+    if let Err(e) = result {
+        let addr = |a: std::io::Result<socket2::SockAddr>| match a.ok().and_then(|a| a.as_socket()) {
+            Some(a) => a.to_string(),
+            None => "?".into(),
+        };
+        let (local, peer) = (addr(socket.local_addr()), addr(socket.peer_addr()));
+        debug!("cannot set {option} on the socket {local} -> {peer}: {e}");
     }
 }
 
@@ -196,5 +343,72 @@ mod tests {
         assert_eq!(c.get_write_watermarks(), (32 * 1024, 64 * 1024));
         assert_eq!(c.get_idle_timeout(), Some(Duration::from_secs(60)));
         assert_eq!(c.get_max_input(), 1024 * 1024);
+        assert_eq!(c.get_send_buffer(), None, "the kernel sizes send buffers");
+        assert_eq!(c.get_recv_buffer(), None, "the kernel sizes receive buffers");
+    }
+
+    #[test]
+    fn buffer_sizes_are_kept_and_can_be_unset() {
+        let c = Config::default()
+            .send_buffer(Some(64 * 1024))
+            .recv_buffer(Some(1));
+        assert_eq!(c.get_send_buffer(), Some(64 * 1024));
+        assert_eq!(c.get_recv_buffer(), Some(1));
+        let c = c.send_buffer(None).recv_buffer(None);
+        assert_eq!((c.get_send_buffer(), c.get_recv_buffer()), (None, None));
+    }
+
+    #[test]
+    fn largest_buffer_size_the_kernel_takes_is_accepted() {
+        let max = i32::MAX as usize;
+        let c = Config::default().send_buffer(Some(max)).recv_buffer(Some(max));
+        assert_eq!((c.get_send_buffer(), c.get_recv_buffer()), (Some(max), Some(max)));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn buffer_sizes_reach_the_socket_doubled_by_linux() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = SockRef::from(&socket);
+        let config = Config::default()
+            .send_buffer(Some(64 * 1024))
+            .recv_buffer(Some(32 * 1024));
+        config.apply_buffer_sizes(SockRef::from(&socket));
+        assert_eq!(sock.send_buffer_size().unwrap(), 128 * 1024);
+        assert_eq!(sock.recv_buffer_size().unwrap(), 64 * 1024);
+    }
+
+    #[test]
+    fn unset_buffer_sizes_leave_the_socket_alone() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = SockRef::from(&socket);
+        let before = (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap());
+        Config::default().apply_buffer_sizes(SockRef::from(&socket));
+        let after = (sock.send_buffer_size().unwrap(), sock.recv_buffer_size().unwrap());
+        assert_eq!(after, before);
+    }
+
+    #[test]
+    #[should_panic(expected = "send_buffer must be at least 1 byte")]
+    fn zero_send_buffer_panics() {
+        let _ = Config::default().send_buffer(Some(0));
+    }
+
+    #[test]
+    #[should_panic(expected = "recv_buffer must be at least 1 byte")]
+    fn zero_recv_buffer_panics() {
+        let _ = Config::default().recv_buffer(Some(0));
+    }
+
+    #[test]
+    #[should_panic(expected = "send_buffer of 2147483648 bytes is above the kernel's limit")]
+    fn send_buffer_beyond_an_int_panics() {
+        let _ = Config::default().send_buffer(Some(i32::MAX as usize + 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "recv_buffer of 2147483648 bytes is above the kernel's limit")]
+    fn recv_buffer_beyond_an_int_panics() {
+        let _ = Config::default().recv_buffer(Some(i32::MAX as usize + 1));
     }
 }

@@ -101,9 +101,11 @@ impl<'a, H: Handler> Connection<'a, H> {
         }
     }
 
-    /// Calls `on_open`, then steps until the connection ends. Returns the
-    /// handler, for `on_close`, and the reason.
+    /// Sets the config's socket options, calls `on_open`, then steps until
+    /// the connection ends. Returns the handler, for `on_close`, and the
+    /// reason.
     pub(super) fn run(mut self) -> (H, CloseReason) {
+        self.config.apply_socket_options(SockRef::from(&self.link.stream));
         self.call(|h, conn, _| h.on_open(conn));
         loop {
             if let Some(reason) = self.ended.take() {

@@ -8,6 +8,7 @@ use std::thread::{self, Scope};
 use std::time::Instant;
 
 use log::{debug, error, info, warn};
+use socket2::SockRef;
 
 use super::accept::{self, Backoff};
 use super::handle::ThreadHandle;
@@ -139,6 +140,8 @@ where
     /// Fails if the listener cannot be set to blocking or has no address.
     pub fn from_std(listener: TcpListener, config: Config, factory: F) -> io::Result<Self> {
         listener.set_nonblocking(false)?;
+        // Accepted sockets inherit the sizes from the handshake on.
+        config.apply_buffer_sizes(SockRef::from(&listener));
         let local_addr = listener.local_addr()?;
         let listener = Arc::new(listener);
         let shared = Arc::new(Shared::new(local_addr, Arc::downgrade(&listener)));

@@ -55,9 +55,6 @@ where
     let token = mio::Token(serial as usize);
     let id = ConnId::new(0, token);
     debug!("{id}: accepted from {peer}");
-    if config.nodelay {
-        let _ = link.stream.set_nodelay(true);
-    }
     let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(factory)) else {
         link.counters.panicked();
         error!("{id}: the handler factory panicked; closing this connection");

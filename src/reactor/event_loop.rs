@@ -29,6 +29,7 @@ use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
+use socket2::SockRef;
 
 use super::accept::{self, Accepted, Acceptor, ConnLimit, Episodes};
 use super::connection::Connection;
@@ -267,6 +268,8 @@ where
         let acceptor = match parts.listener {
             Some(listener) => {
                 listener.set_nonblocking(true)?;
+                // Accepted sockets inherit the sizes from the handshake on.
+                config.apply_buffer_sizes(SockRef::from(&listener));
                 Some(Acceptor::new(
                     TcpListener::from_std(listener),
                     &registry,
@@ -356,7 +359,7 @@ where
         self.core.now = Instant::now();
         let deadline = crate::timer::deadline(self.core.now, timeout);
         let interest = Interest::READABLE | Interest::WRITABLE;
-        let inserted = TcpStream::connect(addr).and_then(|stream| {
+        let inserted = super::io::dial(addr, &self.core.config).and_then(|stream| {
             insert(
                 &mut self.conns,
                 &mut self.core,
@@ -682,9 +685,10 @@ fn open<F, H>(
     }
 }
 
-/// Registers a socket with `interest` under a fresh token and inserts its
-/// connection, with a handler from `factory`, not yet opened. On failure the
-/// socket is closed and no handler made; the caller gives the slot back.
+/// Registers a socket with `interest` under a fresh token, sets the config's
+/// socket options on it and inserts its connection, with a handler from
+/// `factory`, not yet opened. On failure the socket is closed and no handler
+/// made; the caller gives the slot back.
 fn insert<'a, F, H>(
     conns: &'a mut Slab<Connection<H>>,
     core: &mut Core,
@@ -704,9 +708,7 @@ where
     }
     let token = token::encode(entry.key(), generation);
     core.registry.register(&mut stream, token, interest)?;
-    if core.config.nodelay {
-        let _ = stream.set_nodelay(true);
-    }
+    core.config.apply_socket_options(SockRef::from(&stream));
     let id = ConnId::new(core.door.index, token);
     let state = ConnState::new(id, token, peer, core.config.idle_timeout);
     let conn = entry.insert(Connection::new(stream, state, factory(), generation, core.now));

@@ -1,11 +1,14 @@
-//! Socket reads into `BytesMut` without zero-filling, and the predicates that
-//! classify I/O results. The thread-per-connection baseline reads through
-//! [`read_into`] too, on its blocking sockets.
+//! Socket reads into `BytesMut` without zero-filling, the predicates that
+//! classify I/O results, and outbound sockets. The thread-per-connection
+//! baseline reads through [`read_into`] too, on its blocking sockets.
 
 use std::io;
+use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use socket2::SockRef;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::Config;
 
 /// The result of one `recv` system call.
 #[derive(Debug)]
@@ -82,4 +85,24 @@ impl std::io::Write for NoSigPipe<'_> {
 pub(crate) fn has_unread(sock: SockRef<'_>) -> bool {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
     matches!(sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT), Ok(n) if n > 0)
+}
+
+/// Starts a non-blocking connect to `addr` from a new socket that has
+/// `config`'s buffer sizes before its SYN goes out, so that the window it
+/// offers in the handshake already follows them.
+///
+/// # Errors
+///
+/// The socket cannot be created, or the connect fails at once (anything but
+/// its being in progress).
+pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<mio::net::TcpStream> {
+    // socket2 sets close-on-exec on every socket it creates.
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    config.apply_buffer_sizes(SockRef::from(&socket));
+    match socket.connect(&addr.into()) {
+        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => return Err(e),
+        _ => {}
+    }
+    Ok(mio::net::TcpStream::from_std(socket.into()))
 }

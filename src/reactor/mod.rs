@@ -13,7 +13,8 @@ pub use handle::LoopHandle;
 pub use remote::{ConnClosed, Remote};
 
 pub(crate) use accept::{
-    Accepted, Acceptor, ConnLimit, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
+    Accepted, Acceptor, ConnLimit, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient,
+    listen,
 };
 pub(crate) use connection::{LINGER_BYTES, LINGER_TIME};
 pub(crate) use event_loop::Parts;

@@ -58,7 +58,11 @@ impl AcceptorThread {
         });
         listener.set_nonblocking(true)?;
         // The server's only acceptor: its episodes are the server's.
-        let acceptor = Acceptor::new(TcpListener::from_std(listener), poll.registry(), Arc::new(Episodes::default()))?;
+        let acceptor = Acceptor::new(
+            TcpListener::from_std(listener),
+            poll.registry(),
+            Arc::new(Episodes::default()),
+        )?;
         let mut run = Run {
             poll,
             acceptor,

@@ -322,6 +322,11 @@ impl Server {
                 all.push(listen(addr, true)?);
             }
         }
+        if self.balance != Balance::ReusePort {
+            // The acceptor thread's listener; a loop sizes its own listener's
+            // buffers, since accepted sockets inherit them from the handshake.
+            self.config.apply_buffer_sizes(socket2::SockRef::from(&all[0]));
+        }
         Ok(all)
     }
 }

@@ -105,17 +105,7 @@ fn a_server_that_never_reads_queues_within_the_receive_buffer_from_the_handshake
 fn deaf_server(model: Model) {
     let default = flooded_server_queues(model, Config::default(), || Deaf);
     let capped = flooded_server_queues(model, capped(), || Deaf);
-    let side = format!("{model:?}: deaf server").to_lowercase();
-    figure(
-        "socket_options",
-        &format!("{side} receive queue, default (bytes)"),
-        default.rx,
-    );
-    figure(
-        "socket_options",
-        &format!("{side} receive queue, recv_buffer 8 KiB (bytes)"),
-        capped.rx,
-    );
+    report_receive(&format!("{model:?}: deaf server").to_lowercase(), default, capped);
     assert_within_caps(capped);
     assert_default_receive_queue_exceeds_cap(default.rx);
 }
@@ -217,6 +207,11 @@ fn report(side: &str, default: Queues, capped: Queues) {
         &format!("{side} send queue, send_buffer 64 KiB (bytes)"),
         capped.tx,
     );
+    report_receive(side, default, capped);
+}
+
+/// Prints the receive queues measured on `side` as figures.
+fn report_receive(side: &str, default: Queues, capped: Queues) {
     figure(
         "socket_options",
         &format!("{side} receive queue, default (bytes)"),

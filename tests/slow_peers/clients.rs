@@ -2,7 +2,7 @@
 //! slow readers and tricklers driven by the test thread on non-blocking
 //! sockets, and one well-behaved HTTP client on its own thread.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
+use crate::common::http::{Reply, read_reply};
 use crate::common::{figure, wait_until};
 
 /// Kernel send and receive buffer size of each slow reader's socket.
@@ -167,34 +168,11 @@ pub(crate) fn loris_head() -> Vec<u8> {
     head
 }
 
-/// Reads one response from `reader`: its status line, lower-cased header
-/// names with their values, and its body by `Content-Length`.
-pub(crate) fn read_response(reader: &mut impl BufRead) -> (String, Vec<(String, String)>, Vec<u8>) {
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let Some((name, value)) = line.trim_end().split_once(':') else {
-            break;
-        };
-        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let len = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    (status.trim_end().to_owned(), headers, body)
-}
-
 /// Asserts that `got` is exactly one `408` response announcing the close.
 #[track_caller]
 pub(crate) fn assert_single_408(got: &[u8]) {
     let mut reader = got;
-    let (status, headers, _) = read_response(&mut reader);
+    let Reply { status, headers, .. } = read_reply(&mut reader, false);
     assert_eq!(status, "HTTP/1.1 408 Request Timeout");
     assert!(
         headers.contains(&("connection".into(), "close".into())),
@@ -251,8 +229,11 @@ fn requests(addr: SocketAddr, stop: &AtomicBool) -> Latencies {
         writer
             .write_all(b"GET /good HTTP/1.1\r\nHost: good\r\n\r\n")
             .unwrap();
-        let (status, _, body) = read_response(&mut reader);
-        assert_eq!((status.as_str(), &body[..]), ("HTTP/1.1 200 OK", &b"ok"[..]));
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(
+            (reply.status.as_str(), reply.body.as_str()),
+            ("HTTP/1.1 200 OK", "ok")
+        );
         latencies.push(sent.elapsed());
     }
     Latencies {

@@ -130,6 +130,8 @@ const RETAINED_TAIL: usize = 64 * 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::{Op, drive_output_inspecting};
+    use proptest::prelude::*;
 
     /// A writer that takes at most `limit` bytes per call and records them.
     struct Trickle {
@@ -242,5 +244,53 @@ mod tests {
         q.push_copy(&vec![7; 4 * RETAINED_TAIL]);
         drain(&mut q, usize::MAX);
         assert!(q.tail.capacity() <= RETAINED_TAIL);
+    }
+
+    #[test]
+    fn more_chunks_than_one_vectored_write_takes_go_out_over_several() {
+        let mut q = OutputQueue::default();
+        let mut expected = Vec::new();
+        for i in 0..MAX_IOVECS as u8 + 36 {
+            q.push_bytes(Bytes::from(vec![i; 3]));
+            expected.extend_from_slice(&[i; 3]);
+        }
+        let w = drain(&mut q, usize::MAX);
+        assert_eq!(w.vectored_calls, 2);
+        assert_eq!(w.got, expected);
+    }
+
+    /// Most steps in one script; Miri, thousands of times slower, runs
+    /// shorter ones.
+    const MAX_OPS: usize = if cfg!(miri) { 30 } else { 120 };
+
+    /// One step of a script for [`drive_output_inspecting`]: mostly small
+    /// writes, sometimes a burst larger than the tail memory kept.
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..300usize).prop_map(Op::Copy),
+            4 => (0..300usize).prop_map(Op::Share),
+            1 => (RETAINED_TAIL..3 * RETAINED_TAIL).prop_map(Op::Copy),
+            6 => (0..400usize).prop_map(Op::Write),
+            1 => Just(Op::Interrupted),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 128 }))]
+
+        /// The driver checks every length and written byte against a plain
+        /// byte queue; here the queue also keeps its memory bound.
+        #[test]
+        fn any_mix_of_writes_aborts_and_partial_socket_writes_keeps_bytes_in_order(
+            ops in proptest::collection::vec(op(), 0..MAX_OPS),
+            drain_limit in 1..5_000usize,
+        ) {
+            drive_output_inspecting(&ops, drain_limit, |op, q| {
+                if matches!(op, Op::Write(n) if *n > 0) && q.tail.is_empty() {
+                    assert!(q.tail.capacity() <= RETAINED_TAIL, "an empty tail kept {} bytes", q.tail.capacity());
+                }
+            });
+        }
     }
 }

@@ -79,6 +79,10 @@ pub mod baseline;
 mod buf;
 mod config;
 mod conn;
+// Entry points for fuzz/ and the property tests; not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;

@@ -147,6 +147,7 @@ impl<T> TimerQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn at(base: Instant, ms: u64) -> Instant {
         base + Duration::from_millis(ms)
@@ -203,7 +204,10 @@ mod tests {
         let base = Instant::now();
         let mut q = TimerQueue::new();
         q.insert(at(base, 1_000_000), "long-lived");
-        for i in 0..100_000 {
+        // Miri runs each step thousands of times slower; a thousand still
+        // passes many compactions.
+        let churn = if cfg!(miri) { 1_000 } else { 100_000 };
+        for i in 0..churn {
             let id = q.insert(at(base, 1_000 + i), "short");
             q.cancel(id);
         }
@@ -227,5 +231,78 @@ mod tests {
         let mut q: TimerQueue<()> = TimerQueue::new();
         assert_eq!(q.next_deadline(), None);
         assert!(q.pop_expired(Instant::now()).is_none());
+    }
+
+    /// One step of a timer script.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Sets a timer this many ms after the current time.
+        Set(u64),
+        /// Cancels the n-th timer ever set (modulo how many were set).
+        Cancel(usize),
+        /// Moves time forward this many ms and pops everything expired.
+        Advance(u64),
+    }
+
+    /// Most steps in one script; Miri, thousands of times slower, runs
+    /// shorter ones.
+    const MAX_STEPS: usize = if cfg!(miri) { 40 } else { 300 };
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0..100u64).prop_map(Step::Set),
+            2 => any::<usize>().prop_map(Step::Cancel),
+            1 => (0..60u64).prop_map(Step::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        /// Against a model (a sorted map of live timers): timers fire in
+        /// deadline order, ties in the order set, each once, none early and
+        /// none after being cancelled; `next_deadline` is the earliest live
+        /// one; and after a cancel the heap holds at most twice the live
+        /// timers (or fewer than `MIN_COMPACT_LEN` slots).
+        #[test]
+        fn any_set_cancel_and_expiry_script_matches_a_sorted_map(
+            steps in proptest::collection::vec(step(), 0..MAX_STEPS)
+        ) {
+            let base = Instant::now();
+            let mut now = 0;
+            let mut q = TimerQueue::new();
+            let mut model = std::collections::BTreeMap::new();
+            let mut ids = Vec::new();
+            for step in steps {
+                let advanced = matches!(step, Step::Advance(_));
+                match step {
+                    Step::Set(after) => {
+                        let id = q.insert(at(base, now + after), ids.len());
+                        model.insert((now + after, id), ids.len());
+                        ids.push((now + after, id));
+                    }
+                    Step::Cancel(n) if !ids.is_empty() => {
+                        let (when, id) = ids[n % ids.len()];
+                        prop_assert_eq!(q.cancel(id), model.remove(&(when, id)));
+                        prop_assert!(q.slots() < MIN_COMPACT_LEN || q.slots() <= 2 * q.len());
+                    }
+                    Step::Cancel(_) => {}
+                    Step::Advance(ms) => {
+                        now += ms;
+                        while let Some((id, payload)) = q.pop_expired(at(base, now)) {
+                            let (&(when, expected), _) = model.first_key_value().expect("a live timer fired");
+                            prop_assert!(when <= now);
+                            prop_assert_eq!(id, expected);
+                            prop_assert_eq!(Some(payload), model.remove(&(when, id)));
+                        }
+                    }
+                }
+                prop_assert_eq!(q.len(), model.len());
+                prop_assert_eq!(q.next_deadline(), model.keys().next().map(|&(when, _)| at(base, when)));
+                if advanced {
+                    prop_assert!(model.keys().next().is_none_or(|&(when, _)| when > now), "a due timer stayed");
+                }
+            }
+        }
     }
 }

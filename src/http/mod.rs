@@ -44,7 +44,7 @@
 mod client;
 mod client_response;
 mod date;
-mod decode;
+pub(crate) mod decode;
 mod limits;
 mod protocol;
 mod request;

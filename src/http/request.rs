@@ -172,6 +172,7 @@ mod tests {
     use crate::http::HttpConfig;
     use crate::http::decode::{Decoded, Decoder};
     use bytes::BytesMut;
+    use proptest::prelude::*;
 
     /// Parses one complete request.
     fn parse(raw: &str) -> Request {
@@ -222,5 +223,35 @@ mod tests {
         let req = parse("POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
         assert_eq!(&req.body()[..], b"hello");
         assert_eq!(req.version(), Version::Http11);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+
+        #[test]
+        fn any_target_splits_at_its_first_question_mark(target in "/[a-z0-9?=&%/.-]{0,24}") {
+            let req = parse(&format!("GET {target} HTTP/1.1\r\n\r\n"));
+            prop_assert_eq!(req.target(), &target);
+            match target.split_once('?') {
+                Some((path, query)) => prop_assert_eq!((req.path(), req.query()), (path, Some(query))),
+                None => prop_assert_eq!((req.path(), req.query()), (&target[..], None)),
+            }
+        }
+
+        #[test]
+        fn header_lookup_in_any_case_finds_the_first_of_that_name(
+            headers in proptest::collection::vec(("[a-cA-C]{1,2}", "[ -~]{0,6}"), 1..8),
+            pick in any::<proptest::sample::Index>(),
+        ) {
+            let mut raw = String::from("GET / HTTP/1.1\r\n");
+            for (name, value) in &headers {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            let req = parse(&(raw + "\r\n"));
+            let name = &headers[pick.index(headers.len())].0;
+            let first = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).unwrap();
+            prop_assert_eq!(req.header(&name.to_ascii_uppercase()), Some(first.1.trim()));
+            prop_assert_eq!(req.headers().count(), headers.len());
+        }
     }
 }

@@ -78,6 +78,7 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn encode_then_decode_round_trips() {
@@ -111,5 +112,38 @@ mod tests {
     #[should_panic(expected = "does not fit")]
     fn oversized_key_panics() {
         encode(MAX_KEY + 1, 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 16 } else { 1024 }))]
+
+        #[test]
+        fn any_key_and_generation_round_trip_and_never_hit_a_reserved_token(
+            key in 0..=MAX_KEY,
+            generation in any::<u32>(),
+        ) {
+            let token = encode(key, generation);
+            prop_assert_eq!(decode(token), (key, generation & KEY_MASK as u32));
+            prop_assert!(token != WAKER && token != LISTENER);
+        }
+
+        #[test]
+        fn distinct_keys_or_generations_make_distinct_tokens(
+            a in (0..=MAX_KEY, any::<u32>()),
+            b in (0..=MAX_KEY, any::<u32>()),
+        ) {
+            prop_assume!(a != b);
+            prop_assert_ne!(encode(a.0, a.1), encode(b.0, b.1));
+        }
+
+        #[test]
+        fn generations_count_up_by_one_and_wrap_past_zero_to_one(
+            last in 0..=KEY_MASK as u32,
+        ) {
+            let next = Generations { last }.next();
+            let expected = if last == KEY_MASK as u32 { 1 } else { last + 1 };
+            prop_assert_eq!(next, expected);
+            prop_assert_ne!(next, 0);
+        }
     }
 }

@@ -92,7 +92,7 @@ pub(super) struct Registration<'a> {
     /// Its serial number there.
     serial: u64,
     /// Its socket and counters.
-    link: Arc<Link>,
+    link: Option<Arc<Link>>,
     /// The reason it will be counted as closed for.
     reason: CloseReason,
 }
@@ -104,14 +104,16 @@ impl<'a> Registration<'a> {
         Registration {
             shared,
             serial,
-            link,
+            link: Some(link),
             reason: CloseReason::Panicked,
         }
     }
 
     /// The connection's socket and counters.
     pub(super) fn link(&self) -> &Link {
-        &self.link
+        self.link
+            .as_deref()
+            .expect("a registration holds its link until dropped")
     }
 
     /// Closes the connection for `reason`, releasing its socket.
@@ -122,6 +124,9 @@ impl<'a> Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.shared.closed(self.serial, &self.reason);
+        // Our reference goes with the registry's, before the server can be
+        // seen to have stopped: `ThreadHandle::wait` returns only once
+        // every connection's socket is closed.
+        self.shared.closed(self.serial, &self.reason, self.link.take());
     }
 }

@@ -137,8 +137,9 @@ impl Shared {
         reg.totals.open += 1;
     }
 
-    /// A connection closed for `reason`: its counters join the totals.
-    pub(super) fn closed(&self, serial: u64, reason: &CloseReason) {
+    /// A connection closed for `reason`: its counters join the totals, and
+    /// its socket closes with `own`, the connection's own reference to it.
+    pub(super) fn closed(&self, serial: u64, reason: &CloseReason, own: Option<Arc<Link>>) {
         let mut reg = self.lock();
         if let Some(link) = reg.links.remove(&serial) {
             let totals = &mut reg.totals;
@@ -146,6 +147,9 @@ impl Shared {
             totals.open -= 1;
             totals.closed[reason.index()] += 1;
         }
+        // The last references: the socket closes here, before anyone is
+        // told that the connections have drained.
+        drop(own);
         self.notify_if_drained(&reg);
     }
 

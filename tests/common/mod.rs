@@ -205,6 +205,10 @@ pub fn open_fds() -> usize {
 }
 
 /// Asserts that the process's open fd count comes back to `start`.
+///
+/// Fewer than `start` after the wait is not a leak of the test's own: an fd
+/// that was open when it began (a socket of an earlier test in its last
+/// moments) has closed since. That is reported, not failed.
 #[track_caller]
 pub fn assert_fds_return_to(start: usize) {
     let start_time = Instant::now();
@@ -213,10 +217,11 @@ pub fn assert_fds_return_to(start: usize) {
         if now == start {
             return;
         }
-        assert!(
-            start_time.elapsed() < Duration::from_secs(5),
-            "open fds: {now}, expected {start}"
-        );
+        if start_time.elapsed() >= Duration::from_secs(5) {
+            assert!(now < start, "open fds: {now}, expected {start}");
+            eprintln!("open fds: {now}, fewer than the {start} at the start: one open then has closed since");
+            return;
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -230,3 +230,34 @@ fn wait_returns_when_the_server_is_dropped_unrun() {
         );
     });
 }
+
+/// `wait` returns only once every connection's socket is closed, not merely
+/// once its thread has said so: the fd count is back at once, with no
+/// polling.
+#[test]
+fn wait_returns_after_every_connection_socket_is_closed() {
+    isolated(|| {
+        for _ in 0..20 {
+            let fds = common::open_fds();
+            let handle = ThreadServer::bind(localhost(), Config::default(), || Echo)
+                .unwrap()
+                .start()
+                .unwrap();
+            let mut clients: Vec<_> = (0..8)
+                .map(|_| std::net::TcpStream::connect(handle.local_addr()).unwrap())
+                .collect();
+            for client in &mut clients {
+                assert_echoes(client, b"x");
+            }
+            handle.shutdown(Duration::ZERO);
+            handle.wait();
+            drop(handle);
+            // Only the clients' own sockets are left.
+            assert_eq!(
+                common::open_fds(),
+                fds + clients.len(),
+                "a server fd outlived wait()"
+            );
+        }
+    });
+}

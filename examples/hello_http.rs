@@ -4,7 +4,7 @@
 //! Run it:
 //!
 //! ```text
-//! RUST_LOG=debug cargo run --release --example hello_http [-- --addr 127.0.0.1:3000 --threads 1]
+//! RUST_LOG=debug cargo run --release --example hello_http [-- --addr 127.0.0.1:3000 --threads 1 --nodelay off]
 //! ```
 //!
 //! then, from another terminal:
@@ -25,13 +25,14 @@ fn main() -> std::io::Result<()> {
 
     use evloop::http::{HttpServer, Request, Response};
 
-    const USAGE: &str = "usage: hello_http [--addr HOST:PORT] [--threads N]
-defaults: --addr 127.0.0.1:3000, --threads one per core";
+    const USAGE: &str = "usage: hello_http [--addr HOST:PORT] [--threads N] [--nodelay on|off]
+defaults: --addr 127.0.0.1:3000, --threads one per core, --nodelay on
+(--nodelay off leaves Nagle's algorithm on, as servers that never set TCP_NODELAY do)";
     let usage = |msg: String| -> ! {
         eprintln!("hello_http: {msg}\n{USAGE}");
         std::process::exit(2)
     };
-    let (mut addr, mut threads) = ("127.0.0.1:3000".to_string(), None);
+    let (mut addr, mut threads, mut nodelay) = ("127.0.0.1:3000".to_string(), None, true);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -43,6 +44,11 @@ defaults: --addr 127.0.0.1:3000, --threads one per core";
                 Ok(n) if n > 0 => threads = Some(n),
                 _ => usage(format!("bad value {value:?} for --threads")),
             },
+            "--nodelay" => match value.as_str() {
+                "on" => nodelay = true,
+                "off" => nodelay = false,
+                _ => usage(format!("bad value {value:?} for --nodelay")),
+            },
             _ => usage(format!("unknown argument {flag:?}")),
         }
     }
@@ -50,7 +56,7 @@ defaults: --addr 127.0.0.1:3000, --threads one per core";
         .unwrap_or_else(|| usage(format!("cannot resolve --addr {addr:?}")));
 
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut server = HttpServer::new(addr);
+    let mut server = HttpServer::new(addr).config(evloop::Config::default().nodelay(nodelay));
     if let Some(n) = threads {
         server = server.threads(n);
     }

@@ -17,12 +17,15 @@
 # lines are printed.
 #
 # MAY=1 adds may_minihttp (tools/may_hello, a standalone Cargo project, one
-# worker) as a second server measured the same way.
+# worker) as a second server measured the same way. may_minihttp leaves
+# Nagle's algorithm on (it never sets TCP_NODELAY); evloop sets TCP_NODELAY
+# by default, and NODELAY=off runs it with Nagle on too, for a comparison of
+# like with like.
 #
 # Usage: scripts/measure_http.sh
 # Environment (defaults):
 #   ROUNDS=3 CONNS=256 PIPE_DEPTH=16 WARMUP=1 DURATION=5 WRK_DURATION=5
-#   MAY=0 BASE_PORT=7300 SERVER_CPU=0 CLIENT_CPU=1
+#   MAY=0 NODELAY=on BASE_PORT=7300 SERVER_CPU=0 CLIENT_CPU=1
 # Example: ROUNDS=3 WARMUP=0.5 DURATION=2 WRK_DURATION=2 MAY=1 scripts/measure_http.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +41,7 @@ WRK_DURATION=${WRK_DURATION:-5}
 MAY=${MAY:-0}
 BASE_PORT=${BASE_PORT:-7300}
 SERVER_CPU=${SERVER_CPU:-0}
+NODELAY=${NODELAY:-on}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
 BIN=target/release/examples
@@ -76,7 +80,7 @@ trap 'exit 130' INT TERM
 start_server() {
     local port=$2 log="$WORK/$1.$2.log" i cmd
     case $1 in
-        evloop) cmd=("$BIN/hello_http" --addr "127.0.0.1:$port" --threads 1) ;;
+        evloop) cmd=("$BIN/hello_http" --addr "127.0.0.1:$port" --threads 1 --nodelay "$NODELAY") ;;
         may) cmd=("$MAY_BIN" --addr "127.0.0.1:$port" --threads 1) ;;
         *) die "unknown server $1" ;;
     esac

@@ -303,6 +303,14 @@ pub fn soak() -> bool {
     std::env::var_os("EVLOOP_SOAK").is_some_and(|v| v != "0")
 }
 
+/// Whether resident memory says anything about the code: not under a
+/// sanitizer (`scripts/sanitize.sh` sets `EVLOOP_SANITIZER`), whose
+/// quarantine and shadow memory dwarf what the code allocates. Tests that
+/// bound memory skip only that assertion then.
+pub fn memory_is_measurable() -> bool {
+    std::env::var_os("EVLOOP_SANITIZER").is_none()
+}
+
 /// `ci` in the bounded run, `soak` in the long one: how scenarios scale.
 pub fn scaled<T>(ci: T, soak: T) -> T {
     if self::soak() { soak } else { ci }

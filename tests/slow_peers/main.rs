@@ -173,7 +173,7 @@ fn slow_readers(model: Model) {
     };
     let bound = n as u64 * (HELD_PER_CONN + BOOKKEEPING_PER_CONN + stack) + FIXED_OVERHEAD;
     assert!(
-        growth <= bound,
+        !common::memory_is_measurable() || growth <= bound,
         "resident memory grew by {growth} bytes for {n} slow readers, over the bound of {bound}"
     );
 

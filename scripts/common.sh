@@ -6,6 +6,23 @@ alive() {
     state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
 }
 
+# terminate PID [wait]: ends one of this script's processes by its PID
+# (with "wait": lets it exit by itself): SIGTERM, 5 s to exit, then SIGKILL;
+# reaps it when it is our child.
+terminate() {
+    local pid=$1 i
+    [[ ${2:-} == wait ]] || kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || break
+        sleep 0.05
+    done
+    if alive "$pid"; then
+        echo "$(basename "$0"): process $pid still there after 5 s, SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
 # Whether something listens on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

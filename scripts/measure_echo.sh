@@ -56,20 +56,11 @@ die() { echo "measure_echo: $*" >&2; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/measure_echo.XXXXXX")
 LIVE=() # PIDs of servers (and strace wrappers) this script started and has not stopped
 
-# stop_pid PID [wait]: kills one of our processes by PID (with "wait": lets it
-# exit by itself), gives it 5 s, then SIGKILL; reaps it when it is our child.
+# stop_pid PID [wait]: ends one of our processes (see `terminate`) and
+# forgets it.
 stop_pid() {
-    local pid=$1 i p keep=()
-    [[ ${2:-} == wait ]] || kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$pid" || break
-        sleep 0.05
-    done
-    if alive "$pid"; then
-        echo "measure_echo: process $pid still there after 5 s, SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    local pid=$1 p keep=()
+    terminate "$pid" "${2:-}"
     for p in "${LIVE[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
     LIVE=("${keep[@]}")
 }

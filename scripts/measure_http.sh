@@ -52,20 +52,10 @@ die() { echo "measure_http: $*" >&2; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/measure_http.XXXXXX")
 SERVER_PID= # the server this script started and has not stopped
 
-# Stops the server by its PID: SIGTERM, 5 s to exit, then SIGKILL.
+# Stops the server by its PID (see `terminate`).
 stop_server() {
-    local i
     [[ -n $SERVER_PID ]] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        alive "$SERVER_PID" || break
-        sleep 0.05
-    done
-    if alive "$SERVER_PID"; then
-        echo "measure_http: server $SERVER_PID still there after 5 s, SIGKILL" >&2
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
+    terminate "$SERVER_PID"
     SERVER_PID=
 }
 

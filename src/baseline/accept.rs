@@ -15,47 +15,55 @@
 //! backlog, so after each success within an episode the acceptor asks
 //! ([`backlog_is_empty`]).
 
-use crate::reactor::{MAX_BACKOFF, MIN_BACKOFF};
+use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-/// Pause lengths and episodes of the acceptor's back-off.
+/// Pause lengths and episodes of the acceptor's back-off; episodes are
+/// logged as the reactor's are ([`Episodes`], with this acceptor its only
+/// member).
 #[derive(Debug)]
 pub(super) struct Backoff {
     /// Length of the next pause; doubles while failures go on.
     next_delay: Duration,
-    /// Pauses in the current episode; 0 when none is open.
-    pauses: u64,
+    /// Set from the first pause until a success finds the backlog empty.
+    in_episode: bool,
+    /// Counts the episode's pauses and logs its beginning and end.
+    episodes: Episodes,
 }
 
 impl Backoff {
-    /// No failure yet.
+    /// No failures yet.
     pub(super) fn new() -> Self {
         Backoff {
             next_delay: MIN_BACKOFF,
-            pauses: 0,
+            in_episode: false,
+            episodes: Episodes::default(),
         }
     }
 
     /// A connection was accepted and started: retry quickly should the next
     /// one fail. Within an episode, `backlog_is_empty` is asked (only then,
-    /// as it costs a system call); if it holds, the episode ends and its
-    /// pauses are returned, for the caller to note.
+    /// as it costs a system call); if it holds, the episode ends, is noted,
+    /// and its pauses are returned.
     pub(super) fn succeeded(&mut self, backlog_is_empty: impl FnOnce() -> bool) -> Option<u64> {
         self.next_delay = MIN_BACKOFF;
-        if self.pauses == 0 || !backlog_is_empty() {
+        if !self.in_episode || !backlog_is_empty() {
             return None;
         }
-        Some(std::mem::take(&mut self.pauses))
+        self.in_episode = false;
+        self.episodes.left(true)
     }
 
-    /// Records a failure. Returns how long to pause, and whether this
-    /// failure begins an episode (which the caller reports once).
-    pub(super) fn failed(&mut self) -> (Duration, bool) {
-        let begins = self.pauses == 0;
-        self.pauses += 1;
+    /// Records that `what` failed with `err`. Returns how long to pause,
+    /// and whether this failure begins an episode (then warned of, once).
+    pub(super) fn failed(&mut self, what: &str, err: &io::Error) -> (Duration, bool) {
+        let begins = self
+            .episodes
+            .paused(!self.in_episode, what, err, is_resource_exhaustion(err));
+        self.in_episode = true;
         let delay = self.next_delay;
         self.next_delay = (delay * 2).min(MAX_BACKOFF);
         (delay, begins)
@@ -95,25 +103,39 @@ pub(super) fn is_resource_exhaustion(err: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// What `accept` fails with when the process is out of fds.
+    fn emfile() -> io::Error {
+        io::Error::from_raw_os_error(libc::EMFILE)
+    }
+
     #[test]
     fn pauses_double_up_to_the_cap_and_reset_on_success() {
         let mut backoff = Backoff::new();
-        let delays: Vec<_> = (0..10).map(|_| backoff.failed().0).collect();
+        let delays: Vec<_> = (0..10).map(|_| backoff.failed("accept", &emfile()).0).collect();
         assert_eq!(delays[..3], [MIN_BACKOFF, MIN_BACKOFF * 2, MIN_BACKOFF * 4]);
         assert_eq!(*delays.last().unwrap(), MAX_BACKOFF);
         backoff.succeeded(|| false);
-        assert_eq!(backoff.failed().0, MIN_BACKOFF);
+        assert_eq!(backoff.failed("accept", &emfile()).0, MIN_BACKOFF);
     }
 
     #[test]
     fn an_episode_lasts_until_a_success_empties_the_backlog() {
         let mut backoff = Backoff::new();
         assert_eq!(backoff.succeeded(|| panic!("not asked outside an episode")), None);
-        assert!(backoff.failed().1, "the first failure begins an episode");
+        assert!(
+            backoff.failed("accept", &emfile()).1,
+            "the first failure begins an episode"
+        );
         assert_eq!(backoff.succeeded(|| false), None, "more connections wait");
-        assert!(!backoff.failed().1, "failing again is the same episode");
+        assert!(
+            !backoff.failed("accept", &emfile()).1,
+            "failing again is the same episode"
+        );
         assert_eq!(backoff.succeeded(|| true), Some(2), "the backlog is empty");
-        assert!(backoff.failed().1, "the next failure begins a new episode");
+        assert!(
+            backoff.failed("accept", &emfile()).1,
+            "the next failure begins a new episode"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Instant;
 
-use log::{debug, error, info, warn};
+use log::{debug, error};
 use socket2::SockRef;
 
 use super::accept::{self, Backoff};
@@ -338,27 +338,16 @@ where
         })
     }
 
-    /// Notes the end of an episode once a connection has been accepted and
+    /// Ends an episode (noted once) when a connection has been accepted and
     /// started with nothing left in the backlog.
     fn accepted(backoff: &mut Backoff, listener: &TcpListener) {
-        if let Some(pauses) = backoff.succeeded(|| accept::backlog_is_empty(listener)) {
-            // The reactor's words (reactor::accept), which tests look for.
-            info!("accepting again after {pauses} pause(s)");
-        }
+        backoff.succeeded(|| accept::backlog_is_empty(listener));
     }
 
-    /// Pauses accepting after `err`, warning once per episode.
+    /// Pauses accepting after `what` failed with `err`, warning once per
+    /// episode.
     fn pause(&self, backoff: &mut Backoff, err: &io::Error, what: &str) {
-        let (delay, new_episode) = backoff.failed();
-        if new_episode {
-            if accept::is_resource_exhaustion(err) {
-                warn!(
-                    "{what} failed ({err}): out of file descriptors, memory or threads; pausing accepts, open connections keep being served"
-                );
-            } else {
-                warn!("{what} failed ({err}); pausing accepts");
-            }
-        }
+        let (delay, _) = backoff.failed(what, err);
         self.shared.count_backoff();
         self.shared.sleep_until(Some(Instant::now() + delay));
     }

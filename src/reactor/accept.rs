@@ -169,7 +169,8 @@ impl Acceptor {
 
     /// Suspends accepting after `err`.
     fn back_off(&mut self, registry: &Registry, now: Instant, err: &io::Error) {
-        self.episodes.paused(!self.in_episode, err);
+        self.episodes
+            .paused(!self.in_episode, "accept", err, is_resource_exhaustion(err));
         self.in_episode = true;
         let delay = self.next_delay;
         self.next_delay = (delay * 2).min(MAX_BACKOFF);
@@ -209,20 +210,21 @@ impl Drop for Acceptor {
 }
 
 impl Episodes {
-    /// Counts a pause; the acceptor `joins` the episode if it is its first
-    /// pause since its backlog was last empty. Warns, and returns true, if
-    /// this begins the server's episode.
-    fn paused(&self, joins: bool, err: &io::Error) -> bool {
+    /// Counts a pause after `what` failed with `err`, which `exhausted`
+    /// says is a shortage of resources; the acceptor `joins` the episode if
+    /// it is its first pause since its backlog was last empty. Warns, and
+    /// returns true, if this begins the server's episode.
+    pub(crate) fn paused(&self, joins: bool, what: &str, err: &io::Error, exhausted: bool) -> bool {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.pauses += 1;
         state.acceptors += usize::from(joins);
         let begins = joins && state.acceptors == 1;
-        if begins && is_resource_exhaustion(err) {
+        if begins && exhausted {
             warn!(
-                "accept failed ({err}): out of file descriptors or memory; pausing accepts, open connections keep being served"
+                "{what} failed ({err}): out of file descriptors, memory or threads; pausing accepts, open connections keep being served"
             );
         } else if begins {
-            warn!("accept failed ({err}); pausing accepts");
+            warn!("{what} failed ({err}); pausing accepts");
         }
         begins
     }
@@ -230,7 +232,7 @@ impl Episodes {
     /// An acceptor in the episode has emptied its backlog (`recovered`) or
     /// closed. If it was the last, the episode ends: noted if `recovered`,
     /// and the episode's pauses are returned.
-    fn left(&self, recovered: bool) -> Option<u64> {
+    pub(crate) fn left(&self, recovered: bool) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         debug_assert!(state.acceptors > 0, "left an episode it was not in");
         state.acceptors = state.acceptors.saturating_sub(1);
@@ -315,14 +317,29 @@ mod tests {
     #[test]
     fn overlapping_episodes_of_several_acceptors_are_logged_once() {
         let (episodes, err) = (Episodes::default(), io::Error::from_raw_os_error(libc::EMFILE));
-        assert!(episodes.paused(true, &err), "the first pause warns");
-        assert!(!episodes.paused(true, &err), "a second acceptor joins quietly");
-        assert!(!episodes.paused(false, &err), "pausing again is the same episode");
+        assert!(
+            episodes.paused(true, "accept", &err, true),
+            "the first pause warns"
+        );
+        assert!(
+            !episodes.paused(true, "accept", &err, true),
+            "a second acceptor joins quietly"
+        );
+        assert!(
+            !episodes.paused(false, "accept", &err, true),
+            "pausing again is the same episode"
+        );
         assert_eq!(episodes.left(true), None, "one acceptor is still paused");
-        assert!(!episodes.paused(true, &err), "rejoining is quiet too");
+        assert!(
+            !episodes.paused(true, "accept", &err, true),
+            "rejoining is quiet too"
+        );
         assert_eq!(episodes.left(true), None);
         assert_eq!(episodes.left(true), Some(4), "the last one notes all pauses");
-        assert!(episodes.paused(true, &err), "the next episode warns again");
+        assert!(
+            episodes.paused(true, "accept", &err, true),
+            "the next episode warns again"
+        );
     }
 
     #[test]
@@ -340,7 +357,10 @@ mod tests {
         let [first, mut second] = acceptors;
         first.close(poll.registry());
         second.end_episode();
-        assert!(episodes.paused(true, &err), "the episode ended with the second");
+        assert!(
+            episodes.paused(true, "accept", &err, true),
+            "the episode ended with the second"
+        );
     }
 }
 

@@ -266,15 +266,18 @@ impl Config {
         self.recv_buffer
     }
 
-    /// Sets the socket options of this config on a connected socket,
-    /// accepted or outbound, in either execution model: `TCP_NODELAY` and
-    /// the kernel buffer sizes. An option that cannot be set is logged at
-    /// debug level and skipped: each one tunes, none is needed to serve.
+    /// Sets `TCP_NODELAY`, if configured, on a connected socket, accepted or
+    /// outbound, in either execution model. Its buffer sizes need no call:
+    /// an accepted socket inherits them from its listener and an outbound
+    /// one had them before its SYN ([`apply_buffer_sizes`]). An option that
+    /// cannot be set is logged at debug level and skipped: it tunes, it is
+    /// not needed to serve.
+    ///
+    /// [`apply_buffer_sizes`]: Config::apply_buffer_sizes
     pub(crate) fn apply_socket_options(&self, socket: SockRef<'_>) {
         if self.nodelay {
             log_failure(&socket, "TCP_NODELAY", socket.set_tcp_nodelay(true));
         }
-        self.apply_buffer_sizes(socket);
     }
 
     /// Sets the kernel buffer sizes of this config, if any, on `socket`,

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::Remote;
 use crate::buf::OutputQueue;
 use crate::timer::{TimerId, TimerQueue};
+use crate::{CloseReason, Remote};
 
 /// Identifies a connection within its [`Server`](crate::Server) (or lone
 /// [`EventLoop`](crate::EventLoop)): which loop owns it, and its slot and
@@ -79,10 +79,23 @@ pub(crate) enum TimerKind {
     Idle,
     /// The connect timeout of an outbound connection still connecting.
     Connect,
+    /// The end of a lingering close's wait for the peer.
+    Linger,
 }
 
-/// What the handler asked for, and the output it queued. The execution model
-/// (reactor or thread) reads these after every callback and carries them out.
+/// How a connection was asked to end, by its handler or on its behalf
+/// (input limit, shutdown, end of stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Flush queued output, then close with this reason.
+    Close(CloseReason),
+    /// Drop queued output and reset the connection.
+    Abort,
+}
+
+/// What the handler asked for, and the output it queued. The
+/// [`Session`](crate::session::Session) reads these after every callback and
+/// carries them out.
 #[derive(Debug)]
 pub(crate) struct ConnState {
     /// This connection's id.
@@ -95,19 +108,13 @@ pub(crate) struct ConnState {
     pub(crate) out: OutputQueue,
     /// The handler paused reading.
     pub(crate) read_paused: bool,
-    /// The handler resumed reading after a pause; the model must look at the
-    /// socket again, since edges that arrived while paused were not acted on.
-    pub(crate) read_resumed: bool,
-    /// A graceful close was requested: flush, then close with this reason.
-    pub(crate) closing: Option<crate::CloseReason>,
-    /// The handler aborted: drop output, reset the connection.
-    pub(crate) aborted: bool,
-    /// The handler asked to shut down the write half once output is flushed.
+    /// The handler asked to shut down the write half once output is
+    /// flushed; writes are refused from then on.
     pub(crate) shutdown_write: bool,
+    /// A close or abort was asked for; writes are refused from then on.
+    pub(crate) end: Option<End>,
     /// Current idle timeout; `None` disables it.
     pub(crate) idle_timeout: Option<Duration>,
-    /// The idle timeout changed in a callback; the model re-arms its check.
-    pub(crate) idle_changed: bool,
     /// Live handler timers, cancelled when the connection closes.
     pub(crate) timers: Vec<TimerId>,
 }
@@ -121,25 +128,23 @@ impl ConnState {
             peer,
             out: OutputQueue::default(),
             read_paused: false,
-            read_resumed: false,
-            closing: None,
-            aborted: false,
             shutdown_write: false,
+            end: None,
             idle_timeout: idle,
-            idle_changed: false,
             timers: Vec::new(),
         }
     }
 
     /// True once a close or abort was requested: no more reads, no new writes.
     pub(crate) fn is_closing(&self) -> bool {
-        self.closing.is_some() || self.aborted
+        self.end.is_some()
     }
 
-    /// Requests a graceful close with `reason` unless one is already underway.
-    pub(crate) fn close_with(&mut self, reason: crate::CloseReason) {
-        if !self.is_closing() {
-            self.closing = Some(reason);
+    /// Requests a graceful close with `reason` unless an end is already
+    /// underway.
+    pub(crate) fn close_with(&mut self, reason: CloseReason) {
+        if self.end.is_none() {
+            self.end = Some(End::Close(reason));
         }
     }
 }
@@ -177,19 +182,14 @@ impl<'a> Conn<'a> {
         state: &'a mut ConnState,
         timers: &'a mut TimerQueue<TimerOwner>,
         now: Instant,
+        remote: Option<&'a Remote>,
     ) -> Self {
         Conn {
             state,
             timers,
             now,
-            remote: None,
+            remote,
         }
-    }
-
-    /// Gives the handler a way to reach other connections.
-    pub(crate) fn with_remote(mut self, remote: &'a Remote) -> Self {
-        self.remote = Some(remote);
-        self
     }
 
     /// A handle that reaches every connection of this server by id, for
@@ -245,13 +245,13 @@ impl<'a> Conn<'a> {
     /// closing the socket. Closing with unread input would make the kernel
     /// send a reset, which can destroy the response before the peer reads it.
     pub fn close(&mut self) {
-        self.state.close_with(crate::CloseReason::Closed);
+        self.state.close_with(CloseReason::Closed);
     }
 
     /// Closes the connection now: queued output is dropped and the peer gets a
     /// reset (`SO_LINGER` 0). The handler sees [`CloseReason::Aborted`](crate::CloseReason::Aborted).
     pub fn abort(&mut self) {
-        self.state.aborted = true;
+        self.state.end = Some(End::Abort);
         self.state.out.clear();
     }
 
@@ -269,10 +269,7 @@ impl<'a> Conn<'a> {
 
     /// Resumes reading after [`pause_reading`](Conn::pause_reading).
     pub fn resume_reading(&mut self) {
-        if self.state.read_paused {
-            self.state.read_paused = false;
-            self.state.read_resumed = true;
-        }
+        self.state.read_paused = false;
     }
 
     /// True while the handler has reading paused.
@@ -313,7 +310,6 @@ impl<'a> Conn<'a> {
     /// [`Config::idle_timeout`](crate::Config::idle_timeout).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.state.idle_timeout = timeout;
-        self.state.idle_changed = true;
     }
 
     /// The current idle timeout.

@@ -79,11 +79,52 @@ pub trait Handler: 'static {
         let _ = conn;
     }
 
-    /// The peer shut down its write half (end of stream). Output written here
-    /// is still delivered; once all output is flushed the connection closes
-    /// with [`CloseReason::PeerClosed`].
-    fn on_eof(&mut self, conn: &mut Conn<'_>) {
-        let _ = conn;
+    /// The peer shut down its write half (end of stream), and the handler has
+    /// been offered every byte that came before it.
+    ///
+    /// `input` holds what the handler left unconsumed: a last line without its
+    /// newline, say, or a message the peer never finished. Consume what makes
+    /// sense; whatever is still left when this returns is discarded (counted
+    /// in [`Stats::input_discarded`](crate::Stats::input_discarded)).
+    ///
+    /// Before this runs, input that arrived before the end of stream is
+    /// handed to [`on_data`](Handler::on_data) for as long as the handler
+    /// consumes it — again after output drains, if the handler stopped
+    /// because its output was full — so a handler that answers a batch of
+    /// requests followed by the peer's half-close answers every one.
+    ///
+    /// Output written here is still delivered; once all output is flushed
+    /// the connection closes with [`CloseReason::PeerClosed`].
+    ///
+    /// # Examples
+    ///
+    /// A line handler that treats a final line without its newline as a line:
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use evloop::{Conn, Handler};
+    ///
+    /// struct Lines;
+    ///
+    /// impl Handler for Lines {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         while let Some(end) = input.iter().position(|&b| b == b'\n') {
+    ///             let line = input.split_to(end + 1);
+    ///             conn.write(&line);
+    ///         }
+    ///     }
+    ///
+    ///     fn on_eof(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         if !input.is_empty() {
+    ///             conn.write(&input.split());
+    ///             conn.write(b"\n");
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Lines;
+    /// ```
+    fn on_eof(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        let _ = (conn, input);
     }
 
     /// A timer set with [`Conn::set_timer`] expired.

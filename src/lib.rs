@@ -88,6 +88,7 @@ mod handler;
 pub mod http;
 mod reactor;
 mod server;
+mod session;
 mod stats;
 pub mod sys;
 mod timer;

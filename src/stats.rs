@@ -47,6 +47,10 @@ pub struct Stats {
     /// Connections accepted and closed at once because the server was at its
     /// connection limit.
     pub rejected: u64,
+    /// Input bytes the peer sent before its end of stream that the handler
+    /// left unconsumed even after [`Handler::on_eof`](crate::Handler::on_eof),
+    /// and that were therefore discarded.
+    pub input_discarded: u64,
 }
 
 impl Stats {
@@ -84,7 +88,7 @@ impl Stats {
 /// Number of `u64` slots a published snapshot needs.
 const SLOTS: usize = HEAD + CloseReason::COUNT;
 /// Slots before the per-reason counters.
-const HEAD: usize = 16;
+const HEAD: usize = 17;
 /// The slot of `max_turn_micros`, merged by maximum instead of sum.
 const MAX_TURN_SLOT: usize = 12;
 
@@ -139,6 +143,7 @@ fn to_slots(s: &Stats) -> [u64; SLOTS] {
         s.wakeups,
         s.commands,
         s.rejected,
+        s.input_discarded,
     ];
     std::array::from_fn(|i| {
         if i < head.len() {
@@ -168,6 +173,7 @@ fn from_slots(v: &[u64; SLOTS]) -> Stats {
         wakeups: v[13],
         commands: v[14],
         rejected: v[15],
+        input_discarded: v[16],
         closed: std::array::from_fn(|i| v[HEAD + i]),
     }
 }
@@ -197,6 +203,7 @@ mod tests {
         c.wakeups = 14;
         c.commands = 15;
         c.rejected = 16;
+        c.input_discarded = 17;
         c.closed = std::array::from_fn(|i| 100 + i as u64);
         let shared = SharedStats::new();
         shared.publish(&c);

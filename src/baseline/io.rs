@@ -1,16 +1,11 @@
-//! Blocking socket I/O for connection threads: reads into `BytesMut` through
-//! the reactor's [`read_into`], socket timeouts that are set only when they
-//! must change, and the predicates that classify I/O results.
+//! Blocking socket I/O for connection threads: socket timeouts that are set
+//! only when they must change, and the predicates that classify I/O results.
 
 use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use socket2::SockRef;
-
 pub(super) use crate::reactor::interrupted;
-use crate::reactor::{Read, read_into};
 
 /// Shortest timeout given to a socket. Zero cannot be used: to `setsockopt`
 /// it means "no timeout", and `std` refuses it.
@@ -20,35 +15,6 @@ pub(super) const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// before it is set again. Deadlines move by microseconds with every message;
 /// without this slack each read would pay a `setsockopt`.
 const SLACK: Duration = Duration::from_millis(1);
-
-/// The result of one blocking `recv`.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Recv {
-    /// `n` bytes were appended to the input.
-    Data(usize),
-    /// End of stream: the peer shut down its write half, or the server shut
-    /// down our read half.
-    Eof,
-    /// The socket's read timeout expired: a deadline may be due.
-    TimedOut,
-}
-
-/// Reads once, blocking, into the free space of `input`, making sure at least
-/// `min_space` bytes are free first: the reactor's read, with `EAGAIN` taken
-/// as the socket's read timeout expiring.
-///
-/// # Errors
-///
-/// Socket errors other than a timeout; `EINTR` is retried.
-pub(super) fn recv_into(stream: &TcpStream, input: &mut BytesMut, min_space: usize) -> io::Result<Recv> {
-    match read_into(SockRef::from(stream), input, min_space) {
-        Ok(Read::Data { n, .. }) => Ok(Recv::Data(n)),
-        Ok(Read::Eof) => Ok(Recv::Eof),
-        Ok(Read::WouldBlock) => Ok(Recv::TimedOut),
-        Err(e) if timed_out(&e) => Ok(Recv::TimedOut),
-        Err(e) => Err(e),
-    }
-}
 
 /// A blocking call gave up because the socket's timeout expired (`EAGAIN`).
 pub(super) fn timed_out(err: &io::Error) -> bool {

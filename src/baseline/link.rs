@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::shared::Shared;
+use crate::stats::Counters;
 use crate::{CloseReason, Stats};
 
 /// A connection as the rest of the server sees it.
@@ -22,8 +23,9 @@ pub(super) struct Link {
     pub(super) counters: LinkCounters,
 }
 
-/// Counters of one connection. Only its own thread writes them, so a plain
-/// load and store count exactly, without a locked instruction per read.
+/// Counters of one connection, as its thread last published them. Only that
+/// thread writes them (it counts in plain integers and stores them here
+/// after every step), so no locked instruction is paid per read.
 #[derive(Debug, Default)]
 pub(super) struct LinkCounters {
     /// Bytes read.
@@ -38,34 +40,30 @@ pub(super) struct LinkCounters {
     read_pauses: AtomicU64,
     /// Callbacks that panicked.
     panics: AtomicU64,
-}
-
-/// Adds `n` to a counter that only the calling thread writes.
-fn bump(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    /// Input left unconsumed at end of stream and discarded.
+    input_discarded: AtomicU64,
 }
 
 impl LinkCounters {
-    /// A read returned `n` bytes (0 for end of stream).
-    pub(super) fn read(&self, n: usize) {
-        bump(&self.reads, 1);
-        bump(&self.bytes_read, n as u64);
+    /// Publishes a connection thread's counters (it alone writes them).
+    pub(super) fn publish(&self, counters: &Counters) {
+        let pairs = [
+            (&self.bytes_read, counters.bytes_read),
+            (&self.bytes_written, counters.bytes_written),
+            (&self.reads, counters.reads),
+            (&self.writes, counters.writes),
+            (&self.read_pauses, counters.read_pauses),
+            (&self.panics, counters.panics),
+            (&self.input_discarded, counters.input_discarded),
+        ];
+        for (slot, value) in pairs {
+            slot.store(value, Ordering::Relaxed);
+        }
     }
 
-    /// A write took `n` bytes.
-    pub(super) fn wrote(&self, n: usize) {
-        bump(&self.writes, 1);
-        bump(&self.bytes_written, n as u64);
-    }
-
-    /// Output rose above the high watermark.
-    pub(super) fn paused(&self) {
-        bump(&self.read_pauses, 1);
-    }
-
-    /// A callback panicked.
+    /// Counts a panic outside the session (the handler factory).
     pub(super) fn panicked(&self) {
-        bump(&self.panics, 1);
+        self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds these counters to `stats`.
@@ -76,6 +74,7 @@ impl LinkCounters {
         stats.writes += self.writes.load(Ordering::Relaxed);
         stats.read_pauses += self.read_pauses.load(Ordering::Relaxed);
         stats.panics += self.panics.load(Ordering::Relaxed);
+        stats.input_discarded += self.input_discarded.load(Ordering::Relaxed);
     }
 }
 

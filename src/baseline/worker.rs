@@ -62,11 +62,7 @@ where
         return registration.close(CloseReason::Panicked);
     };
     let state = ConnState::new(id, token, peer, config.idle_timeout);
-    let (mut handler, reason) = Connection::new(link, shared, config, handler, state).run();
-    registration.close(reason.clone());
-    debug!("{id}: closed ({reason})");
-    if panic::catch_unwind(AssertUnwindSafe(|| handler.on_close(&reason))).is_err() {
-        shared.count_panic();
-        error!("{id}: handler panicked in on_close");
-    }
+    // The session calls `on_close`; the socket closes when the registration drops.
+    let reason = Connection::new(link, shared, config, handler, state).run();
+    registration.close(reason);
 }

@@ -269,7 +269,7 @@ impl Handler for Exchange {
         self.advance(conn, false);
     }
 
-    fn on_eof(&mut self, conn: &mut Conn<'_>) {
+    fn on_eof(&mut self, conn: &mut Conn<'_>, _: &mut BytesMut) {
         self.advance(conn, true);
     }
 

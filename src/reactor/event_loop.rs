@@ -24,58 +24,23 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use log::{debug, trace, warn};
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::net::TcpListener;
+use mio::{Events, Poll, Token};
 use slab::Slab;
 use socket2::SockRef;
 
-use super::accept::{self, Accepted, Acceptor, ConnLimit, Episodes};
+use super::accept::{self, Acceptor, ConnLimit, Episodes};
 use super::connection::Connection;
+use super::core::Core;
 use super::handle::{Command, Door, LoopHandle};
 use super::remote::Remote;
-use super::token::{self, Generations, LISTENER, WAKER};
-use crate::conn::{ConnId, ConnState, TimerOwner};
-use crate::stats::Counters;
-use crate::timer::TimerQueue;
+use super::token::{self, LISTENER, WAKER};
 use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
 /// handler is doing slow work on the loop thread.
 const SLOW_TURN: Duration = Duration::from_millis(100);
-
-/// Everything a connection may touch besides itself, kept apart from the slab
-/// so a connection and the loop's shared state can be borrowed together.
-#[derive(Debug)]
-pub(crate) struct Core {
-    /// Registers and re-registers sockets with this loop's poll.
-    pub(crate) registry: Registry,
-    /// Handler timers and idle checks of all connections.
-    pub(crate) timers: TimerQueue<TimerOwner>,
-    /// This loop's counters.
-    pub(crate) counters: Counters,
-    /// Per-connection limits.
-    pub(crate) config: Config,
-    /// The time, read once per turn after poll returns.
-    pub(crate) now: Instant,
-    /// Tokens of connections to read next turn without waiting for an event.
-    pub(crate) carried: Vec<Token>,
-    /// Tokens of connections finished this turn, released at its end.
-    pub(crate) closed: Vec<Token>,
-    /// Generation for the next connection's token.
-    generations: Generations,
-    /// This loop's door: live connection ids, load, published stats.
-    pub(crate) door: Arc<Door>,
-    /// Reaches every loop of the server, for handlers ([`crate::Conn::remote`]).
-    pub(crate) remote: Remote,
-    /// The server-wide connection cap.
-    pub(crate) limit: Arc<ConnLimit>,
-    /// The read buffer lent to whichever connection reads with no input
-    /// pending; connections keep a buffer only while holding a partial
-    /// message, so an idle connection costs no buffer.
-    pub(crate) scratch: BytesMut,
-}
 
 /// What a loop is built from; a [`Server`](crate::Server) makes one per loop.
 pub(crate) struct Parts {
@@ -168,34 +133,34 @@ impl Parts {
 /// ```
 pub struct EventLoop<F, H> {
     /// The OS poller.
-    poll: Poll,
+    pub(super) poll: Poll,
     /// Readiness events of the current turn.
-    events: Events,
+    pub(super) events: Events,
     /// Open connections, and connections finished this turn awaiting release.
-    conns: Slab<Connection<H>>,
+    pub(super) conns: Slab<Connection<H>>,
     /// State shared by all connections.
-    core: Core,
+    pub(super) core: Core,
     /// The listening socket; `None` for a loop fed by an acceptor thread, and
     /// once shutdown has begun.
-    acceptor: Option<Acceptor>,
+    pub(super) acceptor: Option<Acceptor>,
     /// The listener's address, kept after the listener is closed.
-    local_addr: Option<SocketAddr>,
+    pub(super) local_addr: Option<SocketAddr>,
     /// Makes a handler for each new connection.
-    factory: F,
+    pub(super) factory: F,
     /// Commands from other threads and handlers.
-    commands: Receiver<Command>,
+    pub(super) commands: Receiver<Command>,
     /// Set by shutdown: when the grace period ends.
-    shutdown_deadline: Option<Instant>,
+    pub(super) shutdown_deadline: Option<Instant>,
     /// Shutdown has begun: no listener, no reading, connections closing.
-    shutting_down: bool,
+    pub(super) shutting_down: bool,
     /// When a slow turn was last logged, to log at most one a second.
-    last_slow_warning: Option<Instant>,
+    pub(super) last_slow_warning: Option<Instant>,
 }
 
 impl<F, H> std::fmt::Debug for EventLoop<F, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
-            .field("index", &self.core.door.index)
+            .field("index", &self.core.door().index)
             .field("local_addr", &self.local_addr)
             .field("connections", &self.conns.len())
             .finish_non_exhaustive()
@@ -283,20 +248,7 @@ where
             events: Events::with_capacity(config.events_capacity),
             poll: parts.poll,
             conns: Slab::new(),
-            core: Core {
-                registry,
-                timers: TimerQueue::new(),
-                counters: Counters::default(),
-                config,
-                now: Instant::now(),
-                carried: Vec::new(),
-                closed: Vec::new(),
-                generations: Generations::new(),
-                door: parts.door,
-                remote: parts.remote,
-                limit: parts.limit,
-                scratch: BytesMut::new(),
-            },
+            core: Core::new(registry, config, parts.door, parts.remote, parts.limit),
             acceptor,
             local_addr,
             factory,
@@ -320,67 +272,12 @@ where
 
     /// A handle for other threads: stats and shutdown.
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle::new(Arc::clone(&self.core.door), self.local_addr)
+        LoopHandle::new(Arc::clone(self.core.door()), self.local_addr)
     }
 
     /// A handle that reaches this loop's connections by id from any thread.
     pub fn remote(&self) -> Remote {
-        self.core.remote.clone()
-    }
-
-    /// Opens an outbound TCP connection to `addr`, driven by a handler from
-    /// the loop's factory like an accepted one. Usable before the loop runs;
-    /// while it runs, [`LoopHandle::connect`] asks for the same.
-    ///
-    /// The connect is non-blocking: this returns at once, and the handshake
-    /// completes as the loop turns. Then the handler's
-    /// [`on_open`](Handler::on_open) runs, meaning *connected*. A connection
-    /// that fails never sees `on_open`, but its
-    /// [`on_close`](Handler::on_close) still runs, once, with
-    /// [`CloseReason::ConnectRefused`](crate::CloseReason::ConnectRefused),
-    /// [`CloseReason::ConnectTimeout`](crate::CloseReason::ConnectTimeout)
-    /// when `timeout` passes first, or the socket error. The socket is closed
-    /// on every path.
-    ///
-    /// # Errors
-    ///
-    /// Fails, making no handler, if the connection cannot even be started:
-    /// the loop is shutting down, the connection limit is reached, or the
-    /// socket cannot be created, connected or registered (no fds, an address
-    /// the OS rejects at once).
-    pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> io::Result<ConnId> {
-        if self.shutting_down {
-            return Err(io::Error::other("the loop is shutting down"));
-        }
-        if !self.core.limit.try_acquire() {
-            return Err(io::Error::other("at the connection limit"));
-        }
-        self.core.door.add_load();
-        self.core.now = Instant::now();
-        let deadline = crate::timer::deadline(self.core.now, timeout);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let inserted = super::io::dial(addr, &self.core.config).and_then(|stream| {
-            insert(
-                &mut self.conns,
-                &mut self.core,
-                &mut self.factory,
-                stream,
-                addr,
-                interest,
-            )
-        });
-        match inserted {
-            Ok(conn) => {
-                conn.start_connect(&mut self.core, deadline);
-                trace!("{}: connecting to {addr}", conn.id());
-                Ok(conn.id())
-            }
-            Err(e) => {
-                self.core.limit.release();
-                self.core.door.remove_load();
-                Err(e)
-            }
-        }
+        self.core.remote().clone()
     }
 
     /// Runs the loop on the current thread until it has no connection left,
@@ -392,7 +289,7 @@ where
     ///
     /// Fails only if polling itself fails, like [`run`](Self::run).
     pub fn run_until_idle(&mut self) -> io::Result<()> {
-        self.core.door.bind_thread();
+        self.core.door().bind_thread();
         while !self.conns.is_empty() {
             self.turn()?;
         }
@@ -407,12 +304,12 @@ where
     /// errors of single connections close those connections and never end
     /// the loop.
     pub fn run(mut self) -> io::Result<()> {
-        self.core.door.bind_thread();
-        debug!("loop {} running", self.core.door.index);
+        self.core.door().bind_thread();
+        debug!("loop {} running", self.core.door().index);
         while !self.is_done() {
             self.turn()?;
         }
-        debug!("loop {} stopped", self.core.door.index);
+        debug!("loop {} stopped", self.core.door().index);
         Ok(())
     }
 
@@ -441,7 +338,7 @@ where
     /// Zero with work carried over or commands pending, else the time to the
     /// nearest deadline.
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.core.carried.is_empty() || self.core.door.is_wake_pending() {
+        if self.core.has_carried() || self.core.door().is_wake_pending() {
             return Some(Duration::ZERO);
         }
         let accept = self.acceptor.as_ref().and_then(Acceptor::resume_at);
@@ -480,7 +377,7 @@ where
 
     /// Carries out every queued command.
     fn run_commands(&mut self) {
-        self.core.door.clear_wake();
+        self.core.door().clear_wake();
         while let Ok(cmd) = self.commands.try_recv() {
             self.core.counters.commands += 1;
             self.run_command(cmd);
@@ -498,10 +395,10 @@ where
                 self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
                 return;
             }
-            Command::Adopt(stream, peer) => return self.adopt(stream, peer),
+            Command::Adopt(stream, peer, slot) => return self.adopt(stream, peer, slot),
             Command::Connect(addr, timeout) => {
                 if let Err(e) = self.connect(addr, timeout) {
-                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door.index);
+                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
                 }
                 return;
             }
@@ -517,13 +414,15 @@ where
 
     /// Phase 3: reads connections carried over from the last turn.
     fn serve_carried(&mut self) {
-        for token in std::mem::take(&mut self.core.carried) {
+        let carried = self.core.take_carried();
+        for &token in &carried {
             if let Some(conn) = live(&mut self.conns, token) {
                 if conn.carried {
                     conn.serve_carried(&mut self.core);
                 }
             }
         }
+        self.core.return_carried(carried);
     }
 
     /// Phase 4: expired timers, accept back-off, shutdown grace.
@@ -538,7 +437,7 @@ where
         let resumed = self
             .acceptor
             .as_mut()
-            .is_some_and(|a| a.resume_if_due(&self.core.registry, now));
+            .is_some_and(|a| a.resume_if_due(self.core.registry(), now));
         if resumed {
             self.accept();
         }
@@ -549,12 +448,13 @@ where
         }
     }
 
-    /// Phase 5: removes finished connections, closing their sockets.
+    /// Phase 5: removes finished connections, closing their sockets and
+    /// giving back their slots.
     fn release_closed(&mut self) {
-        for token in self.core.closed.drain(..) {
+        for token in self.core.drain_closed() {
             let (key, _) = token::decode(token);
             let conn = self.conns.remove(key);
-            debug_assert!(conn.finished && conn.token() == token);
+            debug_assert!(conn.is_finished() && conn.token() == token);
         }
     }
 
@@ -562,6 +462,7 @@ where
     fn publish(&mut self, started: Instant) {
         let took = started.elapsed();
         let counters = &mut self.core.counters;
+        counters.open = self.conns.len() as u64;
         counters.turns += 1;
         counters.max_turn_micros = counters.max_turn_micros.max(took.as_micros() as u64);
         if took > SLOW_TURN
@@ -571,58 +472,22 @@ where
         {
             warn!(
                 "loop {}: a turn took {took:?}; a handler is blocking its loop",
-                self.core.door.index
+                self.core.door().index
             );
             self.last_slow_warning = Some(Instant::now());
         }
-        self.core.door.stats.publish(counters);
-    }
-
-    /// Accepts every waiting connection, within the connection cap.
-    fn accept(&mut self) {
-        let Some(acceptor) = self.acceptor.as_mut() else {
-            return;
-        };
-        loop {
-            match acceptor.accept(&self.core.registry, self.core.now) {
-                Accepted::Stream(stream, peer) => {
-                    if self.core.limit.try_acquire() {
-                        self.core.door.add_load();
-                        open(&mut self.conns, &mut self.core, &mut self.factory, stream, peer);
-                    } else {
-                        self.core.counters.rejected += 1;
-                        debug!("at the connection limit; closing {peer} at once");
-                    }
-                }
-                Accepted::Done => return,
-                Accepted::BackedOff => {
-                    self.core.counters.accept_backoffs += 1;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Serves a socket handed over by the server's acceptor thread, which
-    /// already took its connection slot and counted it in this loop's load.
-    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr) {
-        if self.shutting_down {
-            self.core.limit.release();
-            self.core.door.remove_load();
-            return;
-        }
-        open(&mut self.conns, &mut self.core, &mut self.factory, stream, peer);
+        self.core.door().stats.publish(&self.core.counters);
     }
 
     /// Stops accepting and asks every connection to flush and close.
     fn begin_shutdown(&mut self) {
         self.shutting_down = true;
         if let Some(acceptor) = self.acceptor.take() {
-            acceptor.close(&self.core.registry);
+            acceptor.close(self.core.registry());
         }
         debug!(
             "loop {}: shutting down {} connection(s)",
-            self.core.door.index,
+            self.core.door().index,
             self.conns.len()
         );
         for (_, conn) in self.conns.iter_mut() {
@@ -652,69 +517,11 @@ where
 }
 
 /// The connection `token` names, if it is open and of the same generation.
-fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) -> Option<&mut Connection<H>> {
-    let (key, generation) = token::decode(token);
+pub(super) fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) -> Option<&mut Connection<H>> {
+    let (key, _) = token::decode(token);
     conns
         .get_mut(key)
-        .filter(|c| c.generation == generation && !c.finished)
-}
-
-/// Registers an accepted socket that holds a connection slot and opens a
-/// connection for it; on failure the slot is given back and the socket closed.
-fn open<F, H>(
-    conns: &mut Slab<Connection<H>>,
-    core: &mut Core,
-    factory: &mut F,
-    stream: TcpStream,
-    peer: SocketAddr,
-) where
-    F: FnMut() -> H,
-    H: Handler,
-{
-    match insert(conns, core, factory, stream, peer, Interest::READABLE) {
-        Ok(conn) => {
-            trace!("{}: accepted from {peer}", conn.id());
-            core.counters.accepted += 1;
-            conn.open(core);
-        }
-        Err(e) => {
-            warn!("cannot serve a connection from {peer}: {e}");
-            core.limit.release();
-            core.door.remove_load();
-        }
-    }
-}
-
-/// Registers a socket with `interest` under a fresh token, sets the config's
-/// socket options on it and inserts its connection, with a handler from
-/// `factory`, not yet opened. On failure the socket is closed and no handler
-/// made; the caller gives the slot back.
-fn insert<'a, F, H>(
-    conns: &'a mut Slab<Connection<H>>,
-    core: &mut Core,
-    factory: &mut F,
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    interest: Interest,
-) -> io::Result<&'a mut Connection<H>>
-where
-    F: FnMut() -> H,
-    H: Handler,
-{
-    let entry = conns.vacant_entry();
-    let generation = core.generations.next();
-    if entry.key() > token::MAX_KEY {
-        return Err(io::Error::other("too many connections on one loop"));
-    }
-    let token = token::encode(entry.key(), generation);
-    core.registry.register(&mut stream, token, interest)?;
-    core.config.apply_socket_options(SockRef::from(&stream));
-    let id = ConnId::new(core.door.index, token);
-    let state = ConnState::new(id, token, peer, core.config.idle_timeout);
-    let conn = entry.insert(Connection::new(stream, state, factory(), generation, core.now));
-    core.door.opened(token);
-    core.counters.open += 1;
-    Ok(conn)
+        .filter(|c| c.token() == token && !c.is_finished())
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ pub(crate) type Task = Box<dyn FnOnce(&mut Conn<'_>) + Send>;
 pub(crate) enum Command {
     /// Stop accepting, flush and close every connection within the grace period.
     Shutdown(Duration),
-    /// Serve a socket accepted by the server's acceptor thread.
-    Adopt(mio::net::TcpStream, SocketAddr),
+    /// Serve a socket accepted by the server's acceptor thread, which took
+    /// its slot.
+    Adopt(mio::net::TcpStream, SocketAddr, super::slot::Slot),
     /// Open an outbound connection with a handler from the loop's factory.
     Connect(SocketAddr, Duration),
     /// Queue bytes on a connection.
@@ -46,7 +47,7 @@ impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
-            Command::Adopt(_, peer) => write!(f, "Adopt({peer})"),
+            Command::Adopt(_, peer, _) => write!(f, "Adopt({peer})"),
             Command::Connect(addr, timeout) => write!(f, "Connect({addr}, {timeout:?})"),
             Command::Write(token, data) => write!(f, "Write({token:?}, {} bytes)", data.len()),
             Command::Close(token) => write!(f, "Close({token:?})"),

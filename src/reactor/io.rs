@@ -10,19 +10,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::Config;
 
-/// The result of one `recv` system call.
-#[derive(Debug)]
-pub(crate) enum Read {
-    /// `n` bytes were appended to the input. `short` is true when fewer bytes
-    /// arrived than there was room for: the socket's receive queue was empty
-    /// when the call returned, so another read would only return `WouldBlock`.
-    Data { n: usize, short: bool },
-    /// The peer shut down its write half.
-    Eof,
-    /// Nothing to read right now (`EAGAIN`): on a non-blocking socket, the
-    /// receive queue is empty; on a blocking one, its read timeout expired.
-    WouldBlock,
-}
+pub(crate) use crate::session::Read;
 
 /// Reads once from `socket` into the free space of `input`, making sure at
 /// least `min_space` bytes are free first.

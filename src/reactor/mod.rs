@@ -2,10 +2,13 @@
 
 mod accept;
 mod connection;
+mod core;
 mod event_loop;
 mod handle;
 mod io;
+mod open;
 mod remote;
+mod slot;
 mod token;
 
 pub use event_loop::EventLoop;
@@ -16,8 +19,8 @@ pub(crate) use accept::{
     Accepted, Acceptor, ConnLimit, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient,
     listen,
 };
-pub(crate) use connection::{LINGER_BYTES, LINGER_TIME};
 pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};
-pub(crate) use io::{NoSigPipe, Read, has_unread, interrupted, read_into};
+pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
+pub(crate) use slot::Slot;
 pub(crate) use token::decode as decode_token;

@@ -14,7 +14,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
 use super::builder::Balance;
-use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door, Episodes};
+use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door, Episodes, Slot};
 
 /// Token of the acceptor's stop waker (the listener uses the reactor's own).
 const STOP: Token = Token(0);
@@ -150,19 +150,16 @@ impl Run {
 
     /// Gives a connection to the chosen loop, within the connection cap.
     fn hand_off(&mut self, stream: TcpStream, peer: std::net::SocketAddr) {
-        if !self.limit.try_acquire() {
+        let index = self.pick();
+        let door = &self.doors[index];
+        let Some(slot) = Slot::take(&self.limit, door) else {
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             debug!("at the connection limit; closing {peer} at once");
             return;
-        }
-        let index = self.pick();
-        let door = &self.doors[index];
-        door.add_load();
-        if !door.send(Command::Adopt(stream, peer)) {
-            // The loop has exited (shutdown); the socket was dropped with the command.
-            door.remove_load();
-            self.limit.release();
-        }
+        };
+        // If the loop has exited (shutdown), the socket and the slot are
+        // dropped with the command: closed and given back.
+        door.send(Command::Adopt(stream, peer, slot));
     }
 
     /// The index of the loop to receive the next connection.

@@ -1,0 +1,151 @@
+//! How connections come to a loop: accepted from its own listener, adopted
+//! from the server's acceptor thread, or dialled. Each path takes a
+//! [`Slot`] first; a path that fails drops it, which gives it back.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, trace, warn};
+use mio::Interest;
+use mio::net::TcpStream;
+use socket2::SockRef;
+
+use super::accept::Accepted;
+use super::connection::Connection;
+use super::event_loop::EventLoop;
+use super::slot::Slot;
+use super::token;
+use crate::Handler;
+use crate::conn::{ConnId, ConnState};
+use crate::session::Session;
+
+/// How a new connection starts.
+enum Start {
+    /// Accepted: open at once.
+    Accepted,
+    /// Dialled: wait for the handshake until the deadline.
+    Connecting(Instant),
+}
+
+impl<F, H> EventLoop<F, H>
+where
+    F: FnMut() -> H,
+    H: Handler,
+{
+    /// Opens an outbound TCP connection to `addr`, driven by a handler from
+    /// the loop's factory like an accepted one. Usable before the loop runs;
+    /// while it runs, [`LoopHandle::connect`](crate::LoopHandle::connect)
+    /// asks for the same.
+    ///
+    /// The connect is non-blocking: this returns at once, and the handshake
+    /// completes as the loop turns. Then the handler's
+    /// [`on_open`](Handler::on_open) runs, meaning *connected*. A connection
+    /// that fails never sees `on_open`, but its
+    /// [`on_close`](Handler::on_close) still runs, once, with
+    /// [`CloseReason::ConnectRefused`](crate::CloseReason::ConnectRefused),
+    /// [`CloseReason::ConnectTimeout`](crate::CloseReason::ConnectTimeout) when `timeout` passes first, or the
+    /// socket error. The socket is closed on every path.
+    ///
+    /// # Errors
+    ///
+    /// Fails, making no handler, if the connection cannot even be started:
+    /// the loop is shutting down, the connection limit is reached, or the
+    /// socket cannot be created, connected or registered (no fds, an address
+    /// the OS rejects at once).
+    pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> io::Result<ConnId> {
+        if self.shutting_down {
+            return Err(io::Error::other("the loop is shutting down"));
+        }
+        let slot = self
+            .core
+            .take_slot()
+            .ok_or_else(|| io::Error::other("at the connection limit"))?;
+        self.core.now = Instant::now();
+        let until = crate::timer::deadline(self.core.now, timeout);
+        let stream = super::io::dial(addr, self.core.config())?;
+        let id = self.insert(stream, addr, slot, Start::Connecting(until))?;
+        trace!("{id}: connecting to {addr}");
+        Ok(id)
+    }
+
+    /// Accepts every waiting connection, within the connection cap.
+    pub(super) fn accept(&mut self) {
+        loop {
+            let Some(acceptor) = self.acceptor.as_mut() else {
+                return;
+            };
+            match acceptor.accept(self.core.registry(), self.core.now) {
+                Accepted::Stream(stream, peer) => match self.core.take_slot() {
+                    Some(slot) => self.open(stream, peer, slot),
+                    None => {
+                        self.core.counters.rejected += 1;
+                        debug!("at the connection limit; closing {peer} at once");
+                    }
+                },
+                Accepted::Done => return,
+                Accepted::BackedOff => {
+                    self.core.counters.accept_backoffs += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Serves a socket handed over by the server's acceptor thread, which
+    /// already took its slot on this loop.
+    pub(super) fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+        if !self.shutting_down {
+            self.open(stream, peer, slot);
+        }
+    }
+
+    /// Opens an accepted connection; on failure the socket is closed and
+    /// the slot given back.
+    fn open(&mut self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+        match self.insert(stream, peer, slot, Start::Accepted) {
+            Ok(id) => {
+                trace!("{id}: accepted from {peer}");
+                self.core.counters.accepted += 1;
+            }
+            Err(e) => warn!("cannot serve a connection from {peer}: {e}"),
+        }
+    }
+
+    /// Registers a socket under a fresh token, sets the config's socket
+    /// options, inserts its connection with a handler from the factory and
+    /// starts it. On failure no handler is made, and the socket and slot
+    /// are dropped.
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        mut slot: Slot,
+        start: Start,
+    ) -> io::Result<ConnId> {
+        let entry = self.conns.vacant_entry();
+        if entry.key() > token::MAX_KEY {
+            return Err(io::Error::other("too many connections on one loop"));
+        }
+        let token = token::encode(entry.key(), self.core.next_generation());
+        let interest = match start {
+            Start::Accepted => Interest::READABLE,
+            Start::Connecting(_) => Interest::READABLE | Interest::WRITABLE,
+        };
+        self.core.registry().register(&mut stream, token, interest)?;
+        self.core.config().apply_socket_options(SockRef::from(&stream));
+        slot.publish(token);
+        let id = ConnId::new(self.core.door().index, token);
+        let state = ConnState::new(id, token, peer, self.core.config().idle_timeout);
+        let handler = (self.factory)();
+        let session = match start {
+            Start::Accepted => Session::new(handler, state, self.core.now),
+            Start::Connecting(until) => Session::connecting(handler, state, &mut self.core.split().0, until),
+        };
+        let conn = entry.insert(Connection::new(stream, session, slot, token));
+        if matches!(start, Start::Accepted) {
+            conn.open(&mut self.core);
+        }
+        Ok(id)
+    }
+}

@@ -50,6 +50,52 @@ impl Handler for Echo {
 /// Which execution model drives the handlers: the library's own switch.
 pub use evloop::Model;
 
+/// Runs each named scenario, a `fn(Model)` in the invoking module, once per
+/// execution model: as the tests `reactor::<scenario>` and
+/// `threads::<scenario>`, each [`isolated`] (alone, and checked to close
+/// every fd it opened).
+///
+/// `on_both_models!(unisolated: ...)` runs them as they are, for scenarios
+/// that isolate each of their cases themselves, or that run beside the other
+/// tests of their binary.
+///
+/// ```ignore
+/// on_both_models!(a_scenario, another_scenario);
+///
+/// fn a_scenario(model: Model) { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! on_both_models {
+    (unisolated: $($scenario:ident),+ $(,)?) => {
+        $crate::on_both_models!(@models unisolated; $($scenario),+);
+    };
+    ($($scenario:ident),+ $(,)?) => {
+        $crate::on_both_models!(@models isolated; $($scenario),+);
+    };
+    (@models $how:ident; $($scenario:ident),+) => {
+        /// The scenarios on the event loop.
+        mod reactor {
+            $(#[test]
+            fn $scenario() {
+                $crate::on_both_models!(@run $how, super::$scenario($crate::common::Model::Reactor));
+            })+
+        }
+        /// The scenarios on the thread-per-connection baseline.
+        mod threads {
+            $(#[test]
+            fn $scenario() {
+                $crate::on_both_models!(@run $how, super::$scenario($crate::common::Model::Threads));
+            })+
+        }
+    };
+    (@run isolated, $run:expr) => {
+        $crate::common::isolated(|| $run)
+    };
+    (@run unisolated, $run:expr) => {
+        $run
+    };
+}
+
 /// A server of either model serving 127.0.0.1 on a free port. Dropping it
 /// shuts it down with no grace period and waits until it has stopped.
 pub struct TestServer {

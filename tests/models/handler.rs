@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use evloop::{CloseReason, Config, Conn, Handler, TimerId};
 
 use crate::common::{self, Model, TestServer, finish_and_expect_eof, read_exact_n};
+use crate::on_both_models;
 
 on_both_models!(
     a_panicking_handler_closes_only_its_own_connection,

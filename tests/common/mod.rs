@@ -231,15 +231,25 @@ impl Drop for TestServer {
 
 /// Polls `probe` until it returns `Some`, for at most five seconds.
 #[track_caller]
-pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    wait_until_within(Duration::from_secs(5), what, probe)
+}
+
+/// Polls `probe` every 5 ms until it returns `Some`; panics, naming `what`,
+/// once `limit` has passed without.
+///
+/// For a condition that a fixed sleep would only hope to see met: the wait
+/// ends as soon as it holds, and a slow machine gets the whole `limit`.
+#[track_caller]
+pub fn wait_until_within<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(5));
     }

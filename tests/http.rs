@@ -360,6 +360,7 @@ proptest! {
 }
 
 /// Runs curl with `args`; `None` (after saying so) if curl is not installed.
+#[track_caller]
 fn curl(args: &[&str]) -> Option<String> {
     match std::process::Command::new("curl").args(args).output() {
         Ok(out) => {

@@ -224,6 +224,7 @@ where
 
 /// Writes to `stream`, without blocking, until it has taken nothing for
 /// [`SETTLE`]; returns the bytes written.
+#[track_caller]
 fn write_until_stalled(mut stream: &TcpStream) -> usize {
     stream.set_nonblocking(true).unwrap();
     let chunk = pattern(64 * 1024, 1);
@@ -279,6 +280,7 @@ fn outbound_queues(config: Config) -> Queues {
 }
 
 /// Polls `probe` until it has returned the same queues for [`SETTLE`].
+#[track_caller]
 fn settled(mut probe: impl FnMut() -> Queues) -> Queues {
     let start = Instant::now();
     let (mut last, mut since) = (probe(), Instant::now());

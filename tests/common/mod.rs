@@ -26,6 +26,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// Runs `test` [`serial`]ly, then checks that the process's fd count is back
 /// where it started: every socket the test and its server opened has been
 /// closed.
+#[track_caller]
 pub fn isolated(test: impl FnOnce()) {
     let _serial = serial();
     let fds = open_fds();

@@ -140,38 +140,29 @@ fn cuts(len: usize) -> impl Strategy<Value = Vec<usize>> {
     proptest::collection::vec(0..len, 0..8)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(scaled(16, 200)))]
+// Each case runs isolated on its own, so the properties as a whole do not.
+on_both_models!(
+    unisolated:
+    echo_returns_the_bytes_however_they_are_cut,
+    http_answers_a_pipeline_the_same_however_it_is_cut,
+);
 
-    #[test]
-    fn echo_on_the_reactor_returns_the_bytes_however_they_are_cut(
+/// How many cases each property runs.
+fn config() -> ProptestConfig {
+    ProptestConfig::with_cases(scaled(16, 200))
+}
+
+fn echo_returns_the_bytes_however_they_are_cut(model: Model) {
+    proptest!(config(), |(
         (len, cuts) in (1..20_000usize).prop_flat_map(|len| (Just(len), cuts(len))),
         seed in any::<u64>(),
-    ) {
-        assert_echo_survives_cuts(Model::Reactor, len, seed, cuts);
-    }
+    )| {
+        assert_echo_survives_cuts(model, len, seed, cuts);
+    });
+}
 
-    #[test]
-    fn echo_on_threads_returns_the_bytes_however_they_are_cut(
-        (len, cuts) in (1..20_000usize).prop_flat_map(|len| (Just(len), cuts(len))),
-        seed in any::<u64>(),
-    ) {
-        assert_echo_survives_cuts(Model::Threads, len, seed, cuts);
-    }
-
-    #[test]
-    fn http_on_the_reactor_answers_a_pipeline_the_same_however_it_is_cut(
-        malformed in any::<bool>(),
-        cuts in cuts(3_000),
-    ) {
-        assert_http_survives_cuts(Model::Reactor, malformed, cuts);
-    }
-
-    #[test]
-    fn http_on_threads_answers_a_pipeline_the_same_however_it_is_cut(
-        malformed in any::<bool>(),
-        cuts in cuts(3_000),
-    ) {
-        assert_http_survives_cuts(Model::Threads, malformed, cuts);
-    }
+fn http_answers_a_pipeline_the_same_however_it_is_cut(model: Model) {
+    proptest!(config(), |(malformed in any::<bool>(), cuts in cuts(3_000))| {
+        assert_http_survives_cuts(model, malformed, cuts);
+    });
 }

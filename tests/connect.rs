@@ -120,7 +120,10 @@ fn unanswered_handshake_closes_with_connect_timeout() {
         let fillers: Vec<_> = (0..2)
             .map(|_| mio::net::TcpStream::connect(addr).unwrap())
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
+        // The queue is full once a filler's handshake has completed.
+        common::wait_until("a filler connected, filling the queue", || {
+            fillers.iter().any(|f| f.peer_addr().is_ok()).then_some(())
+        });
 
         let timeout = Duration::from_millis(200);
         let (events, took) = dial(addr, timeout);

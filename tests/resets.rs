@@ -35,7 +35,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Echo, assert_echoes, figure, isolated, localhost, pattern, scaled, wait_until};
+use common::{Echo, assert_echoes, figure, localhost, pattern, scaled, wait_until};
 use evloop::http::{HttpServer, Response};
 use evloop::{CloseReason, Model, Server, ServerHandle, Stats};
 use socket2::SockRef;
@@ -52,25 +52,10 @@ const MAX_UPLOAD: usize = 512 * 1024;
 /// The seed used unless `EVLOOP_SEED` names another.
 const DEFAULT_SEED: u64 = 0x5EED_AB07;
 
-#[test]
-fn echo_clients_aborting_at_random_points_are_counted_as_resets_on_the_reactor() {
-    isolated(|| echo_aborts(Model::Reactor));
-}
-
-#[test]
-fn echo_clients_aborting_at_random_points_are_counted_as_resets_on_threads() {
-    isolated(|| echo_aborts(Model::Threads));
-}
-
-#[test]
-fn http_clients_aborting_at_random_points_are_counted_as_resets_on_the_reactor() {
-    isolated(|| http_aborts(Model::Reactor));
-}
-
-#[test]
-fn http_clients_aborting_at_random_points_are_counted_as_resets_on_threads() {
-    isolated(|| http_aborts(Model::Threads));
-}
+on_both_models!(
+    echo_clients_aborting_at_random_points_are_counted_as_resets,
+    http_clients_aborting_at_random_points_are_counted_as_resets,
+);
 
 /// How many clients abort, per server.
 fn aborts() -> usize {
@@ -87,7 +72,7 @@ fn name(model: Model) -> &'static str {
 
 /// Echo clients abort mid-request (part of a message sent, nothing read)
 /// or mid-response (a large message sent while reading part of its echo).
-fn echo_aborts(model: Model) {
+fn echo_clients_aborting_at_random_points_are_counted_as_resets(model: Model) {
     let scenario = format!("resets echo {}", name(model));
     let mut rng = Rng::seeded(&scenario);
     let server = Server::new(localhost())
@@ -121,7 +106,7 @@ fn echo_aborts(model: Model) {
 
 /// HTTP clients abort mid-head, mid-body, or mid-response (part of an
 /// 8 MiB response read).
-fn http_aborts(model: Model) {
+fn http_clients_aborting_at_random_points_are_counted_as_resets(model: Model) {
     let scenario = format!("resets http {}", name(model));
     let mut rng = Rng::seeded(&scenario);
     let big = Bytes::from(pattern(BIG, 13));

@@ -366,20 +366,12 @@ impl Handler for RefuseAtOnce {
     }
 }
 
-#[test]
-fn closing_while_the_peer_still_sends_delivers_the_reply_instead_of_a_reset() {
-    let _serial = serial();
-    let fds = open_fds();
-    for model in [Model::Reactor, Model::Threads] {
-        refusing_mid_request_delivers_the_reply(model);
-    }
-    assert_fds_return_to(fds);
-}
+on_both_models!(closing_while_the_peer_still_sends_delivers_the_reply_instead_of_a_reset);
 
 /// Five requests whose bodies are far larger than one read: the server
 /// replies and closes with most of each unread, which without a lingering
 /// close makes the kernel reset the connection.
-fn refusing_mid_request_delivers_the_reply(model: Model) {
+fn closing_while_the_peer_still_sends_delivers_the_reply_instead_of_a_reset(model: Model) {
     let server = Server::new("127.0.0.1:0".parse().unwrap())
         .threads(1)
         .model(model);

@@ -52,15 +52,10 @@ fn capped() -> Config {
         .recv_buffer(Some(RECV_CAP))
 }
 
-#[test]
-fn a_slow_reader_queues_within_the_buffer_sizes_on_the_reactor() {
-    isolated(|| slow_reader(Model::Reactor));
-}
-
-#[test]
-fn a_slow_reader_queues_within_the_buffer_sizes_on_threads() {
-    isolated(|| slow_reader(Model::Threads));
-}
+on_both_models!(
+    a_slow_reader_queues_within_the_buffer_sizes,
+    a_server_that_never_reads_queues_within_the_receive_buffer_from_the_handshake,
+);
 
 #[test]
 fn an_outbound_connection_queues_within_the_buffer_sizes() {
@@ -80,7 +75,7 @@ fn an_outbound_connection_queues_within_the_buffer_sizes() {
 /// The default receive queue is only reported: it holds whatever window was
 /// open when backpressure paused reading, from a few KiB to hundreds; the
 /// deaf server shows the receive size at work.
-fn slow_reader(model: Model) {
+fn a_slow_reader_queues_within_the_buffer_sizes(model: Model) {
     let default = flooded_server_queues(model, Config::default(), || Echo);
     let capped = flooded_server_queues(model, capped(), || Echo);
     report(&format!("{model:?}: server").to_lowercase(), default, capped);
@@ -88,21 +83,11 @@ fn slow_reader(model: Model) {
     assert_default_send_queue_exceeds_cap(default.tx);
 }
 
-#[test]
-fn a_server_that_never_reads_queues_within_the_receive_buffer_from_the_handshake_on_the_reactor() {
-    isolated(|| deaf_server(Model::Reactor));
-}
-
-#[test]
-fn a_server_that_never_reads_queues_within_the_receive_buffer_from_the_handshake_on_threads() {
-    isolated(|| deaf_server(Model::Threads));
-}
-
 /// A client writing to a server of `model` whose handler never reads, with
 /// the default config and with [`capped`]. Nothing has been read to make
 /// room, so the capped queue stays within the size only if the window the
 /// server offered in the handshake already followed it.
-fn deaf_server(model: Model) {
+fn a_server_that_never_reads_queues_within_the_receive_buffer_from_the_handshake(model: Model) {
     let default = flooded_server_queues(model, Config::default(), || Deaf);
     let capped = flooded_server_queues(model, capped(), || Deaf);
     report_receive(&format!("{model:?}: deaf server").to_lowercase(), default, capped);
@@ -239,6 +224,7 @@ where
 
 /// Writes to `stream`, without blocking, until it has taken nothing for
 /// [`SETTLE`]; returns the bytes written.
+#[track_caller]
 fn write_until_stalled(mut stream: &TcpStream) -> usize {
     stream.set_nonblocking(true).unwrap();
     let chunk = pattern(64 * 1024, 1);
@@ -294,6 +280,7 @@ fn outbound_queues(config: Config) -> Queues {
 }
 
 /// Polls `probe` until it has returned the same queues for [`SETTLE`].
+#[track_caller]
 fn settled(mut probe: impl FnMut() -> Queues) -> Queues {
     let start = Instant::now();
     let (mut last, mut since) = (probe(), Instant::now());

@@ -6,17 +6,18 @@
 //! threads) that a test running beside it would change.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::process::{Child, Command};
-use std::sync::{Barrier, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{serial, wait_until_within};
 use evloop::sys::{self, ProcessStats};
 
-/// Serialises the tests of this binary.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// How long a test may take to see the work it does show in the counters:
+/// generous, as a loaded machine may run the work far slower than usual.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Spins on the CPU for `time`.
 fn busy(time: Duration) {
@@ -72,45 +73,77 @@ fn a_snapshot_of_this_process_is_plausible() {
 fn busy_work_raises_cpu_time() {
     let _serial = serial();
     let before = ProcessStats::current().unwrap();
-    busy(Duration::from_millis(100));
-    let after = ProcessStats::current().unwrap();
-    let used = after.cpu_since(&before);
-    assert!(
-        used.total() >= Duration::from_millis(50),
-        "{used:?} for 100 ms of spinning"
-    );
-    assert!(used.user >= used.system);
+    // Spins until 50 ms more show: on a loaded machine spinning for 50 ms of
+    // the clock may get far less of the CPU.
+    let used = wait_until_within(PATIENCE, "50 ms more CPU time while spinning", || {
+        busy(Duration::from_millis(10));
+        let used = ProcessStats::current().unwrap().cpu_since(&before);
+        (used.total() >= Duration::from_millis(50)).then_some(used)
+    });
+    assert!(used.user >= used.system, "{used:?} for spinning");
 }
 
 #[test]
 fn spawned_threads_are_counted_with_their_switches() {
     let _serial = serial();
     let before = ProcessStats::current().unwrap();
-    let (start, stop) = (Barrier::new(5), Barrier::new(5));
+    let (done, deadline) = (AtomicBool::new(false), Instant::now() + PATIENCE);
     std::thread::scope(|scope| {
         for _ in 0..4 {
-            scope.spawn(|| {
-                start.wait();
-                // Sleeping blocks: a voluntary switch each time.
-                (0..5).for_each(|_| std::thread::sleep(Duration::from_millis(1)));
-                stop.wait();
-            });
+            std::thread::Builder::new()
+                .name(SWITCHER.into())
+                .spawn_scoped(scope, || {
+                    // Sleeping blocks: a voluntary switch each time. The
+                    // deadline ends the work should the test fail first.
+                    while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .unwrap();
         }
-        start.wait();
-        std::thread::sleep(Duration::from_millis(50));
-        let during = ProcessStats::current().unwrap();
-        stop.wait();
-        // libtest may start a thread for the next test meanwhile: at least 4 more.
+        let (during, switched) = wait_until_within(PATIENCE, "4 threads that switched 5 times each", || {
+            let now = ProcessStats::current().unwrap();
+            let switchers: Vec<u64> = now
+                .per_thread
+                .iter()
+                .filter(|t| t.name == SWITCHER)
+                .map(|t| t.switches.voluntary)
+                .collect();
+            let switched = switchers.iter().sum();
+            (switchers.len() == 4 && switchers.iter().all(|&n| n >= 5)).then_some((now, switched))
+        });
+        done.store(true, Ordering::Relaxed);
+        // libtest starts and ends threads of its own meanwhile (the previous
+        // test's may just be ending): the count holds the new threads beside
+        // those of `before` that are still alive.
+        let still_alive = before
+            .per_thread
+            .iter()
+            .filter(|old| {
+                during
+                    .per_thread
+                    .iter()
+                    .any(|t| t.tid == old.tid && t.name != SWITCHER)
+            })
+            .count();
         assert!(
-            during.threads >= before.threads + 4,
-            "{} -> {}",
-            before.threads,
-            during.threads
+            during.threads >= still_alive + 4,
+            "{} threads counted; {still_alive} of the {} before still alive, and 4 new",
+            during.threads,
+            before.threads
         );
+        // Every switch of the new threads counts, beside those of the others.
         let switches = during.switches_since(&before);
-        assert!(switches.voluntary >= 4 * 5, "{switches:?}");
+        assert!(
+            switches.voluntary >= switched,
+            "{switches:?}, while the new threads alone switched {switched} times"
+        );
     });
 }
+
+/// The name of the threads that
+/// [`spawned_threads_are_counted_with_their_switches`] spawns.
+const SWITCHER: &str = "switcher";
 
 #[test]
 fn opening_a_file_raises_open_fds() {

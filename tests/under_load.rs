@@ -8,8 +8,9 @@
 //!   end of stream.
 //!
 //! Each scenario lives in its own module, as a function of the execution
-//! model; each test runs it [`isolated`]: alone, and checked to close every
-//! fd it opened.
+//! model; [`on_both_models!`] runs it on each model
+//! [`isolated`](common::isolated): alone, and checked to close every fd it
+//! opened.
 
 mod common;
 #[path = "under_load/panics.rs"]
@@ -21,28 +22,15 @@ mod shutdown;
 
 use std::time::Duration;
 
-use common::{isolated, localhost};
+use common::localhost;
 use evloop::{Handler, Model, Server, ServerHandle};
+use panics::panics_under_load_close_only_their_own_connections;
+use shutdown::shutdown_under_load_delivers_every_accepted_byte;
 
-#[test]
-fn panics_under_load_close_only_their_own_connections_on_reactor() {
-    isolated(|| panics::panics_under_load(Model::Reactor));
-}
-
-#[test]
-fn panics_under_load_close_only_their_own_connections_on_threads() {
-    isolated(|| panics::panics_under_load(Model::Threads));
-}
-
-#[test]
-fn shutdown_under_load_delivers_every_accepted_byte_on_reactor() {
-    isolated(|| shutdown::shutdown_under_load(Model::Reactor));
-}
-
-#[test]
-fn shutdown_under_load_delivers_every_accepted_byte_on_threads() {
-    isolated(|| shutdown::shutdown_under_load(Model::Threads));
-}
+on_both_models!(
+    panics_under_load_close_only_their_own_connections,
+    shutdown_under_load_delivers_every_accepted_byte,
+);
 
 /// Starts a two-loop server of `model` (one thread per connection under
 /// [`Model::Threads`], where loops do not apply).

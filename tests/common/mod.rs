@@ -26,6 +26,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// Runs `test` [`serial`]ly, then checks that the process's fd count is back
 /// where it started: every socket the test and its server opened has been
 /// closed.
+#[track_caller]
 pub fn isolated(test: impl FnOnce()) {
     let _serial = serial();
     let fds = open_fds();
@@ -49,6 +50,52 @@ impl Handler for Echo {
 
 /// Which execution model drives the handlers: the library's own switch.
 pub use evloop::Model;
+
+/// Runs each named scenario, a `fn(Model)` in the invoking module, once per
+/// execution model: as the tests `reactor::<scenario>` and
+/// `threads::<scenario>`, each [`isolated`] (alone, and checked to close
+/// every fd it opened).
+///
+/// `on_both_models!(unisolated: ...)` runs them as they are, for scenarios
+/// that isolate each of their cases themselves, or that run beside the other
+/// tests of their binary.
+///
+/// ```ignore
+/// on_both_models!(a_scenario, another_scenario);
+///
+/// fn a_scenario(model: Model) { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! on_both_models {
+    (unisolated: $($scenario:ident),+ $(,)?) => {
+        $crate::on_both_models!(@models unisolated; $($scenario),+);
+    };
+    ($($scenario:ident),+ $(,)?) => {
+        $crate::on_both_models!(@models isolated; $($scenario),+);
+    };
+    (@models $how:ident; $($scenario:ident),+) => {
+        /// The scenarios on the event loop.
+        mod reactor {
+            $(#[test]
+            fn $scenario() {
+                $crate::on_both_models!(@run $how, super::$scenario($crate::common::Model::Reactor));
+            })+
+        }
+        /// The scenarios on the thread-per-connection baseline.
+        mod threads {
+            $(#[test]
+            fn $scenario() {
+                $crate::on_both_models!(@run $how, super::$scenario($crate::common::Model::Threads));
+            })+
+        }
+    };
+    (@run isolated, $run:expr) => {
+        $crate::common::isolated(|| $run)
+    };
+    (@run unisolated, $run:expr) => {
+        $run
+    };
+}
 
 /// A server of either model serving 127.0.0.1 on a free port. Dropping it
 /// shuts it down with no grace period and waits until it has stopped.
@@ -185,15 +232,25 @@ impl Drop for TestServer {
 
 /// Polls `probe` until it returns `Some`, for at most five seconds.
 #[track_caller]
-pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    wait_until_within(Duration::from_secs(5), what, probe)
+}
+
+/// Polls `probe` every 5 ms until it returns `Some`; panics, naming `what`,
+/// once `limit` has passed without.
+///
+/// For a condition that a fixed sleep would only hope to see met: the wait
+/// ends as soon as it holds, and a slow machine gets the whole `limit`.
+#[track_caller]
+pub fn wait_until_within<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(5));
     }

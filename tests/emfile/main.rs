@@ -36,7 +36,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use child::{ChildServer, Report};
-use common::{assert_echoes, figure, scaled};
+use common::{assert_echoes, figure, scaled, wait_until_within};
 use evloop::{Balance, Model};
 
 /// The fds the child may open beyond those it holds once its server runs:
@@ -168,11 +168,11 @@ fn flood_and_recover(kind: Kind) {
     let refused = kind.refused(flood_size);
     let flood: Vec<TcpStream> = (0..flood_size).map(|_| connect(server.addr)).collect();
     match kind.cap {
-        None => wait_for("the server to use every fd it may", SETTLE, || {
-            server.open_fds() >= limit
+        None => wait_until_within(SETTLE, "the server to use every fd it may", || {
+            (server.open_fds() >= limit).then_some(())
         }),
-        Some(_) => wait_for("the server to close the flood beyond its cap", SETTLE, || {
-            closed_by_server(&flood) == refused
+        Some(_) => wait_until_within(SETTLE, "the server to close the flood beyond its cap", || {
+            (closed_by_server(&flood) == refused).then_some(())
         }),
     }
     let (before, start) = (server.cpu_time(), Instant::now());
@@ -196,8 +196,8 @@ fn flood_and_recover(kind: Kind) {
     // Once the server has closed every flood connection, accepted what the
     // flood left in the backlog and noted the end of the episode, a new
     // connection cannot meet a shortage and start another.
-    wait_for("the server to let the flood go", SETTLE * 4, || {
-        server.open_fds() <= idle_fds && server.logged(RECOVERED) == kind.recovery_notes()
+    wait_until_within(SETTLE * 4, "the server to let the flood go", || {
+        (server.open_fds() <= idle_fds && server.logged(RECOVERED) == kind.recovery_notes()).then_some(())
     });
     let mut fresh: Vec<TcpStream> = (0..FRESH).map(|_| connect(server.addr)).collect();
     assert_all_echo(&mut fresh, "after the flood");
@@ -274,15 +274,5 @@ fn connect(addr: SocketAddr) -> TcpStream {
 fn assert_all_echo(streams: &mut [TcpStream], when: &str) {
     for (i, stream) in streams.iter_mut().enumerate() {
         assert_echoes(stream, format!("connection {i}, {when}").as_bytes());
-    }
-}
-
-/// Polls `cond` every 5 ms; panics if it is still false after `limit`.
-#[track_caller]
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -7,6 +7,7 @@ use std::net::Shutdown;
 use evloop::CloseReason;
 
 use crate::common::{Model, TestServer, echo_through, finish_and_expect_eof, pattern};
+use crate::on_both_models;
 
 on_both_models!(
     payloads_from_one_byte_to_16_mib_are_echoed_exactly,

@@ -4,6 +4,7 @@
 //! exactly once with the right reason.
 
 use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use evloop::{CloseReason, Config, Conn, Handler, TimerId};
 
 use crate::common::{self, Model, TestServer, finish_and_expect_eof, read_exact_n};
+use crate::on_both_models;
 
 on_both_models!(
     a_panicking_handler_closes_only_its_own_connection,
@@ -192,28 +194,44 @@ fn timers_fire_and_are_delivered_to_on_timer(model: Model) {
 }
 
 fn idle_timeout_closes_a_silent_client_but_not_an_active_one(model: Model) {
-    let config = Config::default().idle_timeout(Some(Duration::from_millis(300)));
-    let (server, closes) = scripted(model, config);
+    let idle = Duration::from_millis(300);
+    let (server, closes) = scripted(model, Config::default().idle_timeout(Some(idle)));
+    let start = Instant::now();
     let mut silent = server.connect();
     let mut active = server.connect();
-    let start = Instant::now();
-    for _ in 0..10 {
-        active.write_all(b"k").unwrap();
-        std::thread::sleep(Duration::from_millis(60));
-    }
-    // The silent client was closed after ~300 ms.
-    let mut got = Vec::new();
-    silent.read_to_end(&mut got).unwrap();
-    assert_eq!(got, b"hi\n");
-    assert_eq!(closes_after(&closes, 1), [CloseReason::IdleTimeout]);
-    assert!(start.elapsed() >= Duration::from_millis(290));
+    let written = std::thread::scope(|scope| {
+        // The active client writes twenty times per timeout, for two timeouts.
+        let writer = scope.spawn(|| keep_writing(&active, idle / 20, start + idle * 2));
 
-    // The active one, 600 ms in, is still served.
+        // Meanwhile the silent one is closed, once the timeout has passed.
+        assert_eq!(closes_after(&closes, 1), [CloseReason::IdleTimeout]);
+        let took = start.elapsed();
+        assert!(took >= idle - Duration::from_millis(10), "closed after {took:?}");
+        let mut got = Vec::new();
+        silent.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hi\n");
+        writer.join().unwrap()
+    });
+
+    // The active one, twice the timeout in, is still served.
     active.write_all(b"!").unwrap();
-    assert_eq!(read_exact_n(&mut active, 14), b"hi\nkkkkkkkkkk!");
+    let expected = [&b"hi\n"[..], &b"k".repeat(written), b"!"].concat();
+    assert_eq!(read_exact_n(&mut active, expected.len()), expected);
     drop((silent, active));
     closes_after(&closes, 2);
     drop(server);
+}
+
+/// Writes a byte to `stream` every `every` until `until`; returns how many
+/// it wrote.
+fn keep_writing(mut stream: &TcpStream, every: Duration, until: Instant) -> usize {
+    let mut written = 0;
+    while Instant::now() < until {
+        stream.write_all(b"k").unwrap();
+        written += 1;
+        std::thread::sleep(every);
+    }
+    written
 }
 
 fn on_close_runs_once_per_connection_with_its_reason(model: Model) {
@@ -225,7 +243,10 @@ fn on_close_runs_once_per_connection_with_its_reason(model: Model) {
     }
     clients.pop(); // the last one simply goes away
     let mut reasons = closes_after(&closes, 4);
-    std::thread::sleep(Duration::from_millis(100));
+    let stats = server.wait_for_stats("four closed", |s| s.closed_total() == 4);
+    assert_eq!(stats.accepted, stats.closed_total() + stats.open);
+    // Once the server has stopped, every on_close it will ever run has run.
+    server.stop(Duration::ZERO);
     assert_eq!(closes.lock().unwrap().len(), 4, "on_close ran more than once");
     reasons.sort_by_key(|r| format!("{r:?}"));
     let expected = [
@@ -235,8 +256,6 @@ fn on_close_runs_once_per_connection_with_its_reason(model: Model) {
         CloseReason::PeerClosed,
     ];
     assert_eq!(reasons, expected);
-    let stats = server.wait_for_stats("four closed", |s| s.closed_total() == 4);
-    assert_eq!(stats.accepted, stats.closed_total() + stats.open);
 }
 
 /// Bulk output: "go" queues far more than socket buffers hold, and once it

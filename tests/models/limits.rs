@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use evloop::{CloseReason, Config, Conn, Handler};
 
 use crate::common::{Echo, Model, TestServer, pattern};
+use crate::on_both_models;
 
 on_both_models!(
     a_client_that_never_reads_stops_the_server_reading,

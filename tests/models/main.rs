@@ -3,8 +3,9 @@
 //!
 //! Each shared scenario is written once, as a function of the execution
 //! [`Model`](common::Model), and run against both [`evloop::EventLoop`] and
-//! [`evloop::baseline::ThreadServer`]: the tests are named
-//! `<area>::reactor::<scenario>` and `<area>::threads::<scenario>`. Where the
+//! [`evloop::baseline::ThreadServer`] by [`on_both_models!`] (from
+//! `tests/common`): the tests are named `<area>::reactor::<scenario>` and
+//! `<area>::threads::<scenario>`. Where the
 //! models differ in a detail (a counter only the reactor keeps), the scenario
 //! says so with a `match` on the model. Scenarios that only the thread model
 //! has (its threads, stack size, connection limit) live in [`threads`]; the
@@ -14,24 +15,6 @@
 //!
 //! Every test runs [`isolated`](common::isolated): alone, since tests count
 //! the process's fds and threads, and checked to close every fd it opened.
-
-/// Runs each named scenario, a `fn(Model)` in the invoking module, once per
-/// execution model, as `reactor::<scenario>` and `threads::<scenario>`, each
-/// run [`isolated`](common::isolated).
-macro_rules! on_both_models {
-    ($($scenario:ident),+ $(,)?) => {
-        /// The scenarios on the event loop.
-        mod reactor {
-            use crate::common::{Model, isolated};
-            $(#[test] fn $scenario() { isolated(|| super::$scenario(Model::Reactor)) })+
-        }
-        /// The scenarios on the thread-per-connection baseline.
-        mod threads {
-            use crate::common::{Model, isolated};
-            $(#[test] fn $scenario() { isolated(|| super::$scenario(Model::Threads)) })+
-        }
-    };
-}
 
 #[path = "../common/mod.rs"]
 mod common;

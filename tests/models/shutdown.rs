@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use evloop::{CloseReason, Config, Conn, Handler};
 
 use crate::common::{Model, TestServer, pattern};
+use crate::on_both_models;
 
 on_both_models!(
     shutdown_flushes_queued_replies_before_closing,

@@ -38,6 +38,7 @@ impl Writer {
     /// it read, and may check its state on the way): every client blocked
     /// because the server stopped reading it. Returns the bytes sent. Panics
     /// if that does not happen within a minute.
+    #[track_caller]
     pub(crate) fn until_stalled(&mut self, server_read: impl Fn() -> u64) -> u64 {
         const STALL: Duration = Duration::from_millis(500);
         let start = Instant::now();

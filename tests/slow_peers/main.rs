@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clients::{GoodClient, Trickler, Writer, assert_single_408, loris_head, nonblocking_clients};
-use common::{Echo, figure, isolated, localhost, pattern, scaled};
+use common::{Echo, figure, localhost, pattern, scaled};
 use evloop::baseline::DEFAULT_STACK_SIZE;
 use evloop::http::{HttpConfig, HttpServer, Response};
 use evloop::sys::ProcessStats;
@@ -63,35 +63,11 @@ const BOOKKEEPING_PER_CONN: u64 = 4 * 1024;
 /// at 1–3 MiB; the margin absorbs allocator noise.
 const FIXED_OVERHEAD: u64 = 16 * 1024 * 1024;
 
-#[test]
-fn slow_readers_hold_at_most_the_high_watermark_each_on_the_reactor() {
-    isolated(|| slow_readers(Model::Reactor));
-}
-
-#[test]
-fn slow_readers_hold_at_most_the_high_watermark_each_on_threads() {
-    isolated(|| slow_readers(Model::Threads));
-}
-
-#[test]
-fn slowloris_heads_get_408_on_time_while_others_are_served_on_the_reactor() {
-    isolated(|| slowloris_http(Model::Reactor));
-}
-
-#[test]
-fn slowloris_heads_get_408_on_time_while_others_are_served_on_threads() {
-    isolated(|| slowloris_http(Model::Threads));
-}
-
-#[test]
-fn clients_silent_past_the_idle_timeout_are_closed_on_the_reactor() {
-    isolated(|| idle_tricklers(Model::Reactor));
-}
-
-#[test]
-fn clients_silent_past_the_idle_timeout_are_closed_on_threads() {
-    isolated(|| idle_tricklers(Model::Threads));
-}
+on_both_models!(
+    slow_readers_hold_at_most_the_high_watermark_each,
+    slowloris_heads_get_408_on_time_while_others_are_served,
+    clients_silent_past_the_idle_timeout_are_closed,
+);
 
 /// The name figures use for `model`.
 fn name(model: Model) -> &'static str {
@@ -120,7 +96,7 @@ fn stop(server: ServerHandle) {
 
 /// N clients send to an echo server and never read, until every one is
 /// blocked; the server must then hold at most [`HELD_PER_CONN`] for each.
-fn slow_readers(model: Model) {
+fn slow_readers_hold_at_most_the_high_watermark_each(model: Model) {
     let scenario = format!("slow readers {}", name(model));
     // Each slow reader also fills about 1 MiB of kernel socket buffers (both
     // directions, both ends); 1,000 of them stay below the kernel's TCP
@@ -210,7 +186,7 @@ fn slow_readers(model: Model) {
 /// M clients trickle an HTTP head slower than the head timeout allows while
 /// a keep-alive client runs requests; its latency is compared with a run
 /// without the attack.
-fn slowloris_http(model: Model) {
+fn slowloris_heads_get_408_on_time_while_others_are_served(model: Model) {
     let scenario = format!("slowloris http {}", name(model));
     let m = scaled(150, 1_000);
     let head_timeout = scaled(Duration::from_millis(800), Duration::from_secs(6));
@@ -289,7 +265,7 @@ fn trickle_until_closed(addr: SocketAddr, m: usize, drip: Duration, limit: Durat
 
 /// Echo clients that go silent for twice the idle timeout are closed for
 /// it; clients that trickle a byte every fifth of it are not.
-fn idle_tricklers(model: Model) {
+fn clients_silent_past_the_idle_timeout_are_closed(model: Model) {
     let scenario = format!("idle timeout {}", name(model));
     let (slow_n, fast_n) = (scaled(100, 1_000), scaled(10, 50));
     let idle = scaled(Duration::from_millis(500), Duration::from_secs(3));

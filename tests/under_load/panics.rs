@@ -56,7 +56,7 @@ fn quiet_requested_panics() {
 
 /// Many clients echo without pause while a few others, one after another,
 /// make their handlers panic.
-pub fn panics_under_load(model: Model) {
+pub fn panics_under_load_close_only_their_own_connections(model: Model) {
     quiet_requested_panics();
     let (healthy, doomed) = (scaled(48, 200), scaled(8, 32));
     let server = start(model, || EchoLinesOrPanic);

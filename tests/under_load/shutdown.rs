@@ -134,7 +134,7 @@ impl Handler for Replier {
 /// 1,000 clients each ask for a reply, half in bulk and half streamed, and
 /// read at their own pace; shutdown begins once a quarter of the bytes asked
 /// for has arrived.
-pub fn shutdown_under_load(model: Model) {
+pub fn shutdown_under_load_delivers_every_accepted_byte(model: Model) {
     evloop::sys::raise_fd_limit().unwrap(); // 2,000 sockets and some
     let source = Bytes::from(pattern(big_reply() + CLIENTS * STRIDE, 7));
     let accepted: Accepted = (0..CLIENTS).map(|_| AtomicU64::new(0)).collect();

@@ -50,7 +50,11 @@
 //! [`Stats::input_discarded`](crate::Stats::input_discarded) and logged at
 //! debug level.
 
+#[cfg(test)]
+mod fake;
+mod input;
 mod machine;
+mod output;
 mod phase;
 #[cfg(test)]
 mod tests;

@@ -22,17 +22,15 @@ use crate::{CloseReason, Remote};
 pub struct ConnId {
     /// Index of the loop that owns the connection.
     loop_index: u32,
-    /// The connection's token on that loop: slab key plus generation.
-    token: usize,
+    /// The connection's key in its model: on a loop, its token (slab key
+    /// plus generation); on the thread baseline, its serial number.
+    key: usize,
 }
 
 impl ConnId {
-    /// Makes the id of the connection with `token` on loop `loop_index`.
-    pub(crate) fn new(loop_index: u32, token: mio::Token) -> Self {
-        ConnId {
-            loop_index,
-            token: token.0,
-        }
+    /// Makes the id of the connection with `key` on loop `loop_index`.
+    pub(crate) fn new(loop_index: u32, key: usize) -> Self {
+        ConnId { loop_index, key }
     }
 
     /// Index of the event loop that owns this connection.
@@ -40,22 +38,23 @@ impl ConnId {
         self.loop_index
     }
 
-    /// The connection's token on its loop.
-    pub(crate) fn token(&self) -> mio::Token {
-        mio::Token(self.token)
+    /// The connection's key in its model (see the field).
+    pub(crate) fn key(&self) -> usize {
+        self.key
     }
 }
 
+/// Shown as its [`Display`](fmt::Display) form, e.g. `ConnId(1.42.7)`.
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}:{:#x})", self.loop_index, self.token)
+        write!(f, "ConnId({self})")
     }
 }
 
 /// Shown as `loop.slot.generation`, e.g. `1.42.7`.
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, generation) = crate::reactor::decode_token(self.token());
+        let (key, generation) = crate::reactor::decode_token(mio::Token(self.key));
         write!(f, "{}.{key}.{generation}", self.loop_index)
     }
 }
@@ -63,9 +62,9 @@ impl fmt::Display for ConnId {
 /// Who a timer in the loop's queue belongs to and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerOwner {
-    /// Token of the owning connection (generation included, so a timer that
-    /// outlives its connection is recognised as stale).
-    pub(crate) token: mio::Token,
+    /// The owning connection (on a loop, its key carries the generation, so
+    /// a timer that outlives its connection is recognised as stale).
+    pub(crate) conn: ConnId,
     /// Which of the connection's timers this is.
     pub(crate) kind: TimerKind,
 }
@@ -100,8 +99,6 @@ pub(crate) enum End {
 pub(crate) struct ConnState {
     /// This connection's id.
     pub(crate) id: ConnId,
-    /// Token under which the connection's timers are filed.
-    pub(crate) token: mio::Token,
     /// The peer's address.
     pub(crate) peer: SocketAddr,
     /// Bytes queued for the socket.
@@ -121,10 +118,9 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// State of a fresh connection.
-    pub(crate) fn new(id: ConnId, token: mio::Token, peer: SocketAddr, idle: Option<Duration>) -> Self {
+    pub(crate) fn new(id: ConnId, peer: SocketAddr, idle: Option<Duration>) -> Self {
         ConnState {
             id,
-            token,
             peer,
             out: OutputQueue::default(),
             read_paused: false,
@@ -287,7 +283,7 @@ impl<'a> Conn<'a> {
     /// cancelled.
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
         let owner = TimerOwner {
-            token: self.state.token,
+            conn: self.state.id,
             kind: TimerKind::User,
         };
         let id = self.timers.insert(crate::timer::deadline(self.now, after), owner);

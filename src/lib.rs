@@ -77,6 +77,7 @@
 
 pub mod baseline;
 mod buf;
+mod close;
 mod config;
 mod conn;
 // Entry points for fuzz/ and the property tests; not part of the API.
@@ -95,7 +96,8 @@ mod timer;
 
 pub use config::Config;
 pub use conn::{Conn, ConnId};
-pub use handler::{CloseReason, Handler};
+pub use close::CloseReason;
+pub use handler::Handler;
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
 pub use server::{Balance, Model, Server, ServerHandle};
 pub use stats::Stats;

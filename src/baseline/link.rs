@@ -2,12 +2,10 @@
 //! and its place in the registry.
 
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::shared::Shared;
 use crate::stats::Counters;
-use crate::{CloseReason, Stats};
+use crate::Stats;
 
 /// A connection as the rest of the server sees it.
 ///
@@ -75,57 +73,5 @@ impl LinkCounters {
         stats.read_pauses += self.read_pauses.load(Ordering::Relaxed);
         stats.panics += self.panics.load(Ordering::Relaxed);
         stats.input_discarded += self.input_discarded.load(Ordering::Relaxed);
-    }
-}
-
-/// A started connection's place in the registry, held by its thread.
-///
-/// Dropping it, when the connection has ended or while unwinding from a bug,
-/// closes the connection in the registry (counted under its reason, `Panicked`
-/// unless [`close`](Registration::close) said otherwise) and then releases
-/// the thread's reference to the socket, closing its fd.
-#[derive(Debug)]
-pub(super) struct Registration<'a> {
-    /// Where the connection is registered.
-    shared: &'a Shared,
-    /// Its serial number there.
-    serial: u64,
-    /// Its socket and counters.
-    link: Option<Arc<Link>>,
-    /// The reason it will be counted as closed for.
-    reason: CloseReason,
-}
-
-impl<'a> Registration<'a> {
-    /// Counts the connection as accepted and open.
-    pub(super) fn open(shared: &'a Shared, serial: u64, link: Arc<Link>) -> Self {
-        shared.opened();
-        Registration {
-            shared,
-            serial,
-            link: Some(link),
-            reason: CloseReason::Panicked,
-        }
-    }
-
-    /// The connection's socket and counters.
-    pub(super) fn link(&self) -> &Link {
-        self.link
-            .as_deref()
-            .expect("a registration holds its link until dropped")
-    }
-
-    /// Closes the connection for `reason`, releasing its socket.
-    pub(super) fn close(mut self, reason: CloseReason) {
-        self.reason = reason;
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        // Our reference goes with the registry's, before the server can be
-        // seen to have stopped: `ThreadHandle::wait` returns only once
-        // every connection's socket is closed.
-        self.shared.closed(self.serial, &self.reason, self.link.take());
     }
 }

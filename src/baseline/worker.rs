@@ -10,7 +10,7 @@ use log::{debug, error};
 use socket2::SockRef;
 
 use super::connection::Connection;
-use super::link::{Link, Registration};
+use super::link::Link;
 use super::shared::Shared;
 use crate::conn::{ConnId, ConnState};
 use crate::{CloseReason, Config, Handler};
@@ -52,8 +52,7 @@ where
     let Accepted { serial, link, peer } = accepted;
     let registration = Registration::open(shared, serial, link);
     let link = registration.link();
-    let token = mio::Token(serial as usize);
-    let id = ConnId::new(0, token);
+    let id = ConnId::new(0, serial as usize);
     debug!("{id}: accepted from {peer}");
     let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(factory)) else {
         link.counters.panicked();
@@ -61,8 +60,60 @@ where
         let _ = SockRef::from(&link.stream).set_linger(Some(Duration::ZERO));
         return registration.close(CloseReason::Panicked);
     };
-    let state = ConnState::new(id, token, peer, config.idle_timeout);
+    let state = ConnState::new(id, peer, config.idle_timeout);
     // The session calls `on_close`; the socket closes when the registration drops.
     let reason = Connection::new(link, shared, config, handler, state).run();
     registration.close(reason);
+}
+
+/// A started connection's place in the registry, held by its thread.
+///
+/// Dropping it, when the connection has ended or while unwinding from a bug,
+/// closes the connection in the registry (counted under its reason, `Panicked`
+/// unless [`close`](Registration::close) said otherwise) and then releases
+/// the thread's reference to the socket, closing its fd.
+#[derive(Debug)]
+pub(super) struct Registration<'a> {
+    /// Where the connection is registered.
+    shared: &'a Shared,
+    /// Its serial number there.
+    serial: u64,
+    /// Its socket and counters.
+    link: Option<Arc<Link>>,
+    /// The reason it will be counted as closed for.
+    reason: CloseReason,
+}
+
+impl<'a> Registration<'a> {
+    /// Counts the connection as accepted and open.
+    pub(super) fn open(shared: &'a Shared, serial: u64, link: Arc<Link>) -> Self {
+        shared.opened();
+        Registration {
+            shared,
+            serial,
+            link: Some(link),
+            reason: CloseReason::Panicked,
+        }
+    }
+
+    /// The connection's socket and counters.
+    pub(super) fn link(&self) -> &Link {
+        self.link
+            .as_deref()
+            .expect("a registration holds its link until dropped")
+    }
+
+    /// Closes the connection for `reason`, releasing its socket.
+    pub(super) fn close(mut self, reason: CloseReason) {
+        self.reason = reason;
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        // Our reference goes with the registry's, before the server can be
+        // seen to have stopped: `ThreadHandle::wait` returns only once
+        // every connection's socket is closed.
+        self.shared.closed(self.serial, &self.reason, self.link.take());
+    }
 }

@@ -112,7 +112,7 @@ impl Core {
 
     /// Takes a place for a new connection on this loop; `None` at the cap.
     pub(super) fn take_slot(&self) -> Option<Slot> {
-        Slot::take(&self.limit, &self.door)
+        Slot::take(&self.limit, &self.door.occupancy)
     }
 
     /// The generation for the next connection's token.

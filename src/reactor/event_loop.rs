@@ -429,7 +429,7 @@ where
     fn run_timers(&mut self) {
         let now = self.core.now;
         while let Some((id, owner)) = self.core.timers.pop_expired(now) {
-            match live(&mut self.conns, owner.token) {
+            match live(&mut self.conns, Token(owner.conn.key())) {
                 Some(conn) => conn.timer(&mut self.core, id, owner.kind),
                 None => trace!("timer {id:?} outlived its connection"),
             }

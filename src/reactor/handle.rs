@@ -7,18 +7,19 @@
 //! sent from the loop's own thread (a handler writing to a neighbour) costs
 //! none, since the loop drains its channel every turn anyway.
 
-use std::collections::HashSet;
+
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mio::{Registry, Token, Waker};
 
+use super::slot::Occupancy;
 use super::token::WAKER;
 use crate::stats::SharedStats;
 use crate::{Conn, Stats};
@@ -66,11 +67,8 @@ pub(crate) struct Door {
     wake_pending: AtomicBool,
     /// The loop's thread, once it runs; its own commands need no wake.
     thread: OnceLock<ThreadId>,
-    /// Tokens of the loop's open connections, so that a command for a closed
-    /// connection is refused at once instead of vanishing.
-    live: Mutex<HashSet<usize>>,
-    /// Connections the loop has or has been handed (least-connections balance).
-    load: AtomicUsize,
+    /// The loop's open connections and load, as other threads see them.
+    pub(crate) occupancy: Arc<Occupancy>,
     /// The loop's published counters.
     pub(crate) stats: SharedStats,
     /// Index of the loop within its server.
@@ -95,8 +93,7 @@ impl Door {
             waker: Waker::new(registry, WAKER)?,
             wake_pending: AtomicBool::new(false),
             thread: OnceLock::new(),
-            live: Mutex::new(HashSet::new()),
-            load: AtomicUsize::new(0),
+            occupancy: Arc::default(),
             stats: SharedStats::new(),
             index,
         };
@@ -120,7 +117,7 @@ impl Door {
 
     /// Queues a command for the connection `token` if it is open.
     pub(crate) fn send_to(&self, token: Token, cmd: Command) -> bool {
-        self.is_live(token) && self.send(cmd)
+        self.occupancy.is_live(token) && self.send(cmd)
     }
 
     /// Called by the loop before draining its channel: later commands wake it again.
@@ -133,35 +130,9 @@ impl Door {
         let _ = self.thread.set(std::thread::current().id());
     }
 
-    /// Records a connection as open.
-    pub(crate) fn opened(&self, token: Token) {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.0);
-    }
-
-    /// Records a connection as closed.
-    pub(crate) fn closed(&self, token: Token) {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&token.0);
-    }
-
-    /// Counts a connection this loop has or is about to receive.
-    pub(crate) fn add_load(&self) {
-        self.load.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Uncounts a connection that closed or never opened.
-    pub(crate) fn remove_load(&self) {
-        self.load.fetch_sub(1, Ordering::Relaxed);
-    }
-
     /// Connections this loop has or has been handed.
     pub(crate) fn load(&self) -> usize {
-        self.load.load(Ordering::Relaxed)
+        self.occupancy.load()
     }
 
     /// True while a command may be waiting: the loop must not block in poll.
@@ -169,13 +140,6 @@ impl Door {
         self.wake_pending.load(Ordering::Acquire)
     }
 
-    /// True while `token` names an open connection.
-    fn is_live(&self, token: Token) -> bool {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&token.0)
-    }
 }
 
 /// A cloneable, thread-safe handle to a running [`EventLoop`](crate::EventLoop):

@@ -135,8 +135,8 @@ where
         self.core.registry().register(&mut stream, token, interest)?;
         self.core.config().apply_socket_options(SockRef::from(&stream));
         slot.publish(token);
-        let id = ConnId::new(self.core.door().index, token);
-        let state = ConnState::new(id, token, peer, self.core.config().idle_timeout);
+        let id = ConnId::new(self.core.door().index, token.0);
+        let state = ConnState::new(id, peer, self.core.config().idle_timeout);
         let handler = (self.factory)();
         let session = match start {
             Start::Accepted => Session::new(handler, state, self.core.now),

@@ -13,7 +13,7 @@ use log::debug;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
-use super::builder::Balance;
+use super::balance::Balance;
 use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door, Episodes, Slot};
 
 /// Token of the acceptor's stop waker (the listener uses the reactor's own).
@@ -152,7 +152,7 @@ impl Run {
     fn hand_off(&mut self, stream: TcpStream, peer: std::net::SocketAddr) {
         let index = self.pick();
         let door = &self.doors[index];
-        let Some(slot) = Slot::take(&self.limit, door) else {
+        let Some(slot) = Slot::take(&self.limit, &door.occupancy) else {
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             debug!("at the connection limit; closing {peer} at once");
             return;

@@ -7,42 +7,12 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use super::acceptor::AcceptorThread;
+use super::balance::Balance;
 use super::handle::ServerHandle;
 use crate::baseline::ThreadServer;
 use crate::reactor::{ConnLimit, Door, Episodes, Parts, listen};
 use crate::{Config, EventLoop, Handler, Remote};
 
-/// How new connections are spread over a server's loops.
-///
-/// # Which to pick
-///
-/// * [`ReusePort`](Balance::ReusePort) (the default on Linux) costs nothing
-///   per connection: every loop has its own listener on the same port
-///   (`SO_REUSEPORT`) and the kernel hashes each new connection to one of
-///   them. The spread is even on average but blind: a loop stuck in a slow
-///   handler still receives its share, and a few long-lived connections can
-///   land on the same loop. Best for many short connections of similar cost.
-/// * [`RoundRobin`](Balance::RoundRobin): one acceptor thread takes every
-///   connection and hands it to the next loop in turn (one channel message and
-///   at most one wake-up per connection). Exactly even counts, whatever the
-///   kernel's hash does.
-/// * [`LeastConnections`](Balance::LeastConnections): like round-robin, but
-///   to the loop with the fewest open connections, so loops stay within one
-///   connection of each other even as connections of uneven life come and go.
-///   Best for long-lived connections (chat, streaming).
-///
-/// Cloudflare's write-up "Why does one NGINX worker take all the load?"
-/// describes the trade-off between a shared accept queue and `SO_REUSEPORT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Balance {
-    /// One listener per loop with `SO_REUSEPORT`; the kernel spreads connections.
-    #[default]
-    ReusePort,
-    /// One acceptor thread hands connections to loops in turn.
-    RoundRobin,
-    /// One acceptor thread hands each connection to the least loaded loop.
-    LeastConnections,
-}
 
 /// The execution model a [`Server`] runs its handlers on.
 ///

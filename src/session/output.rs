@@ -212,7 +212,7 @@ impl<H: Handler> Session<H> {
     /// The owner record of one of this connection's timers.
     pub(super) fn owner(&self, kind: TimerKind) -> TimerOwner {
         TimerOwner {
-            token: self.state.token,
+            conn: self.state.id,
             kind,
         }
     }

@@ -1,0 +1,83 @@
+//! [`CloseReason`]: why a connection closed.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection closed; passed to [`Handler::on_close`](crate::Handler::on_close) and counted in
+/// [`Stats`](crate::Stats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed its side and all our output was flushed.
+    PeerClosed,
+    /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
+    Reset,
+    /// Another I/O error on the socket.
+    Error(io::ErrorKind),
+    /// No bytes moved for longer than the idle timeout.
+    IdleTimeout,
+    /// The handler called [`Conn::close`](crate::Conn::close) and its output was flushed.
+    Closed,
+    /// The handler called [`Conn::abort`](crate::Conn::abort): output dropped, reset sent.
+    Aborted,
+    /// Unconsumed input exceeded [`Config::max_input`](crate::Config::max_input).
+    InputLimit,
+    /// The loop is shutting down.
+    Shutdown,
+    /// A handler callback panicked.
+    Panicked,
+    /// An outbound connection was refused by the peer (`ECONNREFUSED`).
+    ConnectRefused,
+    /// An outbound connection did not complete within its connect timeout.
+    ConnectTimeout,
+}
+
+impl CloseReason {
+    /// Number of distinct reasons, for per-reason counters.
+    pub(crate) const COUNT: usize = 11;
+
+    /// Dense index of this reason, `0..COUNT`.
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Reset => 1,
+            CloseReason::Error(_) => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::Closed => 4,
+            CloseReason::Aborted => 5,
+            CloseReason::InputLimit => 6,
+            CloseReason::Shutdown => 7,
+            CloseReason::Panicked => 8,
+            CloseReason::ConnectRefused => 9,
+            CloseReason::ConnectTimeout => 10,
+        }
+    }
+
+    /// Maps a socket error to a reason: resets apart, the rest by kind.
+    pub(crate) fn from_io(err: &io::Error) -> CloseReason {
+        match err.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
+                CloseReason::Reset
+            }
+            kind => CloseReason::Error(kind),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Reset => f.write_str("reset by peer"),
+            CloseReason::Error(kind) => write!(f, "I/O error: {kind}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Closed => f.write_str("closed by handler"),
+            CloseReason::Aborted => f.write_str("aborted by handler"),
+            CloseReason::InputLimit => f.write_str("input limit exceeded"),
+            CloseReason::Shutdown => f.write_str("shutdown"),
+            CloseReason::Panicked => f.write_str("handler panicked"),
+            CloseReason::ConnectRefused => f.write_str("connection refused"),
+            CloseReason::ConnectTimeout => f.write_str("connect timed out"),
+        }
+    }
+}

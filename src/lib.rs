@@ -87,6 +87,7 @@ pub mod fuzzing;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+mod limit;
 mod reactor;
 mod server;
 mod session;
@@ -94,9 +95,9 @@ mod stats;
 pub mod sys;
 mod timer;
 
+pub use close::CloseReason;
 pub use config::Config;
 pub use conn::{Conn, ConnId};
-pub use close::CloseReason;
 pub use handler::Handler;
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
 pub use server::{Balance, Model, Server, ServerHandle};

@@ -64,19 +64,14 @@ impl ThreadHandle {
     /// panics; a snapshot adds up those of the open connections and those of
     /// the closed ones, so it is exact rather than a turn old. `read_pauses`
     /// counts callbacks that left output above the high watermark, and
-    /// `accept_backoffs` the acceptor's pauses. The fields that describe a
+    /// `accept_backoffs` the acceptor's pauses, `rejected` the connections
+    /// closed at once without a handler (over
+    /// [`max_connections`](super::ThreadServer::max_connections), with no
+    /// thread to serve them, or arriving as shutdown began). The fields that describe a
     /// poll loop — `events`, `turns`, `stale_events`, `max_turn_micros` —
     /// stay 0: this model has none.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
-    }
-
-    /// Connections accepted and closed at once, without a handler: over
-    /// [`max_connections`](super::ThreadServer::max_connections), without a
-    /// thread because the process could not start one, or arriving as
-    /// shutdown began. They are not counted in [`Stats::accepted`].
-    pub fn refused(&self) -> u64 {
-        self.shared.refused()
     }
 
     /// Shuts the server down gracefully: it stops accepting at once (the

@@ -4,8 +4,8 @@
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::stats::Counters;
 use crate::Stats;
+use crate::stats::Counters;
 
 /// A connection as the rest of the server sees it.
 ///

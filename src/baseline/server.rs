@@ -14,6 +14,7 @@ use super::accept::{self, Backoff};
 use super::handle::ThreadHandle;
 use super::shared::Shared;
 use super::worker::{self, Accepted};
+use crate::limit::ConnLimit;
 use crate::{Config, Handler};
 
 /// Stack reserved for each connection thread unless
@@ -180,7 +181,7 @@ where
     /// Default unlimited, as on the reactor: the process's limits on fds and
     /// threads decide, and the acceptor backs off when it meets them. Beyond
     /// the limit a new connection is accepted and closed at once (the peer
-    /// sees end of stream) and counted in [`ThreadHandle::refused`]; a limit
+    /// sees end of stream) and counted in [`Stats::rejected`](crate::Stats::rejected); a limit
     /// turns a flood into refusals instead of thousands of threads.
     ///
     /// # Panics
@@ -227,7 +228,7 @@ where
             config: &config,
             factory: &factory,
             stack_size,
-            max_connections,
+            limit: Arc::new(ConnLimit::new(max_connections)),
         };
         debug!(
             "{}: serving with a thread per connection",
@@ -280,8 +281,8 @@ struct Acceptor<'a, F> {
     factory: &'a F,
     /// Stack size of connection threads.
     stack_size: usize,
-    /// Connections served at once.
-    max_connections: usize,
+    /// The cap on connections served at once.
+    limit: Arc<ConnLimit>,
 }
 
 impl<'a, F, H> Acceptor<'a, F>
@@ -322,10 +323,19 @@ where
     where
         'a: 'scope,
     {
-        let Some((serial, link)) = self.shared.admit(stream, peer, self.max_connections) else {
+        let Some(place) = self.limit.take() else {
+            self.shared.reject(peer);
             return Ok(());
         };
-        let accepted = Accepted { serial, link, peer };
+        let Some((serial, link)) = self.shared.admit(stream, peer) else {
+            return Ok(());
+        };
+        let accepted = Accepted {
+            serial,
+            link,
+            peer,
+            place,
+        };
         let (shared, config, factory) = (self.shared, self.config, self.factory);
         let started = thread::Builder::new()
             .name(CONN_THREAD_NAME.into())

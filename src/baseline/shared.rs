@@ -57,8 +57,6 @@ struct Registry {
     /// Counters of the server plus those of every closed connection. Live
     /// connections' counters are added when a snapshot is taken.
     totals: Stats,
-    /// Connections closed at once without a handler.
-    refused: u64,
     /// Serial number of the next admitted connection.
     next_serial: u64,
     /// When the grace period ends; set once shutdown has begun.
@@ -102,14 +100,14 @@ impl Shared {
         self.forced.load(Ordering::Acquire)
     }
 
-    /// Registers an accepted socket; returns its serial number and link, or
-    /// `None` after closing it at once: the server is at `max` connections or
-    /// shutting down.
-    pub(super) fn admit(&self, stream: TcpStream, peer: SocketAddr, max: usize) -> Option<(u64, Arc<Link>)> {
+    /// Registers an accepted socket that holds a place under the cap;
+    /// returns its serial number and link, or `None` after closing it at
+    /// once because the server is shutting down.
+    pub(super) fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<(u64, Arc<Link>)> {
         let mut reg = self.lock();
-        if self.is_shutting_down() || reg.links.len() >= max {
-            reg.refused += 1;
-            debug!("refused {peer}: shutting down or at the limit of {max} connections");
+        if self.is_shutting_down() {
+            reg.totals.rejected += 1;
+            debug!("refused {peer}: shutting down");
             return None;
         }
         let serial = reg.next_serial;
@@ -126,8 +124,15 @@ impl Shared {
     pub(super) fn forget(&self, serial: u64) {
         let mut reg = self.lock();
         reg.links.remove(&serial);
-        reg.refused += 1;
+        reg.totals.rejected += 1;
         self.notify_if_drained(&reg);
+    }
+
+    /// Counts a connection closed at once, without a handler, because the
+    /// server was at its connection limit.
+    pub(super) fn reject(&self, peer: SocketAddr) {
+        self.lock().totals.rejected += 1;
+        debug!("refused {peer}: at the connection limit");
     }
 
     /// A connection thread started serving `serial`.
@@ -171,11 +176,6 @@ impl Shared {
             link.counters.add_to(&mut stats);
         }
         stats
-    }
-
-    /// Connections closed at once without a handler.
-    pub(super) fn refused(&self) -> u64 {
-        self.lock().refused
     }
 
     /// Sleeps until `deadline` (forever if `None`) or until shutdown begins.

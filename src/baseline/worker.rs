@@ -13,6 +13,7 @@ use super::connection::Connection;
 use super::link::Link;
 use super::shared::Shared;
 use crate::conn::{ConnId, ConnState};
+use crate::limit::Place;
 use crate::{CloseReason, Config, Handler};
 
 /// A connection handed to its thread.
@@ -24,6 +25,8 @@ pub(super) struct Accepted {
     pub(super) link: Arc<Link>,
     /// The peer's address, as `accept` returned it.
     pub(super) peer: SocketAddr,
+    /// Its place under the connection cap, given back when it closes.
+    pub(super) place: Place,
 }
 
 /// Serves one admitted connection on the calling thread, from making its
@@ -49,8 +52,13 @@ where
     F: Fn() -> H,
     H: Handler,
 {
-    let Accepted { serial, link, peer } = accepted;
-    let registration = Registration::open(shared, serial, link);
+    let Accepted {
+        serial,
+        link,
+        peer,
+        place,
+    } = accepted;
+    let registration = Registration::open(shared, serial, link, place);
     let link = registration.link();
     let id = ConnId::new(0, serial as usize);
     debug!("{id}: accepted from {peer}");
@@ -82,17 +90,20 @@ pub(super) struct Registration<'a> {
     link: Option<Arc<Link>>,
     /// The reason it will be counted as closed for.
     reason: CloseReason,
+    /// Its place under the connection cap.
+    place: Option<Place>,
 }
 
 impl<'a> Registration<'a> {
     /// Counts the connection as accepted and open.
-    pub(super) fn open(shared: &'a Shared, serial: u64, link: Arc<Link>) -> Self {
+    pub(super) fn open(shared: &'a Shared, serial: u64, link: Arc<Link>, place: Place) -> Self {
         shared.opened();
         Registration {
             shared,
             serial,
             link: Some(link),
             reason: CloseReason::Panicked,
+            place: Some(place),
         }
     }
 
@@ -111,9 +122,12 @@ impl<'a> Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        // Our reference goes with the registry's, before the server can be
-        // seen to have stopped: `ThreadHandle::wait` returns only once
-        // every connection's socket is closed.
+        // The place first, so that a client that saw this connection close
+        // may connect again at once; then our reference to the socket goes
+        // with the registry's, before the server can be seen to have
+        // stopped: `ThreadHandle::wait` returns only once every connection's
+        // socket is closed.
+        drop(self.place.take());
         self.shared.closed(self.serial, &self.reason, self.link.take());
     }
 }

@@ -263,18 +263,28 @@ pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
     )
 }
 
+/// Backlog of listening sockets: the kernel's usual cap (`somaxconn`), so
+/// bursts of connections wait in the kernel rather than being refused.
+const BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener on `addr`, with `SO_REUSEPORT` when several
+/// loops are to listen on the same port.
+pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn conn_limit_refuses_above_the_cap_and_frees_on_release() {
-        let limit = ConnLimit::new(2);
-        assert!(limit.try_acquire() && limit.try_acquire());
-        assert!(!limit.try_acquire());
-        limit.release();
-        assert!(limit.try_acquire());
-    }
 
     #[test]
     fn reuse_port_listeners_share_a_port() {
@@ -362,59 +372,4 @@ mod tests {
             "the episode ended with the second"
         );
     }
-}
-
-/// The server-wide cap on open connections, shared by every loop and the
-/// acceptor thread.
-#[derive(Debug)]
-pub(crate) struct ConnLimit {
-    /// Most connections open at once.
-    max: usize,
-    /// Connections open (or handed to a loop and not yet closed).
-    open: std::sync::atomic::AtomicUsize,
-}
-
-impl ConnLimit {
-    /// A cap of `max` connections.
-    pub(crate) fn new(max: usize) -> Self {
-        ConnLimit {
-            max,
-            open: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    /// Takes a slot for a new connection; false (and nothing taken) at the cap.
-    pub(crate) fn try_acquire(&self) -> bool {
-        use std::sync::atomic::Ordering::AcqRel;
-        let taken = self.open.fetch_add(1, AcqRel);
-        if taken >= self.max {
-            self.open.fetch_sub(1, AcqRel);
-            return false;
-        }
-        true
-    }
-
-    /// Gives a slot back when a connection closes.
-    pub(crate) fn release(&self) {
-        self.open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// Backlog of listening sockets: the kernel's usual cap (`somaxconn`), so
-/// bursts of connections wait in the kernel rather than being refused.
-const BACKLOG: i32 = 4096;
-
-/// Binds a non-blocking listener on `addr`, with `SO_REUSEPORT` when several
-/// loops are to listen on the same port.
-pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
 }

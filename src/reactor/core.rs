@@ -8,13 +8,13 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Registry, Token};
 
-use super::accept::ConnLimit;
 use super::handle::Door;
 use super::remote::Remote;
 use super::slot::Slot;
 use super::token::Generations;
 use crate::Config;
 use crate::conn::TimerOwner;
+use crate::limit::ConnLimit;
 use crate::session::Env;
 use crate::stats::Counters;
 use crate::timer::TimerQueue;

@@ -30,12 +30,13 @@ use mio::{Events, Poll, Token};
 use slab::Slab;
 use socket2::SockRef;
 
-use super::accept::{self, Acceptor, ConnLimit, Episodes};
+use super::accept::{self, Acceptor, Episodes};
 use super::connection::Connection;
 use super::core::Core;
 use super::handle::{Command, Door, LoopHandle};
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
+use crate::limit::ConnLimit;
 use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some

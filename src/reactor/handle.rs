@@ -7,7 +7,6 @@
 //! sent from the loop's own thread (a handler writing to a neighbour) costs
 //! none, since the loop drains its channel every turn anyway.
 
-
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,7 +138,6 @@ impl Door {
     pub(crate) fn is_wake_pending(&self) -> bool {
         self.wake_pending.load(Ordering::Acquire)
     }
-
 }
 
 /// A cloneable, thread-safe handle to a running [`EventLoop`](crate::EventLoop):

@@ -16,8 +16,7 @@ pub use handle::LoopHandle;
 pub use remote::{ConnClosed, Remote};
 
 pub(crate) use accept::{
-    Accepted, Acceptor, ConnLimit, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient,
-    listen,
+    Accepted, Acceptor, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
 };
 pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use mio::Token;
 
-use super::accept::ConnLimit;
+use crate::limit::{ConnLimit, Place};
 
 /// A loop's connections as other threads see them: the tokens of the open
 /// ones, so that a command for a closed connection is refused at once
@@ -47,8 +47,8 @@ impl Occupancy {
 /// hand-off to a loop that has exited.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// The server-wide cap the slot counts against.
-    limit: Arc<ConnLimit>,
+    /// The slot's place under the server-wide cap.
+    _place: Place,
     /// The loop whose load the slot counts in.
     loop_: Arc<Occupancy>,
     /// The token published as live, once there is one.
@@ -59,12 +59,10 @@ impl Slot {
     /// Takes a place under `limit` on the loop of `occupancy`; `None` (and
     /// nothing taken) at the cap.
     pub(crate) fn take(limit: &Arc<ConnLimit>, occupancy: &Arc<Occupancy>) -> Option<Slot> {
-        if !limit.try_acquire() {
-            return None;
-        }
+        let place = limit.take()?;
         occupancy.load.fetch_add(1, Ordering::Relaxed);
         Some(Slot {
-            limit: Arc::clone(limit),
+            _place: place,
             loop_: Arc::clone(occupancy),
             live: None,
         })
@@ -83,7 +81,6 @@ impl Drop for Slot {
             self.loop_.live_set().remove(&token.0);
         }
         self.loop_.load.fetch_sub(1, Ordering::Relaxed);
-        self.limit.release();
     }
 }
 

@@ -14,7 +14,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
 use super::balance::Balance;
-use crate::reactor::{Accepted, Acceptor, Command, ConnLimit, Door, Episodes, Slot};
+use crate::limit::ConnLimit;
+use crate::reactor::{Accepted, Acceptor, Command, Door, Episodes, Slot};
 
 /// Token of the acceptor's stop waker (the listener uses the reactor's own).
 const STOP: Token = Token(0);

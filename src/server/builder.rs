@@ -10,9 +10,9 @@ use super::acceptor::AcceptorThread;
 use super::balance::Balance;
 use super::handle::ServerHandle;
 use crate::baseline::ThreadServer;
-use crate::reactor::{ConnLimit, Door, Episodes, Parts, listen};
+use crate::limit::ConnLimit;
+use crate::reactor::{Door, Episodes, Parts, listen};
 use crate::{Config, EventLoop, Handler, Remote};
-
 
 /// The execution model a [`Server`] runs its handlers on.
 ///

@@ -28,19 +28,30 @@ pub struct ServerHandle {
 struct Inner {
     /// The address the server listens on.
     local_addr: SocketAddr,
-    /// Every loop's door, by index.
-    doors: Arc<[Arc<Door>]>,
     /// Reaches connections by id.
     remote: Remote,
+    /// The server itself, in its execution model.
+    running: Running,
+}
+
+/// A running server, by execution model.
+enum Running {
+    /// Event loops, one per thread.
+    Loops(Loops),
+    /// The thread-per-connection baseline ([`Model::Threads`](crate::Model::Threads)).
+    Threads(ThreadHandle),
+}
+
+/// The loops of a running reactor server.
+struct Loops {
+    /// Every loop's door, by index.
+    doors: Arc<[Arc<Door>]>,
     /// The acceptor thread, under round-robin or least-connections.
     acceptor: Option<AcceptorThread>,
     /// Threads not yet joined, and whether a join has completed.
     joined: Mutex<JoinState>,
     /// Signalled when a join completes, for other joiners.
     joined_cv: Condvar,
-    /// Under [`Model::Threads`](crate::Model::Threads): the baseline server,
-    /// which then stands in for the loops.
-    threads: Option<ThreadHandle>,
 }
 
 /// Threads to join; taken by the first caller of `join`.
@@ -55,13 +66,13 @@ impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
             .field("local_addr", &self.inner.local_addr)
-            .field("loops", &self.inner.doors.len())
+            .field("loops", &self.loops())
             .finish_non_exhaustive()
     }
 }
 
 impl ServerHandle {
-    /// Wraps the parts of a started server.
+    /// The handle of a server of event loops.
     pub(crate) fn new(
         local_addr: SocketAddr,
         doors: Arc<[Arc<Door>]>,
@@ -70,33 +81,31 @@ impl ServerHandle {
         mut threads: Vec<JoinHandle<io::Result<()>>>,
     ) -> Self {
         threads.extend(acceptor.as_mut().and_then(|a| a.thread.take()));
-        let joined = Mutex::new(JoinState { threads, done: false });
+        let loops = Loops {
+            doors,
+            acceptor,
+            joined: Mutex::new(JoinState { threads, done: false }),
+            joined_cv: Condvar::new(),
+        };
+        ServerHandle::with(local_addr, remote, Running::Loops(loops))
+    }
+
+    /// The handle of a thread-per-connection server.
+    pub(crate) fn threads(server: ThreadHandle) -> Self {
+        let remote = Remote::new(Arc::new([]));
+        ServerHandle::with(server.local_addr(), remote, Running::Threads(server))
+    }
+
+    /// Wraps the parts every clone shares.
+    fn with(local_addr: SocketAddr, remote: Remote, running: Running) -> Self {
         let inner = Inner {
             local_addr,
-            doors,
             remote,
-            acceptor,
-            joined,
-            joined_cv: Condvar::new(),
-            threads: None,
+            running,
         };
         ServerHandle {
             inner: Arc::new(inner),
         }
-    }
-
-    /// Wraps a running thread-per-connection server.
-    pub(crate) fn threads(server: ThreadHandle) -> Self {
-        let doors: Arc<[Arc<Door>]> = Arc::new([]);
-        let mut handle = ServerHandle::new(
-            server.local_addr(),
-            Arc::clone(&doors),
-            Remote::new(doors),
-            None,
-            vec![],
-        );
-        Arc::get_mut(&mut handle.inner).expect("not shared yet").threads = Some(server);
-        handle
     }
 
     /// The address the server listens on.
@@ -106,7 +115,10 @@ impl ServerHandle {
 
     /// Number of event loops (0 under [`Model::Threads`](crate::Model::Threads)).
     pub fn loops(&self) -> usize {
-        self.inner.doors.len()
+        match &self.inner.running {
+            Running::Loops(loops) => loops.doors.len(),
+            Running::Threads(_) => 0,
+        }
     }
 
     /// A handle that reaches any connection by id.
@@ -117,30 +129,28 @@ impl ServerHandle {
     /// Counters summed over all loops (and the acceptor thread). Each loop's
     /// part is at most one of its turns old.
     pub fn stats(&self) -> Stats {
-        if let Some(server) = &self.inner.threads {
-            return Stats {
-                rejected: server.refused(),
-                ..server.stats()
-            };
-        }
+        let loops = match &self.inner.running {
+            Running::Threads(server) => return server.stats(),
+            Running::Loops(loops) => loops,
+        };
         let mut total = Stats::default();
         for stats in self.loop_stats() {
             total.merge(&stats);
         }
-        if let Some(acceptor) = &self.inner.acceptor {
+        if let Some(acceptor) = &loops.acceptor {
             total.accept_backoffs += acceptor.shared.backoffs.load(Ordering::Relaxed);
             total.rejected += acceptor.shared.rejected.load(Ordering::Relaxed);
         }
         total
     }
 
-    /// Each loop's counters, by loop index.
+    /// Each loop's counters, by loop index (none under
+    /// [`Model::Threads`](crate::Model::Threads)).
     pub fn loop_stats(&self) -> Vec<Stats> {
-        self.inner
-            .doors
-            .iter()
-            .map(|door| door.stats.snapshot())
-            .collect()
+        match &self.inner.running {
+            Running::Loops(loops) => loops.doors.iter().map(|door| door.stats.snapshot()).collect(),
+            Running::Threads(_) => Vec::new(),
+        }
     }
 
     /// Shuts the server down gracefully and returns at once:
@@ -156,14 +166,16 @@ impl ServerHandle {
     /// [`join`](ServerHandle::join) waits for the end. Calling `shutdown`
     /// again shortens the grace period if the new one ends sooner.
     pub fn shutdown(&self, grace: Duration) {
-        if let Some(server) = &self.inner.threads {
-            server.shutdown(grace);
-        }
-        if let Some(acceptor) = &self.inner.acceptor {
-            acceptor.stop();
-        }
-        for door in self.inner.doors.iter() {
-            door.send(Command::Shutdown(grace));
+        match &self.inner.running {
+            Running::Threads(server) => server.shutdown(grace),
+            Running::Loops(loops) => {
+                if let Some(acceptor) = &loops.acceptor {
+                    acceptor.stop();
+                }
+                for door in loops.doors.iter() {
+                    door.send(Command::Shutdown(grace));
+                }
+            }
         }
     }
 
@@ -176,34 +188,13 @@ impl ServerHandle {
     /// The first error a loop ended with (a broken poller), or an error if a
     /// loop thread panicked. Only the first caller sees errors.
     pub fn join(&self) -> io::Result<()> {
-        if let Some(server) = &self.inner.threads {
-            server.wait();
-            return Ok(());
-        }
-        let mut state = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
-        if state.threads.is_empty() {
-            while !state.done {
-                state = self
-                    .inner
-                    .joined_cv
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
+        match &self.inner.running {
+            Running::Threads(server) => {
+                server.wait();
+                Ok(())
             }
-            return Ok(());
+            Running::Loops(loops) => loops.join(),
         }
-        let threads = std::mem::take(&mut state.threads);
-        drop(state);
-        let mut result = Ok(());
-        for thread in threads {
-            let outcome = thread
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a loop thread panicked")));
-            result = result.and(outcome);
-        }
-        let mut state = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
-        state.done = true;
-        self.inner.joined_cv.notify_all();
-        result
     }
 
     /// Shuts the server down with `grace` on the first SIGINT (Ctrl-C) or
@@ -227,5 +218,32 @@ impl ServerHandle {
                 }
             })?;
         Ok(())
+    }
+}
+
+impl Loops {
+    /// Joins every loop thread (and the acceptor) once; later callers wait
+    /// for the first to finish.
+    fn join(&self) -> io::Result<()> {
+        let mut state = self.joined.lock().unwrap_or_else(|p| p.into_inner());
+        if state.threads.is_empty() {
+            while !state.done {
+                state = self.joined_cv.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            return Ok(());
+        }
+        let threads = std::mem::take(&mut state.threads);
+        drop(state);
+        let mut result = Ok(());
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a loop thread panicked")));
+            result = result.and(outcome);
+        }
+        let mut state = self.joined.lock().unwrap_or_else(|p| p.into_inner());
+        state.done = true;
+        self.joined_cv.notify_all();
+        result
     }
 }

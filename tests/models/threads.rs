@@ -71,7 +71,7 @@ fn connections_over_max_connections_are_closed_at_once_and_counted() {
         let mut rest = Vec::new();
         let _ = third.read_to_end(&mut rest); // closed at once: end of stream or reset
         assert!(rest.is_empty());
-        assert_eq!(server.thread_handle().refused(), 1);
+        assert_eq!(server.thread_handle().stats().rejected, 1);
         assert_eq!(server.stats().accepted, 2);
 
         drop(first);
@@ -182,7 +182,7 @@ fn a_connection_that_gets_no_thread_is_closed_and_counted() {
         // Refused, counted, and accepting paused as when fds run out.
         let stats = server.wait_for_stats("a pause", |s| s.accept_backoffs >= 1);
         assert_eq!((stats.accepted, stats.open), (0, 0));
-        assert_eq!(server.thread_handle().refused(), 1);
+        assert_eq!(server.thread_handle().stats().rejected, 1);
         drop((client, server));
     });
 }

@@ -131,6 +131,12 @@ impl<H: Handler> Connection<H> {
         self.token
     }
 
+    /// True while the peer's bytes wait unread in the kernel.
+    #[cfg(test)]
+    pub(crate) fn has_unread(&self) -> bool {
+        io::has_unread(SockRef::from(&self.stream))
+    }
+
     /// True once the session finished; no event reaches it any more.
     pub(crate) fn is_finished(&self) -> bool {
         self.session.is_finished()

@@ -30,63 +30,18 @@ use mio::{Events, Poll, Token};
 use slab::Slab;
 use socket2::SockRef;
 
-use super::accept::{self, Acceptor, Episodes};
+use super::accept::{self, Acceptor};
 use super::connection::Connection;
 use super::core::Core;
-use super::handle::{Command, Door, LoopHandle};
+use super::handle::{Command, LoopHandle};
+use super::parts::Parts;
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
-use crate::limit::ConnLimit;
 use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
 /// handler is doing slow work on the loop thread.
 const SLOW_TURN: Duration = Duration::from_millis(100);
-
-/// What a loop is built from; a [`Server`](crate::Server) makes one per loop.
-pub(crate) struct Parts {
-    /// The loop's poller, whose registry the door's waker uses.
-    pub(crate) poll: Poll,
-    /// The loop's door.
-    pub(crate) door: Arc<Door>,
-    /// The receiving end of the door's channel.
-    pub(crate) commands: Receiver<Command>,
-    /// Reaches every loop of the server.
-    pub(crate) remote: Remote,
-    /// The server-wide connection cap.
-    pub(crate) limit: Arc<ConnLimit>,
-    /// The loop's own listener, if it accepts by itself.
-    pub(crate) listener: Option<std::net::TcpListener>,
-    /// Accept back-off episodes, shared by every loop of the server that
-    /// has a listener, so that each episode is logged once.
-    pub(crate) episodes: Arc<Episodes>,
-}
-
-impl Parts {
-    /// The parts of a loop that is a whole server by itself: loop 0, a
-    /// `Remote` reaching only it, no connection cap, episodes of its own.
-    fn lone(listener: Option<std::net::TcpListener>) -> io::Result<Parts> {
-        let (poll, door, commands) = Parts::poll_and_door(0)?;
-        let remote = Remote::new(Arc::new([Arc::clone(&door)]));
-        let limit = Arc::new(ConnLimit::new(usize::MAX));
-        Ok(Parts {
-            poll,
-            door,
-            commands,
-            remote,
-            limit,
-            listener,
-            episodes: Arc::default(),
-        })
-    }
-
-    /// A poller and a door for loop `index`.
-    pub(crate) fn poll_and_door(index: u32) -> io::Result<(Poll, Arc<Door>, Receiver<Command>)> {
-        let poll = Poll::new()?;
-        let (door, commands) = Door::new(poll.registry(), index)?;
-        Ok((poll, door, commands))
-    }
-}
 
 /// A single-threaded reactor: accepts connections on one listener and drives
 /// a [`Handler`] per connection from readiness events.
@@ -315,7 +270,7 @@ where
     }
 
     /// One turn of the loop: the phases listed in the module docs.
-    fn turn(&mut self) -> io::Result<()> {
+    pub(super) fn turn(&mut self) -> io::Result<()> {
         self.poll()?;
         let started = Instant::now();
         self.core.now = started;
@@ -523,76 +478,4 @@ pub(super) fn live<H: Handler>(conns: &mut Slab<Connection<H>>, token: Token) ->
     conns
         .get_mut(key)
         .filter(|c| c.token() == token && !c.is_finished())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Conn;
-    use bytes::BytesMut;
-    use std::io::Write;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Counts the bytes its connections receive.
-    struct Counting(Arc<AtomicUsize>);
-
-    impl Handler for Counting {
-        fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
-            self.0.fetch_add(input.len(), Ordering::SeqCst);
-            input.clear();
-        }
-    }
-
-    /// Turns the loop until `done` holds, for at most five seconds.
-    fn turn_until<F: FnMut() -> H, H: Handler>(
-        el: &mut EventLoop<F, H>,
-        mut done: impl FnMut(&EventLoop<F, H>) -> bool,
-    ) {
-        let start = Instant::now();
-        while !done(el) {
-            assert!(start.elapsed() < Duration::from_secs(5), "condition not reached");
-            el.turn().unwrap();
-        }
-    }
-
-    #[test]
-    fn stale_event_for_reused_key_is_not_delivered() {
-        let received = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&received);
-        let config = Config::default().idle_timeout(None);
-        let mut el = EventLoop::bind("127.0.0.1:0".parse().unwrap(), config, move || {
-            Counting(Arc::clone(&counter))
-        })
-        .unwrap();
-        let addr = el.local_addr();
-
-        // Connection A takes slab key 0; it closes and is released.
-        let a = std::net::TcpStream::connect(addr).unwrap();
-        turn_until(&mut el, |el| el.conns.len() == 1);
-        let old_token = el.conns[0].token();
-        drop(a);
-        turn_until(&mut el, |el| el.conns.is_empty());
-
-        // Connection B reuses key 0 under a new generation, with bytes waiting.
-        let mut b = std::net::TcpStream::connect(addr).unwrap();
-        turn_until(&mut el, |el| el.conns.len() == 1);
-        let new_token = el.conns[0].token();
-        assert_eq!(
-            token::decode(new_token).0,
-            token::decode(old_token).0,
-            "key reused"
-        );
-        assert_ne!(new_token, old_token);
-        b.write_all(b"for B only").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-
-        // An event still naming A must not reach B.
-        assert!(!el.inject_readable(old_token));
-        assert_eq!(el.core.counters.stale_events, 1);
-        assert_eq!(received.load(Ordering::SeqCst), 0, "B's handler saw A's event");
-
-        // B's own event is delivered.
-        assert!(el.inject_readable(new_token));
-        assert_eq!(received.load(Ordering::SeqCst), 10);
-    }
 }

@@ -7,8 +7,11 @@ mod event_loop;
 mod handle;
 mod io;
 mod open;
+mod parts;
 mod remote;
 mod slot;
+#[cfg(test)]
+mod tests;
 mod token;
 
 pub use event_loop::EventLoop;
@@ -18,8 +21,8 @@ pub use remote::{ConnClosed, Remote};
 pub(crate) use accept::{
     Accepted, Acceptor, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
 };
-pub(crate) use event_loop::Parts;
 pub(crate) use handle::{Command, Door};
 pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
+pub(crate) use parts::Parts;
 pub(crate) use slot::Slot;
 pub(crate) use token::decode as decode_token;

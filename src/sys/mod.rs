@@ -1,0 +1,30 @@
+//! Measurements read from the operating system, and the few process settings
+//! the measuring tools need; the crate's only OS-specific code.
+//!
+//! * [`cpu_time`], [`context_switches`], [`open_fds`] — cheap readings of this
+//!   process, for tests and in-process benchmarks.
+//! * [`ProcessStats`] — one snapshot of a whole process, this one
+//!   ([`ProcessStats::current`]) or another ([`ProcessStats::of`]): CPU time,
+//!   context switches (total and per thread), resident memory now and at its
+//!   peak, threads, open fds. Two snapshots give the cost of what happened
+//!   between them ([`ProcessStats::cpu_since`], [`ProcessStats::switches_since`]).
+//! * [`fd_limit`], [`raise_fd_limit`], [`cpu_affinity`], [`set_cpu_affinity`] —
+//!   what a load test needs before it opens thousands of sockets or pins a
+//!   server and its client to different CPUs.
+//!
+//! # Portability
+//!
+//! `getrusage` and `setrlimit` work on every Unix. Everything read from `/proc` and the CPU
+//! affinity are Linux-only: elsewhere those functions return `None` or an
+//! [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) error.
+
+mod affinity;
+mod error;
+mod limits;
+mod process;
+mod rusage;
+
+pub use affinity::{cpu_affinity, set_cpu_affinity};
+pub use limits::{fd_limit, raise_fd_limit};
+pub use process::{ContextSwitches, ProcessStats, ThreadStats, open_fds};
+pub use rusage::{CpuTime, context_switches, cpu_time};

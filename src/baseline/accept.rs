@@ -16,6 +16,7 @@
 //! ([`backlog_is_empty`]).
 
 use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
+use crate::sys;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -96,16 +97,17 @@ pub(super) use crate::reactor::is_transient;
 /// the reactor's list, plus `EAGAIN`, which is how starting a thread says
 /// the latter.
 pub(super) fn is_resource_exhaustion(err: &io::Error) -> bool {
-    crate::reactor::is_resource_exhaustion(err) || err.raw_os_error() == Some(libc::EAGAIN)
+    crate::reactor::is_resource_exhaustion(err) || sys::is_out_of_threads(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::errno::{EAGAIN, ECONNABORTED, EMFILE};
 
     /// What `accept` fails with when the process is out of fds.
     fn emfile() -> io::Error {
-        io::Error::from_raw_os_error(libc::EMFILE)
+        io::Error::from_raw_os_error(EMFILE)
     }
 
     #[test]
@@ -158,14 +160,9 @@ mod tests {
 
     #[test]
     fn failing_to_start_a_thread_counts_as_exhaustion() {
-        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::EAGAIN
-        )));
-        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::EMFILE
-        )));
-        assert!(!is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::ECONNABORTED
-        )));
+        let os_error = io::Error::from_raw_os_error;
+        assert!(is_resource_exhaustion(&os_error(EAGAIN)));
+        assert!(is_resource_exhaustion(&emfile()));
+        assert!(!is_resource_exhaustion(&os_error(ECONNABORTED)));
     }
 }

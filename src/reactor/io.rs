@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::Config;
+use crate::{Config, sys};
 
 /// The result of one `recv` system call.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<mio::net::Tc
     socket.set_nonblocking(true)?;
     config.apply_buffer_sizes(SockRef::from(&socket));
     match socket.connect(&addr.into()) {
-        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => return Err(e),
+        Err(e) if !sys::is_in_progress(&e) => return Err(e),
         _ => {}
     }
     Ok(mio::net::TcpStream::from_std(socket.into()))

@@ -1,5 +1,6 @@
-//! Measurements read from the operating system, and the few process settings
-//! the measuring tools need; the crate's only OS-specific code.
+//! Measurements read from the operating system, the few process settings
+//! the measuring tools need, and, inside the crate, what an OS error number
+//! means: the crate's only OS-specific code.
 //!
 //! * [`cpu_time`], [`context_switches`], [`open_fds`] — cheap readings of this
 //!   process, for tests and in-process benchmarks.
@@ -28,3 +29,7 @@ pub use affinity::{cpu_affinity, set_cpu_affinity};
 pub use limits::{fd_limit, raise_fd_limit};
 pub use process::{ContextSwitches, ProcessStats, ThreadStats, open_fds};
 pub use rusage::{CpuTime, context_switches, cpu_time};
+
+#[cfg(test)]
+pub(crate) use error::errno;
+pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};

@@ -19,7 +19,7 @@ use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
 use crate::sys;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Pause lengths and episodes of the acceptor's back-off; episodes are
@@ -80,15 +80,7 @@ impl Backoff {
 /// listener to non-blocking for one more `accept` would do both. On an error
 /// the answer is no: the episode stays open until the next success asks again.
 pub(super) fn backlog_is_empty(listener: &TcpListener) -> bool {
-    let mut pollfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pollfd` is one valid, writable `pollfd`, matching the count of
-    // 1, and names a socket that `listener` keeps open during the call.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
-    ready == 0
+    matches!(sys::poll_readable(listener.as_fd()), Ok(false))
 }
 
 pub(super) use crate::reactor::is_transient;

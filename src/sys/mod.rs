@@ -1,6 +1,6 @@
 //! Measurements read from the operating system, the few process settings
-//! the measuring tools need, and, inside the crate, what an OS error number
-//! means: the crate's only OS-specific code.
+//! the measuring tools need, and, inside the crate, every call that goes
+//! past std, `mio` and `socket2` to the OS: the crate's only OS-specific code.
 //!
 //! * [`cpu_time`], [`context_switches`], [`open_fds`] — cheap readings of this
 //!   process, for tests and in-process benchmarks.
@@ -22,6 +22,7 @@
 mod affinity;
 mod error;
 mod limits;
+mod net;
 mod process;
 mod rusage;
 
@@ -33,3 +34,4 @@ pub use rusage::{CpuTime, context_switches, cpu_time};
 #[cfg(test)]
 pub(crate) use error::errno;
 pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};
+pub(crate) use net::{peek_unread, poll_readable, send_nosignal, send_vectored_nosignal};

@@ -274,9 +274,13 @@ mod tests {
     }
 
     #[test]
-    fn reuse_port_listeners_share_a_port() {
-        let first = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
-        let addr = first.local_addr().unwrap();
+    fn reuse_port_listeners_share_a_port_where_the_kernel_balances() {
+        let first = listen("127.0.0.1:0".parse().unwrap(), true);
+        if !sys::REUSE_PORT_BALANCES {
+            assert_eq!(first.unwrap_err().kind(), io::ErrorKind::Unsupported);
+            return;
+        }
+        let addr = first.unwrap().local_addr().unwrap();
         let second = listen(addr, true).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
     }
@@ -402,13 +406,14 @@ impl ConnLimit {
 const BACKLOG: i32 = 4096;
 
 /// Binds a non-blocking listener on `addr`, with `SO_REUSEPORT` when several
-/// loops are to listen on the same port.
+/// loops are to listen on the same port ([`sys::set_reuse_port`]: an
+/// `Unsupported` error where the kernel would not spread connections).
 pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
-        socket.set_reuse_port(true)?;
+        sys::set_reuse_port(&socket)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

@@ -15,9 +15,15 @@
 //!
 //! # Portability
 //!
-//! `getrusage` and `setrlimit` work on every Unix. Everything read from `/proc` and the CPU
-//! affinity are Linux-only: elsewhere those functions return `None` or an
+//! The crate builds on Linux, Android, macOS and iOS, FreeBSD, DragonFly,
+//! NetBSD, OpenBSD and illumos. `getrusage` and `setrlimit` work on all of
+//! them. Everything read from `/proc` and the CPU affinity are Linux-only:
+//! elsewhere those functions return `None` or an
 //! [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) error.
+//! The server's own socket calls (sends without `SIGPIPE`, a peek at the
+//! receive queue, load-balanced `SO_REUSEPORT`) are portable but for the
+//! last, which only Linux, Android, FreeBSD and DragonFly offer; elsewhere
+//! a server spreads its connections with an acceptor thread instead.
 
 mod affinity;
 mod error;
@@ -34,4 +40,6 @@ pub use rusage::{CpuTime, context_switches, cpu_time};
 #[cfg(test)]
 pub(crate) use error::errno;
 pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};
-pub(crate) use net::{peek_unread, poll_readable, send_nosignal, send_vectored_nosignal};
+pub(crate) use net::{
+    REUSE_PORT_BALANCES, peek_unread, poll_readable, send_nosignal, send_vectored_nosignal, set_reuse_port,
+};

@@ -1,14 +1,15 @@
 //! The socket calls that std, `mio` and `socket2` leave to the caller: sends
-//! that never raise `SIGPIPE`, a look at the receive queue, and `poll` on
-//! one descriptor.
+//! that never raise `SIGPIPE`, a look at the receive queue, `poll` on one
+//! descriptor, and a load-balanced `SO_REUSEPORT`.
 //!
 //! # Portability
 //!
-//! | call | Linux, Android, the BSDs, illumos | macOS, iOS |
-//! |---|---|---|
-//! | [`send_nosignal`] | `MSG_NOSIGNAL` | plain `send`: the socket has `SO_NOSIGPIPE` |
-//! | [`peek_unread`] | `MSG_PEEK \| MSG_DONTWAIT` | same |
-//! | [`poll_readable`] | `poll` | same |
+//! | call | Linux, Android | FreeBSD, DragonFly | NetBSD, OpenBSD, illumos | macOS, iOS |
+//! |---|---|---|---|---|
+//! | [`send_nosignal`] | `MSG_NOSIGNAL` | `MSG_NOSIGNAL` | `MSG_NOSIGNAL` | plain `send`: the socket has `SO_NOSIGPIPE` |
+//! | [`peek_unread`] | `MSG_PEEK \| MSG_DONTWAIT` | same | same | same |
+//! | [`poll_readable`] | `poll` | same | same | same |
+//! | [`set_reuse_port`] | `SO_REUSEPORT` | `SO_REUSEPORT_LB` (FreeBSD), `SO_REUSEPORT` (DragonFly) | `Unsupported` | `Unsupported` |
 
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
@@ -83,6 +84,62 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Whether this OS spreads the connections to one port over several
+/// listeners ([`set_reuse_port`] succeeds).
+pub(crate) const REUSE_PORT_BALANCES: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd"
+));
+
+/// Lets several listeners bind the same address, each then taking a share
+/// of its new connections, hashed by the kernel. Call it on every one of
+/// them before `bind`.
+///
+/// Linux, Android and DragonFly spread connections under `SO_REUSEPORT`.
+/// FreeBSD's `SO_REUSEPORT` hands every connection to one listener; its
+/// `SO_REUSEPORT_LB` spreads them.
+///
+/// # Errors
+///
+/// The error of `setsockopt`.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "dragonfly"))]
+pub(crate) fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+/// Lets several listeners bind the same address, each then taking a share
+/// of its new connections: `SO_REUSEPORT_LB`, as FreeBSD's `SO_REUSEPORT`
+/// hands every connection to one listener.
+///
+/// # Errors
+///
+/// The error of `setsockopt`.
+#[cfg(target_os = "freebsd")]
+pub(crate) fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port_lb(true)
+}
+
+/// Where the kernel would not spread connections (macOS, NetBSD, OpenBSD,
+/// illumos: their `SO_REUSEPORT`, where it exists, gives them all to one
+/// listener), sharing a port would leave every loop but one idle.
+///
+/// # Errors
+///
+/// Always [`io::ErrorKind::Unsupported`].
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "dragonfly",
+    target_os = "freebsd"
+)))]
+pub(crate) fn set_reuse_port(_: &Socket) -> io::Result<()> {
+    Err(super::error::unsupported(
+        "SO_REUSEPORT spreading connections over listeners",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +200,11 @@ mod tests {
             err.kind(),
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
         ));
+    }
+
+    #[test]
+    fn reuse_port_is_refused_exactly_where_it_would_not_balance() {
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        assert_eq!(set_reuse_port(&socket).is_ok(), REUSE_PORT_BALANCES);
     }
 }

@@ -31,6 +31,7 @@ mod limits;
 mod net;
 mod process;
 mod rusage;
+mod signals;
 
 pub use affinity::{cpu_affinity, set_cpu_affinity};
 pub use limits::{fd_limit, raise_fd_limit};
@@ -43,3 +44,4 @@ pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, i
 pub(crate) use net::{
     REUSE_PORT_BALANCES, peek_unread, poll_readable, send_nosignal, send_vectored_nosignal, set_reuse_port,
 };
+pub(crate) use signals::TerminationSignals;

@@ -16,9 +16,10 @@
 //! ([`backlog_is_empty`]).
 
 use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
+use crate::sys;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Pause lengths and episodes of the acceptor's back-off; episodes are
@@ -79,15 +80,7 @@ impl Backoff {
 /// listener to non-blocking for one more `accept` would do both. On an error
 /// the answer is no: the episode stays open until the next success asks again.
 pub(super) fn backlog_is_empty(listener: &TcpListener) -> bool {
-    let mut pollfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pollfd` is one valid, writable `pollfd`, matching the count of
-    // 1, and names a socket that `listener` keeps open during the call.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, 0) };
-    ready == 0
+    matches!(sys::poll_readable(listener.as_fd()), Ok(false))
 }
 
 pub(super) use crate::reactor::is_transient;
@@ -96,16 +89,17 @@ pub(super) use crate::reactor::is_transient;
 /// the reactor's list, plus `EAGAIN`, which is how starting a thread says
 /// the latter.
 pub(super) fn is_resource_exhaustion(err: &io::Error) -> bool {
-    crate::reactor::is_resource_exhaustion(err) || err.raw_os_error() == Some(libc::EAGAIN)
+    crate::reactor::is_resource_exhaustion(err) || sys::is_out_of_threads(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::errno::{EAGAIN, ECONNABORTED, EMFILE};
 
     /// What `accept` fails with when the process is out of fds.
     fn emfile() -> io::Error {
-        io::Error::from_raw_os_error(libc::EMFILE)
+        io::Error::from_raw_os_error(EMFILE)
     }
 
     #[test]
@@ -158,14 +152,9 @@ mod tests {
 
     #[test]
     fn failing_to_start_a_thread_counts_as_exhaustion() {
-        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::EAGAIN
-        )));
-        assert!(is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::EMFILE
-        )));
-        assert!(!is_resource_exhaustion(&io::Error::from_raw_os_error(
-            libc::ECONNABORTED
-        )));
+        let os_error = io::Error::from_raw_os_error;
+        assert!(is_resource_exhaustion(&os_error(EAGAIN)));
+        assert!(is_resource_exhaustion(&emfile()));
+        assert!(!is_resource_exhaustion(&os_error(ECONNABORTED)));
     }
 }

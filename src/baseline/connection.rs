@@ -132,6 +132,10 @@ impl Transport for Blocking<'_> {
     fn has_unread(&mut self) -> bool {
         has_unread(SockRef::from(self.stream))
     }
+
+    fn refresh(&self, now: &mut Instant) {
+        *now = Instant::now();
+    }
 }
 
 impl<'a, H: Handler> Connection<'a, H> {

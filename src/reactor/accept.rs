@@ -26,7 +26,9 @@ use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry};
 
+use super::io::interrupted;
 use super::token::LISTENER;
+use crate::sys;
 
 /// First pause after an accept failure (the thread baseline uses it too).
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -247,20 +249,14 @@ impl Episodes {
     }
 }
 
-/// Errors that concern one pending connection only.
+/// Errors that concern one pending connection only, or none (a signal).
 pub(crate) fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EPERM | libc::EPROTO | libc::EINTR)
-    ) || err.kind() == io::ErrorKind::Interrupted
+    sys::is_pending_connection_error(err) || interrupted(err)
 }
 
 /// Errors that mean the process or system is out of fds or memory.
 pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+    sys::is_out_of_resources(err)
 }
 
 /// Backlog of listening sockets: the kernel's usual cap (`somaxconn`), so
@@ -268,13 +264,14 @@ pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
 const BACKLOG: i32 = 4096;
 
 /// Binds a non-blocking listener on `addr`, with `SO_REUSEPORT` when several
-/// loops are to listen on the same port.
+/// loops are to listen on the same port ([`sys::set_reuse_port`]: an
+/// `Unsupported` error where the kernel would not spread connections).
 pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
-        socket.set_reuse_port(true)?;
+        sys::set_reuse_port(&socket)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -285,21 +282,26 @@ pub(crate) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::errno::{ECONNABORTED, EMFILE};
 
     #[test]
-    fn reuse_port_listeners_share_a_port() {
-        let first = listen("127.0.0.1:0".parse().unwrap(), true).unwrap();
-        let addr = first.local_addr().unwrap();
+    fn reuse_port_listeners_share_a_port_where_the_kernel_balances() {
+        let first = listen("127.0.0.1:0".parse().unwrap(), true);
+        if !sys::REUSE_PORT_BALANCES {
+            assert_eq!(first.unwrap_err().kind(), io::ErrorKind::Unsupported);
+            return;
+        }
+        let addr = first.unwrap().local_addr().unwrap();
         let second = listen(addr, true).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
     }
 
     #[test]
     fn fd_exhaustion_is_not_transient() {
-        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let emfile = io::Error::from_raw_os_error(EMFILE);
         assert!(is_resource_exhaustion(&emfile));
         assert!(!is_transient(&emfile));
-        assert!(is_transient(&io::Error::from_raw_os_error(libc::ECONNABORTED)));
+        assert!(is_transient(&io::Error::from_raw_os_error(ECONNABORTED)));
     }
 
     #[test]
@@ -308,7 +310,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut acceptor = Acceptor::new(listener, poll.registry(), Arc::default()).unwrap();
         let now = Instant::now();
-        let err = io::Error::from_raw_os_error(libc::EMFILE);
+        let err = io::Error::from_raw_os_error(EMFILE);
         let mut delays = Vec::new();
         for _ in 0..10 {
             acceptor.back_off(poll.registry(), now, &err);
@@ -326,7 +328,7 @@ mod tests {
 
     #[test]
     fn overlapping_episodes_of_several_acceptors_are_logged_once() {
-        let (episodes, err) = (Episodes::default(), io::Error::from_raw_os_error(libc::EMFILE));
+        let (episodes, err) = (Episodes::default(), io::Error::from_raw_os_error(EMFILE));
         assert!(
             episodes.paused(true, "accept", &err, true),
             "the first pause warns"
@@ -356,7 +358,7 @@ mod tests {
     fn a_closed_acceptor_leaves_the_episode_to_the_others() {
         let poll = mio::Poll::new().unwrap();
         let episodes = Arc::new(Episodes::default());
-        let err = io::Error::from_raw_os_error(libc::EMFILE);
+        let err = io::Error::from_raw_os_error(EMFILE);
         let mut acceptors = [(); 2].map(|()| {
             let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
             Acceptor::new(listener, poll.registry(), Arc::clone(&episodes)).unwrap()

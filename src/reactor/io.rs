@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::Config;
+use crate::{Config, sys};
 
 pub(crate) use crate::session::Read;
 
@@ -48,19 +48,20 @@ pub(crate) fn interrupted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
 }
 
-/// Writes to a socket with `MSG_NOSIGNAL`, so a peer that reset the connection
-/// yields `EPIPE` instead of a `SIGPIPE` that would kill a process which has
-/// not ignored the signal (Rust binaries do; C hosts and some runtimes don't).
+/// Writes to a socket without raising `SIGPIPE` ([`sys::send_nosignal`]), so
+/// a peer that reset the connection yields `EPIPE` instead of a signal that
+/// would kill a process which has not ignored it (Rust binaries do; C hosts
+/// and some runtimes don't).
 #[derive(Debug)]
 pub(crate) struct NoSigPipe<'a>(pub(crate) SockRef<'a>);
 
 impl std::io::Write for NoSigPipe<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.send_with_flags(buf, libc::MSG_NOSIGNAL)
+        sys::send_nosignal(&self.0, buf)
     }
 
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        sys::send_vectored_nosignal(&self.0, bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -71,8 +72,7 @@ impl std::io::Write for NoSigPipe<'_> {
 /// True if the peer has sent bytes not yet read: a close now would make the
 /// kernel answer with a reset. Never blocks, whatever the socket's mode.
 pub(crate) fn has_unread(sock: SockRef<'_>) -> bool {
-    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
-    matches!(sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT), Ok(n) if n > 0)
+    matches!(sys::peek_unread(&sock), Ok(true))
 }
 
 /// Starts a non-blocking connect to `addr` from a new socket that has
@@ -89,7 +89,7 @@ pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<mio::net::Tc
     socket.set_nonblocking(true)?;
     config.apply_buffer_sizes(SockRef::from(&socket));
     match socket.connect(&addr.into()) {
-        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => return Err(e),
+        Err(e) if !sys::is_in_progress(&e) => return Err(e),
         _ => {}
     }
     Ok(mio::net::TcpStream::from_std(socket.into()))

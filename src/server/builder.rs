@@ -77,8 +77,8 @@ pub struct Server {
 
 impl Server {
     /// A server listening on `addr` (port 0 picks a free port), with one loop
-    /// per available core, [`Balance::ReusePort`], the default [`Config`] and
-    /// no connection cap.
+    /// per available core, the default [`Balance`] ([`Balance::ReusePort`]
+    /// on Linux), the default [`Config`] and no connection cap.
     pub fn new(addr: SocketAddr) -> Self {
         Server {
             addr,

@@ -13,7 +13,7 @@ use log::info;
 use super::acceptor::AcceptorThread;
 use crate::baseline::ThreadHandle;
 use crate::reactor::{Command, Door};
-use crate::{Remote, Stats};
+use crate::{Remote, Stats, sys};
 
 /// A cloneable, thread-safe handle to a running [`Server`](crate::Server):
 /// its address and stats, a [`Remote`] to reach its connections, shutdown and
@@ -205,15 +205,14 @@ impl ServerHandle {
     ///
     /// Fails if the signal handlers cannot be installed.
     pub fn shutdown_on_signals(&self, grace: Duration) -> io::Result<()> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        let mut signals = sys::TerminationSignals::catch()?;
         let handle = self.clone();
         std::thread::Builder::new()
             .name("evloop-signals".into())
             .spawn(move || {
                 for (count, signal) in signals.forever().enumerate() {
                     let grace = if count == 0 { grace } else { Duration::ZERO };
-                    info!("signal {signal}: shutting down (grace {grace:?})");
+                    info!("{signal}: shutting down (grace {grace:?})");
                     handle.shutdown(grace);
                 }
             })?;

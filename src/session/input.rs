@@ -107,6 +107,7 @@ impl<H: Handler> Session<H> {
     pub(super) fn discard(&mut self, env: &mut Env<'_>, io: &mut impl Transport) -> Read {
         self.borrow_scratch(env);
         let read = io.read(&mut self.input, env.config.read_size);
+        io.refresh(&mut env.now);
         self.input.clear();
         self.return_scratch(env);
         let Phase::Lingering { reason, left, .. } = &mut self.phase else {

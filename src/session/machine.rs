@@ -175,6 +175,7 @@ impl<H: Handler> Session<H> {
         }
         self.borrow_scratch(env);
         let read = io.read(&mut self.input, env.config.read_size);
+        io.refresh(&mut env.now);
         match read {
             Ok(Read::Data { n, .. }) => {
                 env.counters.reads += 1;

@@ -123,7 +123,9 @@ impl<H: Handler> Session<H> {
     /// if the connection failed and finished.
     pub(super) fn flush(&mut self, env: &mut Env<'_>, io: &mut impl Transport) -> bool {
         while !self.state.out.is_empty() {
-            match io.write(&mut self.state.out) {
+            let wrote = io.write(&mut self.state.out);
+            io.refresh(&mut env.now);
+            match wrote {
                 Ok(0) => {
                     self.finish(env, CloseReason::Error(std::io::ErrorKind::WriteZero));
                     return false;

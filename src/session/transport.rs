@@ -65,6 +65,14 @@ pub(crate) trait Transport {
     /// True if the peer's bytes wait unread in the kernel.
     fn has_unread(&mut self) -> bool;
 
+    /// Brings `now` up to date after a call that may have blocked. The
+    /// reactor's time of the turn stands (its calls never block), so the
+    /// default leaves it; a blocking driver reads the clock, so that timers
+    /// set and activity noted after a long wait count from when it ended.
+    fn refresh(&self, now: &mut Instant) {
+        let _ = now;
+    }
+
     /// Asks to be told when the socket can take more output: held only
     /// while output is buffered. Drivers that block on writes ignore it.
     ///

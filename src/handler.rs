@@ -64,6 +64,13 @@ pub trait Handler: 'static {
     /// take what forms complete messages (`split_to`, `advance`, `clear`) and
     /// leave the rest, which is kept and extended on the next call.
     ///
+    /// As long as a call consumes something and input is left, `on_data` is
+    /// called again at once (as Netty's decoders are), so a handler may take
+    /// one message per call. Output written by consecutive calls goes out
+    /// together when they end. A handler that stops consuming because its
+    /// own output is full is offered the input again once that output has
+    /// gone, even if no new bytes arrive.
+    ///
     /// Unconsumed input beyond [`Config::max_input`](crate::Config::max_input)
     /// closes the connection with [`CloseReason::InputLimit`].
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut);

@@ -37,8 +37,9 @@
 //!   threads, it backs off (10 ms doubling to 1 s, one warning per episode)
 //!   as the reactor does, and keeps serving the open connections.
 //! * Each **connection thread** makes its handler (so a handler need not be
-//!   `Send`) and repeats one step until the connection ends: run expired
-//!   timers, else write queued output, else close if asked to, else read.
+//!   `Send`) and repeats one step until the connection ends: run an expired
+//!   timer, else the session's deferred work, else write queued output (one
+//!   write), else read (one read).
 //!   Reads and writes block, bounded by the nearest deadline (handler timer
 //!   or idle timeout) through the socket's read and write timeouts.
 //! * [`ThreadHandle`] reaches the server from any thread: counters, shutdown,
@@ -46,15 +47,20 @@
 //!
 //! # Same handler, same meaning
 //!
-//! Every [`Conn`](crate::Conn) request means what it means on the reactor,
-//! and the same [`CloseReason`](crate::CloseReason) ends each path:
-//! writes are flushed before the next read, [`close`](crate::Conn::close)
+//! Both models drive one per-connection session, which holds the whole
+//! policy — which callback runs when, what a handler's requests mean, when
+//! input is offered again, how a close proceeds, timers, limits, counting —
+//! so every [`Conn`](crate::Conn) request means what it means on the
+//! reactor, by construction, and the same
+//! [`CloseReason`](crate::CloseReason) ends each path: [`close`](crate::Conn::close)
 //! flushes then closes, [`abort`](crate::Conn::abort) and a panicking
 //! callback reset the connection, [`shutdown_write`](crate::Conn::shutdown_write)
-//! flushes then ends our stream while reading goes on, end of stream calls
-//! `on_eof` then closes after the flush, and unconsumed input above
-//! [`Config::max_input`](crate::Config::max_input) closes.
-//! [`on_close`](crate::Handler::on_close) runs exactly once per connection.
+//! flushes then ends our stream while reading goes on, input that arrived
+//! before the peer's end of stream is offered to `on_data` while the handler
+//! consumes it and then [`on_eof`](crate::Handler::on_eof) sees the rest,
+//! and unconsumed input above [`Config::max_input`](crate::Config::max_input)
+//! closes. [`on_close`](crate::Handler::on_close) runs exactly once per
+//! connection. This module only moves the bytes, with blocking calls.
 //!
 //! What differs follows from blocking I/O:
 //!

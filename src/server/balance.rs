@@ -15,7 +15,7 @@ use crate::sys;
 ///   kernel spreads connections so: Linux, Android, DragonFly, and FreeBSD
 ///   (with `SO_REUSEPORT_LB`). Elsewhere (macOS, NetBSD, OpenBSD, illumos)
 ///   the kernel would give every connection to one listener, so a server of
-///   several loops refuses it with [`io::ErrorKind::Unsupported`] and the
+///   several loops refuses it with [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) and the
 ///   default is [`RoundRobin`](Balance::RoundRobin).
 /// * [`RoundRobin`](Balance::RoundRobin): one acceptor thread takes every
 ///   connection and hands it to the next loop in turn (one channel message and

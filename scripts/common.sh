@@ -7,21 +7,29 @@ alive() {
 }
 
 # terminate PID [wait]: ends one of this script's processes by its PID
-# (with "wait": lets it exit by itself): SIGTERM, 5 s to exit, then SIGKILL;
-# reaps it when it is our child.
+# (with "wait": lets it exit by itself): SIGTERM, $TERM_GRACE seconds (5) to
+# exit, then SIGKILL; reaps it when it is our child.
 terminate() {
-    local pid=$1 i
+    local pid=$1 grace=${TERM_GRACE:-5} i
     [[ ${2:-} == wait ]] || kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < grace * 20; i++)); do
         alive "$pid" || break
         sleep 0.05
     done
     if alive "$pid"; then
-        echo "$(basename "$0"): process $pid still there after 5 s, SIGKILL" >&2
+        echo "$(basename "$0"): process $pid still there after $grace s, SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
 }
+
+# A server entry is an example name, optionally with arguments after a ':',
+# commas for spaces: "echo_server:--threads,1" runs `echo_server --threads 1`.
+# bin_of ENTRY / args_of ENTRY / file_of ENTRY: its example, its extra
+# arguments (one a line), and a file-name-safe label.
+bin_of() { echo "${1%%:*}"; }
+args_of() { [[ $1 == *:* ]] && tr ',' '\n' <<<"${1#*:}" || true; }
+file_of() { tr -c 'A-Za-z0-9_.\n-' '_' <<<"$1"; }
 
 # Whether something listens on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

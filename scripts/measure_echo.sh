@@ -78,12 +78,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# bin_of SERVER / args_of SERVER / file_of SERVER: the example of a server
-# entry, its extra arguments (one a line), and a file-name-safe label.
-bin_of() { echo "${1%%:*}"; }
-args_of() { [[ $1 == *:* ]] && tr ',' '\n' <<<"${1#*:}" || true; }
-file_of() { tr -c 'A-Za-z0-9_.\n-' '_' <<<"$1"; }
-
 # start_server SERVER PORT [STRACE_FILE]: sets SERVER_PID (and WRAPPER_PID under strace).
 start_server() {
     local name port=$2 trace=${3:-} log i extra=()

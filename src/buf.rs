@@ -35,22 +35,26 @@ pub(crate) struct OutputQueue {
 
 impl OutputQueue {
     /// Bytes queued.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// True when nothing is queued.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Appends a copy of `data`.
+    #[inline]
     pub(crate) fn push_copy(&mut self, data: &[u8]) {
         self.tail.extend_from_slice(data);
         self.len += data.len();
     }
 
     /// Appends `data` without copying it.
+    #[inline]
     pub(crate) fn push_bytes(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
@@ -76,10 +80,21 @@ impl OutputQueue {
     ///
     /// Whatever `w` returns, `WouldBlock` included; nothing is consumed then.
     pub(crate) fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
+        if self.tail.is_empty() && self.chunks.len() == 1 {
+            // One zero-copy chunk, the common case of an echo: written and
+            // dropped (or advanced) without the general bookkeeping.
+            let front = &mut self.chunks[0];
+            let n = w.write(front)?;
+            self.len -= n;
+            if n == front.len() {
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+            }
+            return Ok(n);
+        }
         let n = if self.chunks.is_empty() {
             w.write(&self.tail)?
-        } else if self.chunks.len() == 1 && self.tail.is_empty() {
-            w.write(&self.chunks[0])?
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let used = self.fill_slices(&mut slices);

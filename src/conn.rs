@@ -132,6 +132,7 @@ impl ConnState {
     }
 
     /// True once a close or abort was requested: no more reads, no new writes.
+    #[inline]
     pub(crate) fn is_closing(&self) -> bool {
         self.end.is_some()
     }
@@ -174,6 +175,7 @@ impl fmt::Debug for Conn<'_> {
 
 impl<'a> Conn<'a> {
     /// Wraps a connection's state for one callback.
+    #[inline]
     pub(crate) fn new(
         state: &'a mut ConnState,
         timers: &'a mut TimerQueue<TimerOwner>,
@@ -196,6 +198,7 @@ impl<'a> Conn<'a> {
     }
 
     /// This connection's id.
+    #[inline]
     pub fn id(&self) -> ConnId {
         self.state.id
     }
@@ -209,6 +212,7 @@ impl<'a> Conn<'a> {
     ///
     /// Ignored once the connection is closing (after [`close`](Conn::close),
     /// [`abort`](Conn::abort) or [`shutdown_write`](Conn::shutdown_write)).
+    #[inline]
     pub fn write(&mut self, data: &[u8]) {
         if self.accepts_writes() {
             self.state.out.push_copy(data);
@@ -219,6 +223,7 @@ impl<'a> Conn<'a> {
     ///
     /// Several queued `Bytes` go out in one vectored write. Ignored once the
     /// connection is closing, like [`write`](Conn::write).
+    #[inline]
     pub fn write_bytes(&mut self, data: Bytes) {
         if self.accepts_writes() {
             self.state.out.push_bytes(data);
@@ -226,6 +231,7 @@ impl<'a> Conn<'a> {
     }
 
     /// Bytes queued and not yet taken by the socket.
+    #[inline]
     pub fn pending_output(&self) -> usize {
         self.state.out.len()
     }
@@ -274,6 +280,7 @@ impl<'a> Conn<'a> {
     }
 
     /// True once the connection is closing; writes are ignored from then on.
+    #[inline]
     pub fn is_closing(&self) -> bool {
         self.state.is_closing()
     }
@@ -314,6 +321,7 @@ impl<'a> Conn<'a> {
     }
 
     /// True while writes are still accepted.
+    #[inline]
     fn accepts_writes(&self) -> bool {
         !self.state.is_closing() && !self.state.shutdown_write
     }

@@ -12,18 +12,24 @@ use crate::{Config, sys};
 
 pub(crate) use crate::session::Read;
 
-/// Reads once from `socket` into the free space of `input`, making sure at
-/// least `min_space` bytes are free first.
+/// Reads once from `socket` into the free space of `input`, growing it to
+/// `min_space` free bytes first if less than half of that is free.
 ///
 /// # Errors
 ///
 /// Socket errors other than `WouldBlock`; `EINTR` is retried here.
+#[inline]
 pub(crate) fn read_into(socket: SockRef<'_>, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
-    input.reserve(min_space);
+    // Reserving again after every message would pay for reclaiming the
+    // buffer each time (an echo splits off each message): read into what
+    // is left while it is at least half of `min_space`.
+    if input.capacity() - input.len() < min_space / 2 + 1 {
+        input.reserve(min_space);
+    }
     let spare = input.spare_capacity_mut();
     let room = spare.len();
     loop {
-        match socket.recv(spare) {
+        match sys::recv(&socket, spare) {
             Ok(0) => return Ok(Read::Eof),
             Ok(n) => {
                 // SAFETY: `recv` initialised the first `n` bytes of the spare
@@ -39,11 +45,13 @@ pub(crate) fn read_into(socket: SockRef<'_>, input: &mut BytesMut, min_space: us
 }
 
 /// The socket has no data or no room right now.
+#[inline]
 pub(crate) fn would_block(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::WouldBlock
 }
 
 /// A signal interrupted the system call; retry it.
+#[inline]
 pub(crate) fn interrupted(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
 }
@@ -56,6 +64,7 @@ pub(crate) fn interrupted(err: &io::Error) -> bool {
 pub(crate) struct NoSigPipe<'a>(pub(crate) SockRef<'a>);
 
 impl std::io::Write for NoSigPipe<'_> {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         sys::send_nosignal(&self.0, buf)
     }

@@ -48,11 +48,13 @@ pub(crate) enum Phase {
 
 impl Phase {
     /// True in the phases where the handler is still offered input.
+    #[inline]
     pub(crate) fn takes_input(&self) -> bool {
         matches!(self, Phase::Open | Phase::ReadClosed)
     }
 
     /// True once the connection has ended.
+    #[inline]
     pub(crate) fn is_finished(&self) -> bool {
         matches!(self, Phase::Finished { .. })
     }

@@ -94,17 +94,27 @@ impl Transport for Socket<'_> {
         io::has_unread(SockRef::from(&*self.stream))
     }
 
+    #[inline]
     fn want_writable(&mut self, want: bool) -> std::io::Result<()> {
         if want == *self.writable_interest {
             return Ok(());
         }
-        let interest = if want {
+        self.reregister(want)
+    }
+}
+
+impl Socket<'_> {
+    /// Registers or drops WRITABLE interest: rare, only when output starts
+    /// or stops waiting for the socket.
+    #[cold]
+    fn reregister(&mut self, writable: bool) -> std::io::Result<()> {
+        let interest = if writable {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         };
         self.registry.reregister(self.stream, self.token, interest)?;
-        *self.writable_interest = want;
+        *self.writable_interest = writable;
         Ok(())
     }
 }
@@ -209,23 +219,30 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    /// Reads until the socket is drained, the budget is spent, or the
-    /// session stops wanting input.
+    /// Reads until the socket is drained, the budget is spent (then the
+    /// connection is carried to the next turn), or the session stops
+    /// wanting input.
     fn read(&mut self, core: &mut Core) {
-        let mut budget = core.config().read_budget;
-        while self.session.wants_read() {
-            match self.with(core, |s, env, io| s.read(env, io)) {
-                Read::Data { n, short } => {
-                    budget = budget.saturating_sub(n);
-                    if short && !self.fin_seen {
-                        return;
+        let (mut budget, until_eof) = (core.config().read_budget, self.fin_seen);
+        let spent = self.with(core, |s, env, io| {
+            while s.wants_read() {
+                match s.read(env, io) {
+                    Read::Data { n, short } => {
+                        budget = budget.saturating_sub(n);
+                        if short && !until_eof {
+                            return false;
+                        }
+                        if budget == 0 {
+                            return true;
+                        }
                     }
-                    if budget == 0 {
-                        return self.carry(core);
-                    }
+                    Read::Eof | Read::WouldBlock => return false,
                 }
-                Read::Eof | Read::WouldBlock => return,
             }
+            false
+        });
+        if spent {
+            self.carry(core);
         }
     }
 

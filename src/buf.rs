@@ -93,9 +93,15 @@ impl OutputQueue {
             }
             return Ok(n);
         }
-        let n = if self.chunks.is_empty() {
-            w.write(&self.tail)?
-        } else {
+        if self.chunks.is_empty() {
+            // Only copies queued: one contiguous write.
+            let n = w.write(&self.tail)?;
+            self.len -= n;
+            self.tail.advance(n);
+            self.trim_tail();
+            return Ok(n);
+        }
+        let n = {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let used = self.fill_slices(&mut slices);
             w.write_vectored(&slices[..used])?
@@ -116,6 +122,14 @@ impl OutputQueue {
         used
     }
 
+    /// Frees the tail's memory once it is empty, if a burst grew it past
+    /// [`RETAINED_TAIL`]: an idle connection does not keep it.
+    fn trim_tail(&mut self) {
+        if self.tail.is_empty() && self.tail.capacity() > RETAINED_TAIL {
+            self.tail = BytesMut::new();
+        }
+    }
+
     /// Removes the first `n` queued bytes.
     fn consume(&mut self, mut n: usize) {
         debug_assert!(n <= self.len);
@@ -132,10 +146,7 @@ impl OutputQueue {
             n -= front.len();
             self.chunks.pop_front();
         }
-        if self.tail.is_empty() && self.tail.capacity() > RETAINED_TAIL {
-            // A burst grew the tail; don't keep that memory for an idle connection.
-            self.tail = BytesMut::new();
-        }
+        self.trim_tail();
     }
 }
 

@@ -22,6 +22,7 @@
 //! the socket.
 
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -96,7 +97,7 @@ impl Transport for Blocking<'_> {
     fn read(&mut self, input: &mut BytesMut, min_space: usize) -> std::io::Result<Read> {
         let timeout = self.timeout();
         self.timeouts.set_read(self.stream, timeout)?;
-        match read_into(SockRef::from(self.stream), input, min_space) {
+        match read_into(self.stream.as_fd(), input, min_space) {
             // Our own shutdown of the read half, most likely, not the peer.
             Ok(Read::Eof) if self.shared.is_shutting_down() => Ok(Read::WouldBlock),
             Err(e) if io::timed_out(&e) || self.shared.is_forced() => Ok(Read::WouldBlock),
@@ -111,7 +112,7 @@ impl Transport for Blocking<'_> {
         let timeout = self.timeout();
         self.timeouts.set_write(self.stream, timeout)?;
         loop {
-            match out.write_to(&mut NoSigPipe(SockRef::from(self.stream))) {
+            match out.write_to(&mut NoSigPipe(self.stream.as_fd())) {
                 Err(e) if io::interrupted(&e) => continue,
                 Err(e) if io::timed_out(&e) || self.shared.is_forced() => {
                     return Err(std::io::ErrorKind::WouldBlock.into());

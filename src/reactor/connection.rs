@@ -15,6 +15,7 @@
 //!   closes its fd); one owing deferred work is carried to the next turn.
 
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use log::trace;
@@ -70,12 +71,12 @@ struct Socket<'a> {
 
 impl Transport for Socket<'_> {
     fn read(&mut self, input: &mut bytes::BytesMut, min_space: usize) -> std::io::Result<Read> {
-        io::read_into(SockRef::from(&*self.stream), input, min_space)
+        io::read_into(self.stream.as_fd(), input, min_space)
     }
 
     fn write(&mut self, out: &mut OutputQueue) -> std::io::Result<usize> {
         loop {
-            match out.write_to(&mut NoSigPipe(SockRef::from(&*self.stream))) {
+            match out.write_to(&mut NoSigPipe(self.stream.as_fd())) {
                 Err(e) if io::interrupted(&e) => continue,
                 result => return result,
             }

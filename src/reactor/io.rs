@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
 
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -19,7 +20,7 @@ pub(crate) use crate::session::Read;
 ///
 /// Socket errors other than `WouldBlock`; `EINTR` is retried here.
 #[inline]
-pub(crate) fn read_into(socket: SockRef<'_>, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
+pub(crate) fn read_into(socket: BorrowedFd<'_>, input: &mut BytesMut, min_space: usize) -> io::Result<Read> {
     // Reserving again after every message would pay for reclaiming the
     // buffer each time (an echo splits off each message): read into what
     // is left while it is at least half of `min_space`.
@@ -29,7 +30,7 @@ pub(crate) fn read_into(socket: SockRef<'_>, input: &mut BytesMut, min_space: us
     let spare = input.spare_capacity_mut();
     let room = spare.len();
     loop {
-        match sys::recv(&socket, spare) {
+        match sys::recv(socket, spare) {
             Ok(0) => return Ok(Read::Eof),
             Ok(n) => {
                 // SAFETY: `recv` initialised the first `n` bytes of the spare
@@ -61,16 +62,16 @@ pub(crate) fn interrupted(err: &io::Error) -> bool {
 /// would kill a process which has not ignored it (Rust binaries do; C hosts
 /// and some runtimes don't).
 #[derive(Debug)]
-pub(crate) struct NoSigPipe<'a>(pub(crate) SockRef<'a>);
+pub(crate) struct NoSigPipe<'a>(pub(crate) BorrowedFd<'a>);
 
 impl std::io::Write for NoSigPipe<'_> {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send_nosignal(&self.0, buf)
+        sys::send_nosignal(self.0, buf)
     }
 
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
-        sys::send_vectored_nosignal(&self.0, bufs)
+        sys::send_vectored_nosignal(self.0, bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {

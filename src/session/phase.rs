@@ -7,6 +7,10 @@ use crate::timer::TimerId;
 /// Where a connection is in its lifecycle; the table in the
 /// [module docs](super) says which events move it where.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// An explicit tag: the hot path asks "which phase?" on every event, and a
+// tag byte answers in one comparison where a niche-packed layout (the
+// reasons carried inside) needs several.
+#[repr(u8)]
 pub(crate) enum Phase {
     /// An outbound connection whose handshake has not completed: no reads,
     /// no writes, no `on_open` yet.

@@ -37,7 +37,7 @@ const NO_SIGPIPE: libc::c_int = 0;
 ///
 /// Those of `send`, `WouldBlock` on a full non-blocking socket included.
 #[inline]
-pub(crate) fn send_nosignal(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn send_nosignal(socket: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let fd = socket.as_raw_fd();
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the call.
     let n = unsafe { raw::send(fd, buf.as_ptr().cast(), buf.len(), NO_SIGPIPE) };
@@ -51,7 +51,7 @@ pub(crate) fn send_nosignal(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
 /// Those of `recv`, `WouldBlock` on an empty non-blocking socket (or an
 /// expired `SO_RCVTIMEO`) included.
 #[inline]
-pub(crate) fn recv(socket: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+pub(crate) fn recv(socket: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     let fd = socket.as_raw_fd();
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call,
     // and `recv` writes only initialised bytes into it.
@@ -136,8 +136,8 @@ mod raw {
 ///
 /// Those of `sendmsg`.
 #[inline]
-pub(crate) fn send_vectored_nosignal(socket: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    socket.send_vectored_with_flags(bufs, NO_SIGPIPE)
+pub(crate) fn send_vectored_nosignal(socket: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    socket2::SockRef::from(&socket).send_vectored_with_flags(bufs, NO_SIGPIPE)
 }
 
 /// Whether the peer has sent bytes that are not yet read, asked without
@@ -282,7 +282,7 @@ mod tests {
         let socket = socket2::SockRef::from(&server);
         // The first send may still be accepted; the reset then fails the next.
         let err = loop {
-            if let Err(e) = send_nosignal(&socket, b"ping") {
+            if let Err(e) = send_nosignal(socket.as_fd(), b"ping") {
                 break e;
             }
         };

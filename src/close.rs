@@ -36,6 +36,22 @@ impl CloseReason {
     /// Number of distinct reasons, for per-reason counters.
     pub(crate) const COUNT: usize = 11;
 
+    /// What each reason's counter is called, by [`index`](CloseReason::index):
+    /// its [`Display`](fmt::Display) form, less the detail of an I/O error.
+    pub(crate) const LABELS: [&'static str; Self::COUNT] = [
+        "closed by peer",
+        "reset by peer",
+        "I/O error",
+        "idle timeout",
+        "closed by handler",
+        "aborted by handler",
+        "input limit exceeded",
+        "shutdown",
+        "handler panicked",
+        "connection refused",
+        "connect timed out",
+    ];
+
     /// Dense index of this reason, `0..COUNT`.
     pub(crate) fn index(&self) -> usize {
         match self {
@@ -78,6 +94,35 @@ impl fmt::Display for CloseReason {
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::ConnectRefused => f.write_str("connection refused"),
             CloseReason::ConnectTimeout => f.write_str("connect timed out"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each reason.
+    const ALL: [CloseReason; CloseReason::COUNT] = [
+        CloseReason::PeerClosed,
+        CloseReason::Reset,
+        CloseReason::Error(io::ErrorKind::TimedOut),
+        CloseReason::IdleTimeout,
+        CloseReason::Closed,
+        CloseReason::Aborted,
+        CloseReason::InputLimit,
+        CloseReason::Shutdown,
+        CloseReason::Panicked,
+        CloseReason::ConnectRefused,
+        CloseReason::ConnectTimeout,
+    ];
+
+    #[test]
+    fn every_reason_has_its_own_index_and_a_label_its_display_starts_with() {
+        for (i, reason) in ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+            let label = CloseReason::LABELS[i];
+            assert!(reason.to_string().starts_with(label), "{reason:?}: {label}");
         }
     }
 }

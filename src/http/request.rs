@@ -29,7 +29,7 @@ impl fmt::Display for Version {
 /// One HTTP request: method, target, version, headers and body.
 ///
 /// The head is kept as the bytes that arrived and every part of it is a
-/// range into them, so parsing copies nothing; the body is a [`Bytes`] cut
+/// range into them, so parsing copies nothing; the body is a [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) cut
 /// from the connection's input, also without copying.
 ///
 /// Header lookup is case-insensitive and returns the first header of that

@@ -5,6 +5,51 @@ use std::io;
 
 /// Why a connection closed; passed to [`Handler::on_close`](crate::Handler::on_close) and counted in
 /// [`Stats`](crate::Stats).
+///
+/// Its [`Display`](fmt::Display) form is a short phrase for logs
+/// (`idle timeout`, `reset by peer`, `I/O error: timed out`).
+///
+/// # Examples
+///
+/// A client that connects and says nothing is closed by the idle timeout;
+/// the handler learns why in `on_close`:
+///
+/// ```
+/// use std::net::TcpStream;
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{CloseReason, Config, Conn, Handler, Server};
+///
+/// /// Reports why its connection closed.
+/// struct Report(mpsc::Sender<CloseReason>);
+///
+/// impl Handler for Report {
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
+///     }
+///
+///     fn on_close(&mut self, reason: &CloseReason) {
+///         let _ = self.0.send(reason.clone());
+///     }
+/// }
+///
+/// let (tx, reasons) = mpsc::channel();
+/// let config = Config::default().idle_timeout(Some(Duration::from_millis(50)));
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .threads(1)
+///     .config(config)
+///     .start(move || Report(tx.clone()))?;
+/// let _silent = TcpStream::connect(server.local_addr())?;
+/// let reason = reasons.recv_timeout(Duration::from_secs(10)).expect("a close");
+/// assert_eq!(reason, CloseReason::IdleTimeout);
+/// assert_eq!(reason.to_string(), "idle timeout");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// assert_eq!(server.stats().closed_by(&CloseReason::IdleTimeout), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {

@@ -18,6 +18,47 @@ use crate::{CloseReason, Remote};
 /// names another, even though the slot it occupied is reused. Ids of two
 /// separate servers in one process may be equal; each server's
 /// [`Remote`](crate::Remote) reaches only its own connections.
+///
+/// Ids print one way everywhere, in evloop's logs as in yours:
+/// `loop.slot.generation` ([`Display`](fmt::Display), e.g. `1.42.7`), or
+/// `ConnId(1.42.7)` as [`Debug`](fmt::Debug).
+///
+/// # Examples
+///
+/// A handler that tells each client its id:
+///
+/// ```
+/// use std::io::Read;
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, Handler, Server};
+///
+/// struct WhoAmI;
+///
+/// impl Handler for WhoAmI {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         let id = conn.id();
+///         conn.write(format!("you are {id} on loop {}\n", id.loop_index()).as_bytes());
+///         conn.close();
+///     }
+///
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap()).threads(1).start(|| WhoAmI)?;
+/// let mut reply = String::new();
+/// TcpStream::connect(server.local_addr())?.read_to_string(&mut reply)?;
+/// // Loop 0 (the only one), then the slot and its generation.
+/// let id = reply.strip_prefix("you are 0.").expect(&reply);
+/// assert!(id.ends_with(" on loop 0\n"), "{reply}");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     /// Index of the loop that owns the connection.
@@ -152,6 +193,52 @@ impl ConnState {
 /// [`Handler`](crate::Handler) for the full contract). Requests such as
 /// [`close`](Conn::close) and [`pause_reading`](Conn::pause_reading) also take
 /// effect when the callback returns.
+///
+/// # Examples
+///
+/// A line protocol: greet on open, answer each line, close on `quit` once
+/// the goodbye is flushed, and drop clients silent for 30 s.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, Handler, Server};
+///
+/// struct Lines;
+///
+/// impl Handler for Lines {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         conn.set_idle_timeout(Some(Duration::from_secs(30)));
+///         conn.write(b"hello\n");
+///     }
+///
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         // Take whole lines; a partial one stays in `input` for next time.
+///         while let Some(end) = input.iter().position(|&b| b == b'\n') {
+///             let line = input.split_to(end + 1);
+///             if &line[..] == b"quit\n" {
+///                 conn.write(b"bye\n");
+///                 conn.close(); // once "bye" is written
+///                 return;
+///             }
+///             conn.write(format!("{} bytes\n", line.len() - 1).as_bytes());
+///         }
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap()).threads(1).start(|| Lines)?;
+/// let mut client = TcpStream::connect(server.local_addr())?;
+/// client.write_all(b"abc\nquit\n")?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?; // to the end of stream: the server closed
+/// assert_eq!(reply, "hello\n3 bytes\nbye\n");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Conn<'a> {
     /// The connection's state and output.
     state: &'a mut ConnState,

@@ -85,6 +85,7 @@ mod buf;
 mod close;
 mod config;
 mod conn;
+mod conn_id;
 // Entry points for fuzz/ and the property tests; not part of the API.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -105,7 +106,8 @@ mod timer;
 pub use bytes;
 pub use close::CloseReason;
 pub use config::Config;
-pub use conn::{Conn, ConnId};
+pub use conn::Conn;
+pub use conn_id::ConnId;
 pub use handler::Handler;
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
 pub use server::{Balance, Model, Server, ServerHandle};

@@ -8,11 +8,17 @@
 //! * `pipelined_64B` — every connection sends 16 messages in one write and
 //!   waits for all 16 echoes.
 //!
-//! Each group runs three times, under three measurements: wall time
-//! (`time/...`), context switches of the whole process (`cs/...`, reported
-//! per 1,000 messages as its throughput) and its CPU time (`cpu/...`, CPU per
-//! message). Server and client share the process, so switches and CPU are
-//! both sides' together — the client's share is the same for both models.
+//! Each group runs three times, under three measurements, each with its
+//! figure per message on criterion's "thrpt" line:
+//!
+//! * `time/...`: wall time of one round over all connections; thrpt is
+//!   messages per second (`msgs/s`), all connections together.
+//! * `cs/...`: context switches of the whole process; thrpt is switches per
+//!   1,000 messages (`cs/1k msgs`).
+//! * `cpu/...`: the process's CPU time; thrpt is CPU time per message.
+//!
+//! Server and client share the process, so switches and CPU are both sides'
+//! together — the client's share is the same for both models.
 //!
 //! Run: `cargo bench --bench models` (a few minutes); one workload or model:
 //! `cargo bench --bench models -- 'cs/pingpong_64B/threads'`. Servers bind
@@ -25,7 +31,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::measure::{ContextSwitches, CpuTime};
+use common::measure::{ContextSwitches, CpuTime, WallTime};
 use common::{Clients, MODELS, Running};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -90,7 +96,7 @@ fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
         .measurement_time(Duration::from_secs(2))
 }
 
-fn wall_time(c: &mut Criterion) {
+fn wall_time(c: &mut Criterion<WallTime>) {
     all(c, "time");
 }
 
@@ -104,7 +110,7 @@ fn cpu_time(c: &mut Criterion<CpuTime>) {
 
 criterion_group! {
     name = time;
-    config = config(Criterion::default());
+    config = config(Criterion::default().with_measurement(WallTime));
     targets = wall_time
 }
 criterion_group! {

@@ -17,7 +17,11 @@
 //! Limits: lines over 64 KiB close the sender's connection (input limit);
 //! silent members are closed after 10 minutes (idle timeout); a member that
 //! never reads gets an unbounded backlog (this example sets no cap on what
-//! others send it). Ctrl-C shuts down.
+//! others send it). Ctrl-C shuts down. `--help` lists the options; bad
+//! arguments exit with status 2, a failure to start with status 1.
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -26,6 +30,24 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use evloop::{Balance, CloseReason, Config, Conn, ConnId, Handler, Server};
+
+use crate::cli::{Arg, Cli, Error, Parser};
+
+/// This program's name and usage.
+const CLI: Cli = Cli {
+    name: "chat",
+    usage: "\
+usage: chat [--addr HOST:PORT] [--threads N]
+
+A line-based chat room: each line a client sends goes to every other client.
+
+options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:7001)
+  --threads N        event loops (default: one per core)
+  -h, --help         print this help
+
+Try it from several terminals: nc 127.0.0.1 7001",
+};
 
 /// Everyone in the room.
 type Members = Arc<Mutex<HashSet<ConnId>>>;
@@ -76,12 +98,14 @@ impl Handler for Member {
     }
 }
 
-fn main() -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let (addr, threads) = parse_args().unwrap_or_else(|msg| {
-        eprintln!("chat: {msg}\nusage: chat [--addr HOST:PORT] [--threads N]");
-        std::process::exit(2);
-    });
+fn main() {
+    let (addr, threads) = CLI.parse(parse_args);
+    cli::init_logging();
+    CLI.or_fail(serve(addr, threads));
+}
+
+/// Runs the room until a signal stops it.
+fn serve(addr: SocketAddr, threads: Option<usize>) -> Result<(), String> {
     let members = Members::default();
     let config = Config::default()
         .max_input(64 * 1024)
@@ -92,33 +116,34 @@ fn main() -> std::io::Result<()> {
     if let Some(n) = threads {
         server = server.threads(n);
     }
-    let handle = server.start(move || Member {
-        members: Arc::clone(&members),
-        id: None,
-    })?;
-    handle.shutdown_on_signals(Duration::from_secs(2))?;
+    let handle = server
+        .start(move || Member {
+            members: Arc::clone(&members),
+            id: None,
+        })
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    (handle.shutdown_on_signals(Duration::from_secs(2)))
+        .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
     log::info!(
         "chat room on {} with {} loop(s)",
         handle.local_addr(),
         handle.loops()
     );
-    handle.join()
+    let stopped = handle.join();
+    log::info!("stopped: {}", handle.stats());
+    stopped.map_err(|e| format!("the room on {addr} failed: {e}"))
 }
 
 /// Reads `--addr` and `--threads`.
-fn parse_args() -> Result<(SocketAddr, Option<usize>), String> {
+fn parse_args(parser: &mut Parser) -> Result<(SocketAddr, Option<usize>), Error> {
     let mut addr: SocketAddr = "127.0.0.1:7001".parse().unwrap();
     let mut threads = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--addr" => addr = value.parse().map_err(|e| format!("bad --addr {value:?}: {e}"))?,
-            "--threads" => match value.parse() {
-                Ok(n) if n >= 1 => threads = Some(n),
-                _ => return Err(format!("bad --threads {value:?}")),
-            },
-            _ => return Err(format!("unknown option {flag:?}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("addr") => addr = cli::addr(parser, "--addr")?,
+            Arg::Long("threads") => threads = Some(cli::count(parser, "--threads")?),
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok((addr, threads))

@@ -8,11 +8,15 @@
 //! RUST_LOG=debug cargo run --release --example echo_server  # log accepts and closes
 //! ```
 //!
-//! Options: `--addr HOST:PORT` (default 127.0.0.1:7000), `--threads N` event
-//! loops (default: one per core), `--balance reuseport|roundrobin|least`
-//! (default reuseport; see `evloop::Balance`), `--model reactor|threads`
-//! (default reactor; `threads` runs the same handler one OS thread per
-//! connection, the baseline the comparison tools measure against).
+//! Options (`--help` lists them): `--addr HOST:PORT` (default
+//! 127.0.0.1:7000), `--model reactor|threads` (default reactor; `threads`
+//! runs the same handler one OS thread per connection, the baseline the
+//! comparison tools measure against), and for the reactor only `--threads N`
+//! event loops (default: one per core) and `--balance
+//! reuseport|roundrobin|least` (default reuseport where the kernel spreads
+//! connections; see `evloop::Balance`). An option that does not apply to the
+//! chosen model is refused, not ignored. Bad arguments exit with status 2,
+//! a failure to start (say, the address is in use) with status 1.
 //!
 //! Poke it from another terminal with `nc 127.0.0.1 7000`: type a line, get it
 //! back; Ctrl-D ends your side and the server closes after echoing the rest.
@@ -21,13 +25,19 @@
 //! The handler echoes without copying: it splits the received bytes off the
 //! input buffer and queues them as `Bytes`. Idle clients are closed after the
 //! default idle timeout (60 s). Ctrl-C or SIGTERM shuts down gracefully
-//! (connections get 5 s to flush); a second Ctrl-C stops at once.
+//! (connections get 5 s to flush); a second Ctrl-C stops at once. On the way
+//! out it logs the server's counters (`evloop::Stats`).
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use evloop::{Balance, Conn, Handler, Model, Server};
+
+use crate::cli::{Arg, Cli, Error, Parser, bad};
 
 /// Echoes whatever arrives.
 struct Echo;
@@ -38,32 +48,58 @@ impl Handler for Echo {
     }
 }
 
+/// This program's name and usage.
+const CLI: Cli = Cli {
+    name: "echo_server",
+    usage: "\
+usage: echo_server [--addr HOST:PORT] [--model reactor|threads] [--threads N] [--balance MODE]
+
+An echo server: every byte a client sends comes straight back.
+
+options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:7000)
+  --model MODEL      reactor: event loops (default);
+                     threads: one OS thread per connection
+  --threads N        event loops, reactor only (default: one per core)
+  --balance MODE     how connections reach the loops, reactor only:
+                     reuseport (default on Linux), roundrobin or least
+  -h, --help         print this help
+
+Try it: printf 'hello\\n' | nc -N 127.0.0.1 7000
+Ctrl-C stops it gracefully; RUST_LOG=debug logs every connection.",
+};
+
 /// Command-line options.
 struct Options {
     /// Listening address.
     addr: SocketAddr,
     /// Event loops; `None` means one per core.
     threads: Option<usize>,
-    /// How connections are spread over loops.
-    balance: Balance,
+    /// How connections are spread over loops; `None`: the platform's default.
+    balance: Option<Balance>,
     /// Event loops or a thread per connection.
     model: Model,
 }
 
-fn main() -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let options = parse_options().unwrap_or_else(|msg| {
-        eprintln!("echo_server: {msg}\n{USAGE}");
-        std::process::exit(2);
-    });
-    let mut server = Server::new(options.addr)
-        .balance(options.balance)
-        .model(options.model);
+fn main() {
+    let options = CLI.parse(parse_options);
+    cli::init_logging();
+    CLI.or_fail(serve(&options));
+}
+
+/// Runs the server until a signal stops it.
+fn serve(options: &Options) -> Result<(), String> {
+    let mut server = Server::new(options.addr).model(options.model);
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
-    let handle = server.start(|| Echo)?;
-    handle.shutdown_on_signals(Duration::from_secs(5))?;
+    if let Some(balance) = options.balance {
+        server = server.balance(balance);
+    }
+    let addr = options.addr;
+    let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    (handle.shutdown_on_signals(Duration::from_secs(5)))
+        .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
     match options.model {
         Model::Reactor => log::info!(
             "echo server on {} with {} loop(s)",
@@ -75,63 +111,49 @@ fn main() -> std::io::Result<()> {
             handle.local_addr()
         ),
     }
-    handle.join()?;
-    log::info!("stopped; {:?}", handle.stats());
-    Ok(())
+    let stopped = handle.join();
+    log::info!("stopped: {}", handle.stats());
+    stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
 
-/// Command-line synopsis.
-const USAGE: &str = "usage: echo_server [--addr HOST:PORT] [--threads N] [--balance reuseport|roundrobin|least] [--model reactor|threads]";
-
 /// Parses the command line.
-fn parse_options() -> Result<Options, String> {
+fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     let mut options = Options {
         addr: "127.0.0.1:7000".parse().unwrap(),
         threads: None,
-        balance: Balance::ReusePort,
+        balance: None,
         model: Model::Reactor,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--addr" => options.addr = value.parse().map_err(|e| format!("bad --addr {value:?}: {e}"))?,
-            "--threads" => options.threads = Some(parse_threads(&value)?),
-            "--balance" => options.balance = parse_balance(&value)?,
-            "--model" => options.model = parse_model(&value)?,
-            _ => return Err(format!("unknown option {flag:?}")),
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
+            Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
+            Arg::Long("balance") => options.balance = Some(cli::choice(parser, "--balance", BALANCES)?),
+            Arg::Long("model") => options.model = cli::choice(parser, "--model", MODELS)?,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if options.model == Model::Threads {
+        let reactor_only = [
+            ("--threads", options.threads.is_some()),
+            ("--balance", options.balance.is_some()),
+        ];
+        if let Some((flag, _)) = reactor_only.iter().find(|(_, given)| *given) {
+            return Err(bad(format!(
+                "{flag} applies to --model reactor only; --model threads gives each connection its own thread"
+            )));
         }
     }
     Ok(options)
 }
 
-/// A loop count of 1 or more.
-fn parse_threads(value: &str) -> Result<usize, String> {
-    match value.parse() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
-            "bad --threads {value:?}: expected a whole number of at least 1"
-        )),
-    }
-}
+/// Execution models by name.
+const MODELS: &[(&str, Model)] = &[("reactor", Model::Reactor), ("threads", Model::Threads)];
 
-/// An execution model by name.
-fn parse_model(value: &str) -> Result<Model, String> {
-    match value {
-        "reactor" => Ok(Model::Reactor),
-        "threads" => Ok(Model::Threads),
-        _ => Err(format!("bad --model {value:?}: expected reactor or threads")),
-    }
-}
-
-/// A balancing mode by name.
-fn parse_balance(value: &str) -> Result<Balance, String> {
-    match value {
-        "reuseport" => Ok(Balance::ReusePort),
-        "roundrobin" => Ok(Balance::RoundRobin),
-        "least" => Ok(Balance::LeastConnections),
-        _ => Err(format!(
-            "bad --balance {value:?}: expected reuseport, roundrobin or least"
-        )),
-    }
-}
+/// Balancing modes by name.
+const BALANCES: &[(&str, Balance)] = &[
+    ("reuseport", Balance::ReusePort),
+    ("roundrobin", Balance::RoundRobin),
+    ("least", Balance::LeastConnections),
+];

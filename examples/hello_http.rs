@@ -15,60 +15,107 @@
 //! cargo run --release --example loadgen -- --addr 127.0.0.1:3000 --http / --depth 16
 //! ```
 //!
-//! Ctrl-C stops it (responses in flight get five seconds). Limits: it
-//! answers every method and path alike; bad arguments exit with status 2.
+//! Ctrl-C stops it (responses in flight get five seconds) and logs the
+//! server's counters. `--help` lists the options; bad arguments exit with
+//! status 2, a failure to start (the address in use, say) with status 1.
+//! Limits: it answers every method and path alike.
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::net::SocketAddr;
+
+use crate::cli::{Arg, Cli, Error, Parser};
+
+/// This program's name and usage.
+const CLI: Cli = Cli {
+    name: "hello_http",
+    usage: "\
+usage: hello_http [--addr HOST:PORT] [--threads N] [--nodelay on|off]
+
+Hello world over HTTP/1.1: every request gets `Hello world!`.
+
+options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:3000)
+  --threads N        event loops (default: one per core)
+  --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
+                     Nagle's algorithm on, as servers that never set it do
+  -h, --help         print this help
+
+Try it: curl -v http://127.0.0.1:3000/",
+};
+
+/// Command-line options.
+struct Options {
+    /// Listening address.
+    addr: SocketAddr,
+    /// Event loops; `None` means one per core.
+    threads: Option<usize>,
+    /// Whether accepted sockets get TCP_NODELAY.
+    nodelay: bool,
+}
+
+fn main() {
+    let options = CLI.parse(parse_options);
+    cli::init_logging();
+    CLI.or_fail(serve(&options));
+}
+
+/// Serves until a signal stops the server.
 #[cfg(feature = "http")]
-fn main() -> std::io::Result<()> {
-    use std::net::ToSocketAddrs;
+fn serve(options: &Options) -> Result<(), String> {
     use std::time::Duration;
 
     use evloop::http::{HttpServer, Request, Response};
 
-    const USAGE: &str = "usage: hello_http [--addr HOST:PORT] [--threads N] [--nodelay on|off]
-defaults: --addr 127.0.0.1:3000, --threads one per core, --nodelay on
-(--nodelay off leaves Nagle's algorithm on, as servers that never set TCP_NODELAY do)";
-    let usage = |msg: String| -> ! {
-        eprintln!("hello_http: {msg}\n{USAGE}");
-        std::process::exit(2)
-    };
-    let (mut addr, mut threads, mut nodelay) = ("127.0.0.1:3000".to_string(), None, true);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--addr" => addr = value,
-            "--threads" => match value.parse::<usize>() {
-                Ok(n) if n > 0 => threads = Some(n),
-                _ => usage(format!("bad value {value:?} for --threads")),
-            },
-            "--nodelay" => match value.as_str() {
-                "on" => nodelay = true,
-                "off" => nodelay = false,
-                _ => usage(format!("bad value {value:?} for --nodelay")),
-            },
-            _ => usage(format!("unknown argument {flag:?}")),
-        }
-    }
-    let addr = (addr.to_socket_addrs().ok().and_then(|mut a| a.next()))
-        .unwrap_or_else(|| usage(format!("cannot resolve --addr {addr:?}")));
-
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut server = HttpServer::new(addr).config(evloop::Config::default().nodelay(nodelay));
-    if let Some(n) = threads {
+    let addr = options.addr;
+    let mut server = HttpServer::new(addr).config(evloop::Config::default().nodelay(options.nodelay));
+    if let Some(n) = options.threads {
         server = server.threads(n);
     }
-    let server = server.start(|_req: &Request| Response::text("Hello world!"))?;
+    let server = (server.start(|_req: &Request| Response::text("Hello world!")))
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     log::info!("serving http://{}/", server.local_addr());
     // As `evloop::http::serve`: five seconds for responses in flight on the
     // first signal, a second one stops at once.
-    server.shutdown_on_signals(Duration::from_secs(5))?;
-    server.join()
+    (server.shutdown_on_signals(Duration::from_secs(5)))
+        .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
+    let stopped = server.join();
+    log::info!("stopped: {}", server.stats());
+    stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
 
+/// Without the `http` feature there is nothing to serve.
 #[cfg(not(feature = "http"))]
-fn main() {
-    eprintln!("hello_http needs the `http` feature (on by default)");
+fn serve(options: &Options) -> Result<(), String> {
+    let Options {
+        addr,
+        threads,
+        nodelay,
+    } = options;
+    let _ = (threads, nodelay);
+    Err(format!(
+        "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
+    ))
+}
+
+/// Parses the command line.
+fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
+    let mut options = Options {
+        addr: "127.0.0.1:3000".parse().unwrap(),
+        threads: None,
+        nodelay: true,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
+            Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
+            Arg::Long("nodelay") => {
+                options.nodelay = cli::choice(parser, "--nodelay", &[("on", true), ("off", false)])?
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(options)
 }

@@ -51,19 +51,25 @@
 //! all, so check `client_cpu_pct` stays well under 100 or the generator, not
 //! the server, is what was measured.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[cfg(feature = "http")]
 #[path = "loadgen/http.rs"]
 mod http;
+#[path = "loadgen/options.rs"]
+mod options;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use evloop::sys::{self, ProcessStats};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+
+use crate::options::{CLI, Opts, parse_opts};
 
 /// Number of distinct shifts of the pattern table (prime).
 const PERIOD: usize = 251;
@@ -72,140 +78,12 @@ const PROGRESS_AFTER: f64 = 3.0;
 /// The largest latency the histogram tells apart (one hour, in nanoseconds).
 const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
-const USAGE: &str =
-    "usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
-               [--warmup SECS] [--duration SECS | --count N] [--timeout SECS] [--pid PID]
-               [--http PATH]
-       loadgen --idle N [--addr HOST:PORT] [--duration SECS]
-defaults: --addr 127.0.0.1:7000 --conns 100 --size 64 --depth 1 --warmup 1 --duration 5
---rate sends at a fixed total rate, latency measured from each message's due time;
---count N ends the window after exactly N echoes instead of after --duration;
---timeout (default 120) bounds such a run: exceeding it is an error;
---http PATH sends pipelined keep-alive `GET PATH` requests instead of echo messages
-(--depth requests in flight per connection, --size unused);
---idle N opens N connections that send nothing and holds them for --duration.";
-
 /// Prints a message and exits with status 1 (a failed run).
 macro_rules! fail {
     ($($arg:tt)*) => {{
         eprintln!("loadgen: {}", format_args!($($arg)*));
         std::process::exit(1)
     }};
-}
-
-/// Prints a message and the usage and exits with status 2 (bad arguments).
-macro_rules! usage {
-    ($($arg:tt)*) => {{
-        eprintln!("loadgen: {}\n{USAGE}", format_args!($($arg)*));
-        std::process::exit(2)
-    }};
-}
-
-/// Command-line options.
-struct Opts {
-    /// The server.
-    addr: SocketAddr,
-    /// `--addr` as given, for the `Host` header.
-    host: String,
-    /// Connections to open.
-    conns: usize,
-    /// Bytes per message.
-    size: usize,
-    /// Messages in flight per connection (at most, in `--rate` mode).
-    depth: usize,
-    /// Total messages per second in fixed-rate mode; `None`: closed loop.
-    rate: Option<f64>,
-    /// Seconds before the window starts.
-    warmup: f64,
-    /// Length of the window in seconds (hold time in idle mode).
-    duration: f64,
-    /// Exact number of echoes in the window, instead of `duration`.
-    count: Option<u64>,
-    /// Bound on a `count` run, in seconds after the warmup.
-    timeout: f64,
-    /// The server process to read at the window's edges.
-    pid: Option<u32>,
-    /// Idle mode: connections to open and hold.
-    idle: Option<usize>,
-    /// HTTP mode: the path to `GET`.
-    http: Option<String>,
-}
-
-fn parse_opts() -> Opts {
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
-        let v = v.unwrap_or_else(|| usage!("{flag} needs a value"));
-        v.parse().unwrap_or_else(|_| usage!("bad value {v:?} for {flag}"))
-    }
-    let mut addr = "127.0.0.1:7000".to_string();
-    let mut o = Opts {
-        addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
-        host: String::new(),
-        conns: 100,
-        size: 64,
-        depth: 1,
-        rate: None,
-        warmup: 1.0,
-        duration: 5.0,
-        count: None,
-        timeout: 120.0,
-        pid: None,
-        idle: None,
-        http: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0)
-        }
-        let v = args.next();
-        match flag.as_str() {
-            "--addr" => addr = v.unwrap_or_else(|| usage!("--addr needs a value")),
-            "--conns" => o.conns = num(&flag, v),
-            "--size" => o.size = num(&flag, v),
-            "--depth" => o.depth = num(&flag, v),
-            "--rate" => o.rate = Some(num(&flag, v)),
-            "--warmup" => o.warmup = num(&flag, v),
-            "--duration" => o.duration = num(&flag, v),
-            "--count" => o.count = Some(num(&flag, v)),
-            "--timeout" => o.timeout = num(&flag, v),
-            "--pid" => o.pid = Some(num(&flag, v)),
-            "--idle" => o.idle = Some(num(&flag, v)),
-            "--http" => o.http = Some(v.unwrap_or_else(|| usage!("--http needs a path"))),
-            _ => usage!("unknown argument {flag:?}"),
-        }
-    }
-    o.addr = (addr.to_socket_addrs().ok().and_then(|mut a| a.next()))
-        .unwrap_or_else(|| usage!("cannot resolve --addr {addr:?}"));
-    o.host = addr;
-    check_opts(&o);
-    o
-}
-
-/// Exits with a usage error for values no run can use.
-fn check_opts(o: &Opts) {
-    let secs_ok = |s: f64| s.is_finite() && s >= 0.0;
-    if o.conns == 0 || o.size == 0 || o.depth == 0 || o.idle == Some(0) {
-        usage!("--conns, --size, --depth and --idle must be at least 1");
-    }
-    if !secs_ok(o.warmup) || !secs_ok(o.duration) || !secs_ok(o.timeout) {
-        usage!("--warmup, --duration and --timeout must be non-negative seconds");
-    }
-    if o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        usage!("--rate must be a positive number of messages per second");
-    }
-    if let Some(path) = &o.http {
-        if !cfg!(feature = "http") {
-            usage!("--http needs the `http` feature (on by default)");
-        }
-        if !path.starts_with('/')
-            || path
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            usage!("--http takes a path starting with '/', without spaces: got {path:?}");
-        }
-    }
 }
 
 /// Message contents: message `seq` of connection `conn` is `size` bytes of a
@@ -581,7 +459,7 @@ impl Progress {
 }
 
 fn main() {
-    let o = parse_opts();
+    let o = CLI.parse(parse_opts);
     match o.idle {
         Some(n) => hold_idle(&o, n),
         None => run_load(&o),

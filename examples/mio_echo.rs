@@ -9,6 +9,11 @@
 //! goes back to READABLE only.
 //!
 //! Run: `cargo run --release --example mio_echo -- --addr 127.0.0.1:7001`
+//! (`--help` prints the usage; bad arguments exit with status 2, a failure
+//! such as the address in use with status 1). It runs until killed.
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -17,7 +22,22 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::cli::{Arg, Cli, Error, Parser};
+
 const LISTENER: Token = Token(usize::MAX);
+
+/// This program's name and usage.
+const CLI: Cli = Cli {
+    name: "mio_echo",
+    usage: "\
+usage: mio_echo [--addr HOST:PORT]
+
+A minimal echo server on plain mio, the reference evloop is measured against.
+
+options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:7001)
+  -h, --help         print this help",
+};
 
 struct Conn {
     stream: TcpStream,
@@ -27,10 +47,15 @@ struct Conn {
     writable: bool,
 }
 
-fn main() -> io::Result<()> {
-    let addr = parse_addr();
+fn main() {
+    let addr = CLI.parse(parse_addr);
+    let listener = CLI.or_fail(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")));
+    CLI.or_fail(serve(listener).map_err(|e| format!("serving on {addr}: {e}")));
+}
+
+/// Serves connections on `listener`, forever unless an error stops it.
+fn serve(mut listener: TcpListener) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(addr)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     eprintln!("listening on {}", listener.local_addr()?);
@@ -132,20 +157,15 @@ fn echo(conn: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
     }
 }
 
-fn parse_addr() -> SocketAddr {
-    let mut addr = "127.0.0.1:7001".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = args.next().unwrap_or_default(),
-            _ => {
-                eprintln!("usage: mio_echo [--addr HOST:PORT]   (default 127.0.0.1:7001)");
-                std::process::exit(2);
-            }
+/// Reads `--addr HOST:PORT` (default 127.0.0.1:7001).
+fn parse_addr(parser: &mut Parser) -> Result<SocketAddr, Error> {
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], 7001));
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("addr") => addr = cli::addr(parser, "--addr")?,
+            _ => return Err(arg.unexpected()),
         }
     }
-    addr.parse().unwrap_or_else(|e| {
-        eprintln!("mio_echo: bad --addr {addr:?}: {e}");
-        std::process::exit(2)
-    })
+    Ok(addr)
 }

@@ -22,6 +22,11 @@
 //! Limits: one thread (a multi-thread runtime would compare with several
 //! evloop loops instead); accept errors such as running out of fds are
 //! logged and retried after 100 ms; no idle timeout; runs until killed.
+//! `--help` prints the usage; bad arguments exit with status 2, a failure
+//! such as the address in use with status 1.
+
+#[path = "common/cli.rs"]
+mod cli;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,11 +34,28 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::cli::{Arg, Cli, Error, Parser};
+
+/// This program's name and usage.
+const CLI: Cli = Cli {
+    name: "tokio_echo",
+    usage: "\
+usage: tokio_echo [--addr HOST:PORT]
+
+An echo server on tokio's current-thread runtime, for comparison.
+
+options:
+  --addr HOST:PORT   where to listen (default 127.0.0.1:7000)
+  -h, --help         print this help",
+};
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let addr = parse_addr();
-    let listener = TcpListener::bind(addr).await?;
-    eprintln!("tokio_echo listening on {}", listener.local_addr()?);
+async fn main() {
+    let addr = CLI.parse(parse_addr);
+    let bound = TcpListener::bind(addr).await;
+    let listener = CLI.or_fail(bound.map_err(|e| format!("cannot listen on {addr}: {e}")));
+    let local = listener.local_addr().unwrap_or(addr);
+    eprintln!("tokio_echo listening on {local}");
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -66,22 +88,15 @@ async fn echo(mut stream: TcpStream) {
     }
 }
 
-/// Reads `--addr HOST:PORT` (default 127.0.0.1:7000); exits with status 2 on
-/// anything else.
-fn parse_addr() -> SocketAddr {
-    let mut addr = "127.0.0.1:7000".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => addr = value,
-            _ => {
-                eprintln!("usage: tokio_echo [--addr HOST:PORT]   (default 127.0.0.1:7000)");
-                std::process::exit(2);
-            }
+/// Reads `--addr HOST:PORT` (default 127.0.0.1:7000).
+fn parse_addr(parser: &mut Parser) -> Result<SocketAddr, Error> {
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], 7000));
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("addr") => addr = cli::addr(parser, "--addr")?,
+            _ => return Err(arg.unexpected()),
         }
     }
-    addr.parse().unwrap_or_else(|e| {
-        eprintln!("tokio_echo: bad --addr {addr:?}: {e}");
-        std::process::exit(2)
-    })
+    Ok(addr)
 }

@@ -5,6 +5,51 @@ use std::io;
 
 /// Why a connection closed; passed to [`Handler::on_close`](crate::Handler::on_close) and counted in
 /// [`Stats`](crate::Stats).
+///
+/// Its [`Display`](fmt::Display) form is a short phrase for logs
+/// (`idle timeout`, `reset by peer`, `I/O error: timed out`).
+///
+/// # Examples
+///
+/// A client that connects and says nothing is closed by the idle timeout;
+/// the handler learns why in `on_close`:
+///
+/// ```
+/// use std::net::TcpStream;
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{CloseReason, Config, Conn, Handler, Server};
+///
+/// /// Reports why its connection closed.
+/// struct Report(mpsc::Sender<CloseReason>);
+///
+/// impl Handler for Report {
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
+///     }
+///
+///     fn on_close(&mut self, reason: &CloseReason) {
+///         let _ = self.0.send(reason.clone());
+///     }
+/// }
+///
+/// let (tx, reasons) = mpsc::channel();
+/// let config = Config::default().idle_timeout(Some(Duration::from_millis(50)));
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .threads(1)
+///     .config(config)
+///     .start(move || Report(tx.clone()))?;
+/// let _silent = TcpStream::connect(server.local_addr())?;
+/// let reason = reasons.recv_timeout(Duration::from_secs(10)).expect("a close");
+/// assert_eq!(reason, CloseReason::IdleTimeout);
+/// assert_eq!(reason.to_string(), "idle timeout");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// assert_eq!(server.stats().closed_by(&CloseReason::IdleTimeout), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
@@ -35,6 +80,22 @@ pub enum CloseReason {
 impl CloseReason {
     /// Number of distinct reasons, for per-reason counters.
     pub(crate) const COUNT: usize = 11;
+
+    /// What each reason's counter is called, by [`index`](CloseReason::index):
+    /// its [`Display`](fmt::Display) form, less the detail of an I/O error.
+    pub(crate) const LABELS: [&'static str; Self::COUNT] = [
+        "closed by peer",
+        "reset by peer",
+        "I/O error",
+        "idle timeout",
+        "closed by handler",
+        "aborted by handler",
+        "input limit exceeded",
+        "shutdown",
+        "handler panicked",
+        "connection refused",
+        "connect timed out",
+    ];
 
     /// Dense index of this reason, `0..COUNT`.
     pub(crate) fn index(&self) -> usize {
@@ -78,6 +139,35 @@ impl fmt::Display for CloseReason {
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::ConnectRefused => f.write_str("connection refused"),
             CloseReason::ConnectTimeout => f.write_str("connect timed out"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each reason.
+    const ALL: [CloseReason; CloseReason::COUNT] = [
+        CloseReason::PeerClosed,
+        CloseReason::Reset,
+        CloseReason::Error(io::ErrorKind::TimedOut),
+        CloseReason::IdleTimeout,
+        CloseReason::Closed,
+        CloseReason::Aborted,
+        CloseReason::InputLimit,
+        CloseReason::Shutdown,
+        CloseReason::Panicked,
+        CloseReason::ConnectRefused,
+        CloseReason::ConnectTimeout,
+    ];
+
+    #[test]
+    fn every_reason_has_its_own_index_and_a_label_its_display_starts_with() {
+        for (i, reason) in ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+            let label = CloseReason::LABELS[i];
+            assert!(reason.to_string().starts_with(label), "{reason:?}: {label}");
         }
     }
 }

@@ -10,54 +10,8 @@ use crate::buf::OutputQueue;
 use crate::timer::{TimerId, TimerQueue};
 use crate::{CloseReason, Remote};
 
-/// Identifies a connection within its [`Server`](crate::Server) (or lone
-/// [`EventLoop`](crate::EventLoop)): which loop owns it, and its slot and
-/// generation there.
-///
-/// An id names one connection only: once that connection closes, its id never
-/// names another, even though the slot it occupied is reused. Ids of two
-/// separate servers in one process may be equal; each server's
-/// [`Remote`](crate::Remote) reaches only its own connections.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    /// Index of the loop that owns the connection.
-    loop_index: u32,
-    /// The connection's key in its model: on a loop, its token (slab key
-    /// plus generation); on the thread baseline, its serial number.
-    key: usize,
-}
-
-impl ConnId {
-    /// Makes the id of the connection with `key` on loop `loop_index`.
-    pub(crate) fn new(loop_index: u32, key: usize) -> Self {
-        ConnId { loop_index, key }
-    }
-
-    /// Index of the event loop that owns this connection.
-    pub fn loop_index(&self) -> u32 {
-        self.loop_index
-    }
-
-    /// The connection's key in its model (see the field).
-    pub(crate) fn key(&self) -> usize {
-        self.key
-    }
-}
-
-/// Shown as its [`Display`](fmt::Display) form, e.g. `ConnId(1.42.7)`.
-impl fmt::Debug for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({self})")
-    }
-}
-
-/// Shown as `loop.slot.generation`, e.g. `1.42.7`.
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, generation) = crate::reactor::decode_token(mio::Token(self.key));
-        write!(f, "{}.{key}.{generation}", self.loop_index)
-    }
-}
+// The models import the id from here, beside the state it names.
+pub(crate) use crate::conn_id::ConnId;
 
 /// Who a timer in the loop's queue belongs to and what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +106,52 @@ impl ConnState {
 /// [`Handler`](crate::Handler) for the full contract). Requests such as
 /// [`close`](Conn::close) and [`pause_reading`](Conn::pause_reading) also take
 /// effect when the callback returns.
+///
+/// # Examples
+///
+/// A line protocol: greet on open, answer each line, close on `quit` once
+/// the goodbye is flushed, and drop clients silent for 30 s.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, Handler, Server};
+///
+/// struct Lines;
+///
+/// impl Handler for Lines {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         conn.set_idle_timeout(Some(Duration::from_secs(30)));
+///         conn.write(b"hello\n");
+///     }
+///
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         // Take whole lines; a partial one stays in `input` for next time.
+///         while let Some(end) = input.iter().position(|&b| b == b'\n') {
+///             let line = input.split_to(end + 1);
+///             if &line[..] == b"quit\n" {
+///                 conn.write(b"bye\n");
+///                 conn.close(); // once "bye" is written
+///                 return;
+///             }
+///             conn.write(format!("{} bytes\n", line.len() - 1).as_bytes());
+///         }
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap()).threads(1).start(|| Lines)?;
+/// let mut client = TcpStream::connect(server.local_addr())?;
+/// client.write_all(b"abc\nquit\n")?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?; // to the end of stream: the server closed
+/// assert_eq!(reply, "hello\n3 bytes\nbye\n");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Conn<'a> {
     /// The connection's state and output.
     state: &'a mut ConnState,

@@ -36,7 +36,7 @@ use crate::{CloseReason, Conn, TimerId};
 ///
 /// ```
 /// use evloop::{Conn, Handler};
-/// use bytes::BytesMut;
+/// use evloop::bytes::BytesMut;
 ///
 /// struct Echo;
 ///
@@ -105,7 +105,7 @@ pub trait Handler: 'static {
     /// A line handler that treats a final line without its newline as a line:
     ///
     /// ```
-    /// use bytes::BytesMut;
+    /// use evloop::bytes::BytesMut;
     /// use evloop::{Conn, Handler};
     ///
     /// struct Lines;

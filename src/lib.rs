@@ -1,6 +1,6 @@
 //! Fast network servers written as event loops.
 //!
-//! evloop runs a server as an event loop on [`mio`]: one poller per thread,
+//! evloop runs a server as an event loop on [`mio`](https://docs.rs/mio): one poller per thread,
 //! connections in a slab, readiness events dispatched to a [`Handler`] per
 //! connection. Waiting connections cost a slab entry and a few hundred bytes,
 //! not a thread with its stack, and the loop switches between connections
@@ -10,7 +10,7 @@
 //! # Example: an echo server
 //!
 //! ```no_run
-//! use bytes::BytesMut;
+//! use evloop::bytes::BytesMut;
 //! use evloop::{Config, Conn, EventLoop, Handler};
 //!
 //! struct Echo;
@@ -33,7 +33,7 @@
 //!   by a factory closure. Callbacks: open, data, drained, end of stream,
 //!   timer, close (with a [`CloseReason`]).
 //! * [`Conn`] — what a handler can do to its connection during a callback:
-//!   write (copying, or zero-copy [`bytes::Bytes`]), close, abort, shut down
+//!   write (copying, or zero-copy [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html)), close, abort, shut down
 //!   the write half, pause and resume reading, timers, idle timeout.
 //! * [`EventLoop`] — the reactor that drives handlers, one thread; its docs
 //!   state the loop's contract. [`LoopHandle`] reaches it from other threads.
@@ -53,8 +53,13 @@
 //!   application is one `Fn(&Request) -> Response`, run with
 //!   `http::serve` or `http::HttpServer`; and `http::get`, a client built on
 //!   an outbound connection.
-//! * [`Stats`] — per-loop counters; [`sys`] — OS measurements (CPU time,
-//!   context switches, memory, threads, open fds) for this or another process.
+//! * [`Stats`] — per-loop counters, printable with every counter labelled;
+//!   [`sys`] — OS measurements (CPU time, context switches, memory, threads,
+//!   open fds) for this or another process.
+//! * [`bytes`](https://docs.rs/bytes/1) — the `bytes` crate, re-exported: a handler receives its
+//!   input as a `BytesMut` and may write `Bytes`, so an application needs
+//!   no dependency of its own on `bytes` (and cannot pull in a second,
+//!   incompatible version).
 //!
 //! # Guarantees
 //!
@@ -80,6 +85,7 @@ mod buf;
 mod close;
 mod config;
 mod conn;
+mod conn_id;
 // Entry points for fuzz/ and the property tests; not part of the API.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -95,11 +101,21 @@ mod stats;
 pub mod sys;
 mod timer;
 
+/// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
+/// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.
+pub use bytes;
 pub use close::CloseReason;
 pub use config::Config;
-pub use conn::{Conn, ConnId};
+pub use conn::Conn;
+pub use conn_id::ConnId;
 pub use handler::Handler;
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
 pub use server::{Balance, Model, Server, ServerHandle};
 pub use stats::Stats;
 pub use timer::TimerId;
+
+// The README's Rust blocks are compiled as doctests of this item, so that
+// the code a newcomer copies first keeps building.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

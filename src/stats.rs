@@ -4,12 +4,32 @@
 //! atomics at the end of every turn, so counting costs no atomic operation
 //! per byte or event. A snapshot is therefore at most one turn old.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::CloseReason;
 
 /// Counters of one event loop, as plain integers. Fields are cumulative
 /// since the loop started, except `open`, which is a gauge.
+///
+/// A server's counters are its loops' summed ([`ServerHandle::stats`](crate::ServerHandle::stats));
+/// one loop's come from [`LoopHandle::stats`](crate::LoopHandle::stats).
+/// [`Display`](fmt::Display) names every counter, on one line, with the
+/// connections closed for each reason that occurred; the alternate form
+/// (`{:#}`) puts one counter a line and lists every reason, zeros included.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{CloseReason, Stats};
+///
+/// let mut stats = Stats::default();
+/// stats.accepted = 2;
+/// stats.closed[0] = 2; // how a loop counts a close by its peer
+/// assert_eq!(stats.closed_by(&CloseReason::PeerClosed), 2);
+/// let line = stats.to_string();
+/// assert!(line.starts_with("accepted 2, open 0, rejected 0, closed 2 (closed by peer 2);"), "{line}");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Connections accepted.
@@ -82,6 +102,89 @@ impl Stats {
             *a = if i == MAX_TURN_SLOT { (*a).max(b) } else { *a + b };
         }
         *self = from_slots(&mine);
+    }
+}
+
+/// One line: every counter after its label, closes broken down by the
+/// reasons that occurred; `{:#}`: one counter a line, every reason listed.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return self.fmt_lines(f);
+        }
+        let s = self;
+        write!(
+            f,
+            "accepted {}, open {}, rejected {}, closed {}",
+            s.accepted,
+            s.open,
+            s.rejected,
+            s.closed_total()
+        )?;
+        let mut reasons = (CloseReason::LABELS.iter().zip(s.closed)).filter(|(_, n)| *n > 0);
+        if let Some((label, n)) = reasons.next() {
+            write!(f, " ({label} {n}")?;
+            reasons.try_for_each(|(label, n)| write!(f, ", {label} {n}"))?;
+            f.write_str(")")?;
+        }
+        write!(
+            f,
+            "; read {} B in {} calls, wrote {} B in {} calls; events {}, turns {}, longest turn {} µs, \
+             stale events {}; wake-ups {}, commands {}, accept back-offs {}, read pauses {}, panics {}, \
+             input discarded {} B",
+            s.bytes_read,
+            s.reads,
+            s.bytes_written,
+            s.writes,
+            s.events,
+            s.turns,
+            s.max_turn_micros,
+            s.stale_events,
+            s.wakeups,
+            s.commands,
+            s.accept_backoffs,
+            s.read_pauses,
+            s.panics,
+            s.input_discarded
+        )
+    }
+}
+
+impl Stats {
+    /// The alternate form: `label: value`, one a line.
+    fn fmt_lines(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self;
+        let head = [
+            ("accepted", s.accepted),
+            ("open", s.open),
+            ("rejected", s.rejected),
+            ("closed", s.closed_total()),
+        ];
+        for (label, n) in head {
+            writeln!(f, "{label}: {n}")?;
+        }
+        for (label, n) in CloseReason::LABELS.iter().zip(s.closed) {
+            writeln!(f, "  {label}: {n}")?;
+        }
+        let tail = [
+            ("bytes read", s.bytes_read),
+            ("read calls", s.reads),
+            ("bytes written", s.bytes_written),
+            ("write calls", s.writes),
+            ("events", s.events),
+            ("turns", s.turns),
+            ("longest turn (µs)", s.max_turn_micros),
+            ("stale events", s.stale_events),
+            ("wake-ups", s.wakeups),
+            ("commands", s.commands),
+            ("accept back-offs", s.accept_backoffs),
+            ("read pauses", s.read_pauses),
+            ("panics", s.panics),
+        ];
+        for (label, n) in tail {
+            writeln!(f, "{label}: {n}")?;
+        }
+        write!(f, "input bytes discarded: {}", s.input_discarded)
     }
 }
 
@@ -232,6 +335,56 @@ mod tests {
             (5, 50, 1, 4)
         );
         assert_eq!(a.closed[0], 3);
+    }
+
+    #[test]
+    fn display_labels_every_counter_and_the_reasons_that_occurred() {
+        let mut s = Stats {
+            accepted: 201,
+            open: 1,
+            rejected: 2,
+            bytes_read: 12_864,
+            bytes_written: 12_800,
+            reads: 3,
+            writes: 4,
+            events: 5,
+            turns: 6,
+            max_turn_micros: 7,
+            stale_events: 8,
+            wakeups: 9,
+            commands: 10,
+            accept_backoffs: 11,
+            read_pauses: 12,
+            panics: 13,
+            input_discarded: 14,
+            ..Default::default()
+        };
+        s.closed[CloseReason::PeerClosed.index()] = 199;
+        s.closed[CloseReason::IdleTimeout.index()] = 1;
+        assert_eq!(
+            s.to_string(),
+            "accepted 201, open 1, rejected 2, closed 200 (closed by peer 199, idle timeout 1); \
+             read 12864 B in 3 calls, wrote 12800 B in 4 calls; events 5, turns 6, longest turn 7 µs, \
+             stale events 8; wake-ups 9, commands 10, accept back-offs 11, read pauses 12, panics 13, \
+             input discarded 14 B"
+        );
+        assert!(
+            Stats::default()
+                .to_string()
+                .starts_with("accepted 0, open 0, rejected 0, closed 0; read 0 B")
+        );
+    }
+
+    #[test]
+    fn alternate_display_lists_every_reason_one_counter_a_line() {
+        let mut s = Stats::default();
+        s.closed[CloseReason::Shutdown.index()] = 3;
+        let text = format!("{s:#}");
+        assert!(text.contains("closed: 3\n"), "{text}");
+        assert!(text.contains("\n  shutdown: 3\n"), "{text}");
+        assert!(text.contains("\n  handler panicked: 0\n"), "{text}");
+        assert!(text.ends_with("input bytes discarded: 0"), "{text}");
+        assert_eq!(text.lines().count(), 4 + CloseReason::COUNT + 14);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The measuring tools end to end: `compare` runs a tiny sweep and writes its
-//! reports, rejects impossible arguments with status 2, fails cleanly when a
-//! server cannot start; `loadgen --rate` paces its messages.
+//! reports, draws its charts again from saved CSV files, rejects impossible
+//! arguments with status 2 and one line, fails cleanly when a server cannot
+//! start; `loadgen --rate` paces its messages.
 //!
 //! The tools are examples, which `cargo test` builds (in the test profile)
 //! before it runs the tests; they are found in `target/<profile>/examples/`
@@ -49,23 +50,6 @@ fn out_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// The reactor model to test with: the built-in one once `echo_server`
-/// takes `--model`, else `echo_server` as it is.
-fn reactor_args(dir: &Path) -> Vec<String> {
-    let usage = run(dir, "echo_server", &["--no-such-option", "x"]);
-    if String::from_utf8_lossy(&usage.stderr).contains("--model") {
-        vec!["--models".into(), "reactor,threads".into()]
-    } else {
-        let server = "reactor=echo_server --addr {addr} --threads {loops}";
-        vec![
-            "--server".into(),
-            server.into(),
-            "--models".into(),
-            "reactor,tokio".into(),
-        ]
-    }
-}
-
 /// Stdout and stderr, for assertion messages.
 fn text(output: &Output) -> String {
     let (out, err) = (
@@ -79,7 +63,7 @@ fn text(output: &Output) -> String {
 fn a_tiny_sweep_prints_a_table_and_writes_the_reports() {
     let Some(dir) = examples_dir() else { return };
     let out = out_dir("sweep");
-    let mut args = reactor_args(&dir);
+    let mut args = vec!["--models".to_string(), "reactor,threads".to_string()];
     let tail = [
         "--conns",
         "1,4",
@@ -178,7 +162,16 @@ fn impossible_arguments_exit_with_status_2_and_say_why() {
         (&["--server", "x=echo_server --port"], "{addr}"),
         (&["--server", "x=echo_server --addr {adr}"], "placeholder"),
         (&["--bin-dir", "/nonexistent"], "cargo build"),
-        (&["--frobnicate", "1"], "unknown argument"),
+        (&["--frobnicate", "1"], "unknown option --frobnicate"),
+        (&["extra"], "unexpected argument \"extra\""),
+        (
+            &["--idle", "--duration", "2"],
+            "--duration does not apply to --idle",
+        ),
+        (
+            &["--redraw", "docs/compare", "--rounds", "2"],
+            "does not apply to --redraw",
+        ),
     ];
     for (args, says) in cases {
         let output = run(&dir, "compare", args);
@@ -188,7 +181,39 @@ fn impossible_arguments_exit_with_status_2_and_say_why() {
             stderr.contains(says),
             "{args:?} should mention {says:?}:\n{stderr}"
         );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line:\n{stderr}");
     }
+}
+
+#[test]
+fn redraw_draws_the_charts_again_from_the_csv_files_alone() {
+    let Some(dir) = examples_dir() else { return };
+    let out = out_dir("redraw");
+    std::fs::create_dir_all(&out).unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/compare");
+    for file in ["compare.csv", "idle.csv"] {
+        std::fs::copy(docs.join(file), out.join(file)).unwrap();
+    }
+    let output = run(&dir, "compare", &["--redraw", &out.display().to_string()]);
+    assert!(output.status.success(), "{}", text(&output));
+
+    let svg = std::fs::read_to_string(out.join("compare.svg")).expect("compare.svg");
+    for label in [
+        "reactor",
+        "threads",
+        "tokio",
+        "5,000",
+        "connections (log scale)",
+        "µs (log scale)",
+    ] {
+        assert!(svg.contains(label), "compare.svg has no {label:?}");
+    }
+    let idle = std::fs::read_to_string(out.join("idle.svg")).expect("idle.svg");
+    assert!(
+        idle.contains("10,000") && idle.contains("MiB resident"),
+        "idle.svg"
+    );
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

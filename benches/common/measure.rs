@@ -1,13 +1,84 @@
-//! Criterion measurements that read the OS instead of the clock: context
-//! switches and CPU time of the whole bench process, through `evloop::sys`.
+//! Criterion measurements for benches whose elements are messages: wall
+//! time with throughput in messages per second ([`WallTime`]), and two that
+//! read the OS instead of the clock, context switches and CPU time of the
+//! whole bench process, through `evloop::sys`.
 //!
-//! The server under test runs in the bench process, so these count its
-//! threads and the client's together, per iteration. With
-//! `Throughput::Elements(n)` criterion's "thrpt" line shows the same per
-//! 1,000 elements (switches) or per element (CPU time).
+//! The server under test runs in the bench process, so the OS measurements
+//! count its threads and the client's together, per iteration. With
+//! `Throughput::Elements(n)`, n messages per iteration, criterion's "thrpt"
+//! line shows messages per second (wall time), switches per 1,000 messages,
+//! or CPU time per message.
+
+use std::time::{Duration, Instant};
 
 use criterion::Throughput;
 use criterion::measurement::{Measurement, ValueFormatter};
+
+/// Wall-clock time, as criterion's own `WallTime`, but with throughput
+/// shown as `msgs/s` where criterion would say `elem/s`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallTime;
+
+impl Measurement for WallTime {
+    type Intermediate = Instant;
+    type Value = Duration;
+
+    fn start(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn end(&self, start: Instant) -> Duration {
+        start.elapsed()
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &RateFormatter
+    }
+}
+
+/// Shows time in ns to s, and throughput as messages (or bytes) per second.
+struct RateFormatter;
+
+impl ValueFormatter for RateFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = time_unit(typical);
+        values.iter_mut().for_each(|v| *v /= factor);
+        unit
+    }
+
+    fn scale_throughputs(&self, typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
+        let (per, unit) = per_unit(throughput);
+        // Values are nanoseconds per iteration of `per` messages (or bytes).
+        values.iter_mut().for_each(|v| *v = per * 1e9 / *v);
+        let rate = per * 1e9 / typical;
+        let (factor, prefix) = match rate {
+            r if r >= 1e6 => (1e6, 2),
+            r if r >= 1e3 => (1e3, 1),
+            _ => (1.0, 0),
+        };
+        values.iter_mut().for_each(|v| *v /= factor);
+        match unit {
+            Unit::Elements => ["msgs/s", "K msgs/s", "M msgs/s"][prefix],
+            Unit::Bytes => ["B/s", "KB/s", "MB/s"][prefix],
+        }
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
 
 /// Context switches of the process (voluntary + involuntary, all threads,
 /// exited ones included), from `getrusage`.
@@ -49,7 +120,7 @@ fn switches() -> u64 {
     voluntary + involuntary
 }
 
-/// Shows switches as `cs`, and throughput as switches per 1,000 elements.
+/// Shows switches as `cs`, and throughput as switches per 1,000 messages.
 struct SwitchFormatter;
 
 impl ValueFormatter for SwitchFormatter {
@@ -61,7 +132,7 @@ impl ValueFormatter for SwitchFormatter {
         let (per, unit) = per_unit(throughput);
         values.iter_mut().for_each(|v| *v = *v * 1000.0 / per);
         match unit {
-            Unit::Elements => "cs/1k elem",
+            Unit::Elements => "cs/1k msgs",
             Unit::Bytes => "cs/1k B",
         }
     }
@@ -110,7 +181,7 @@ fn cpu_nanos() -> u64 {
     evloop::sys::cpu_time().expect("getrusage").total().as_nanos() as u64
 }
 
-/// Shows CPU time in ns to s, and throughput as CPU time per element.
+/// Shows CPU time in ns to s, and throughput as CPU time per message.
 struct CpuFormatter;
 
 impl ValueFormatter for CpuFormatter {
@@ -126,10 +197,10 @@ impl ValueFormatter for CpuFormatter {
         let (factor, time) = time_unit(typical / per);
         values.iter_mut().for_each(|v| *v /= factor);
         match (time, unit) {
-            ("ns", Unit::Elements) => "ns CPU/elem",
-            ("µs", Unit::Elements) => "µs CPU/elem",
-            ("ms", Unit::Elements) => "ms CPU/elem",
-            (_, Unit::Elements) => "s CPU/elem",
+            ("ns", Unit::Elements) => "ns CPU/msg",
+            ("µs", Unit::Elements) => "µs CPU/msg",
+            ("ms", Unit::Elements) => "ms CPU/msg",
+            (_, Unit::Elements) => "s CPU/msg",
             ("ns", Unit::Bytes) => "ns CPU/B",
             ("µs", Unit::Bytes) => "µs CPU/B",
             ("ms", Unit::Bytes) => "ms CPU/B",
@@ -142,7 +213,7 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-/// What a throughput counts.
+/// What a throughput counts: elements are messages in these benches.
 enum Unit {
     Elements,
     Bytes,

@@ -3,12 +3,13 @@
 //! cost of one idle connection. Reports on stdout and in `idle.*`.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use evloop::sys::ProcessStats;
 
-use crate::chart::{Series, draw_chart};
+use crate::chart::{Panel, Series, XAxis, draw_chart};
 use crate::children::{Kid, Server, collect, start_loadgen};
 use crate::load::{alternate, median};
 use crate::options::{Model, Opts};
@@ -17,15 +18,18 @@ use crate::report::{aligned, markdown_table, settings, write};
 /// Resident memory with `conns` idle connections, and without.
 #[derive(Debug, Clone)]
 pub(crate) struct IdleSample {
-    model: String,
-    conns: usize,
-    round: usize,
+    /// The model's name.
+    pub(crate) model: String,
+    /// Idle connections held.
+    pub(crate) conns: usize,
+    /// Which round, from 1.
+    pub(crate) round: usize,
     /// Bytes resident before any connection.
-    base_rss: u64,
+    pub(crate) base_rss: u64,
     /// Bytes resident holding `conns` connections.
-    rss: u64,
+    pub(crate) rss: u64,
     /// Threads holding `conns` connections.
-    threads: usize,
+    pub(crate) threads: usize,
 }
 
 /// Holds `conns` idle connections on a fresh server of `model` and reads its memory.
@@ -152,8 +156,9 @@ struct IdleReport {
     lines: Vec<Series>,
 }
 
-/// Medians, slopes and chart lines of the idle samples.
-fn idle_report(o: &Opts, samples: &[IdleSample]) -> IdleReport {
+/// Medians, slopes and chart lines of the idle samples, in the order of
+/// `models` and `conns`.
+fn idle_report(models: &[String], conns: &[usize], samples: &[IdleSample]) -> IdleReport {
     let heads = [
         "model",
         "idle conns",
@@ -168,19 +173,19 @@ fn idle_report(o: &Opts, samples: &[IdleSample]) -> IdleReport {
         slopes: String::new(),
         lines: Vec::new(),
     };
-    for model in &o.models {
+    for model in models {
         let mut points = Vec::new();
-        for &conns in &o.conns {
+        for &conns in conns {
             let runs: Vec<&IdleSample> = (samples.iter())
-                .filter(|s| s.model == model.name && s.conns == conns)
+                .filter(|s| &s.model == model && s.conns == conns)
                 .collect();
-            if let Some(row) = idle_row(&model.name, conns, &runs) {
+            if let Some(row) = idle_row(model, conns, &runs) {
                 points.push((conns as f64, row.1));
                 report.body.push(row.0);
             }
         }
-        report.slopes += &slope_line(&model.name, samples);
-        report.lines.push((model.name.clone(), points));
+        report.slopes += &slope_line(model, samples);
+        report.lines.push((model.clone(), points));
     }
     report
 }
@@ -221,12 +226,13 @@ fn slope_line(model: &str, samples: &[IdleSample]) -> String {
 
 /// Prints the idle table and slopes, and writes `idle.*` into `--out`.
 pub(crate) fn report_idle(o: &Opts, samples: &[IdleSample]) -> Result<(), String> {
+    let models: Vec<String> = o.models.iter().map(|m| m.name.clone()).collect();
     let IdleReport {
         heads,
         body,
         slopes,
         lines,
-    } = idle_report(o, samples);
+    } = idle_report(&models, &o.conns, samples);
     let table = aligned(&heads, &body);
     println!(
         "{table}\nRSS slope, least squares over (0, RSS before) and (N, RSS with N idle) of every run:\n{slopes}"
@@ -248,10 +254,31 @@ pub(crate) fn report_idle(o: &Opts, samples: &[IdleSample]) -> Result<(), String
         );
     }
     write(&dir.join("idle.csv"), &csv)?;
-    draw_chart(
-        &dir.join("idle.svg"),
-        "Resident memory with N idle connections",
-        &[("RSS MiB", lines)],
-        false,
-    )
+    idle_chart(&dir.join("idle.svg"), lines)
+}
+
+/// Draws `idle.svg` at `path` from the samples of an earlier run, in the
+/// order of `models` and `conns`.
+pub(crate) fn redraw_idle(
+    path: &Path,
+    models: &[String],
+    conns: &[usize],
+    samples: &[IdleSample],
+) -> Result<(), String> {
+    idle_chart(path, idle_report(models, conns, samples).lines)
+}
+
+/// Draws the idle chart: median RSS against idle connections, per model.
+fn idle_chart(path: &Path, lines: Vec<Series>) -> Result<(), String> {
+    let panel = Panel {
+        caption: "Resident memory, median of the rounds",
+        y_desc: "MiB resident",
+        log_y: false,
+        lines,
+    };
+    let x = XAxis {
+        desc: "idle connections",
+        log: false,
+    };
+    draw_chart(path, "Resident memory with N idle connections", &x, &[panel])
 }

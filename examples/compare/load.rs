@@ -26,14 +26,39 @@ pub(crate) struct Column {
     pub(crate) csv: &'static str,
     /// Decimals shown in the tables.
     pub(crate) decimals: usize,
-    /// Whether the chart has a panel for it.
-    pub(crate) chart: bool,
+    /// Its panel in the chart, if it has one.
+    pub(crate) chart: Option<Plot>,
     /// Where the value comes from.
     source: Source,
 }
 
+/// How a column is charted.
+pub(crate) struct Plot {
+    /// The panel's caption.
+    pub(crate) caption: &'static str,
+    /// The y axis title, with its unit.
+    pub(crate) y_desc: &'static str,
+    /// Whether the y axis is logarithmic.
+    pub(crate) log_y: bool,
+}
+
+/// A panel (keeps the table below short).
+const fn plot(caption: &'static str, y_desc: &'static str, log_y: bool) -> Option<Plot> {
+    Some(Plot {
+        caption,
+        y_desc,
+        log_y,
+    })
+}
+
 /// A column (keeps the table below one line per column).
-const fn col(head: &'static str, csv: &'static str, decimals: usize, chart: bool, source: Source) -> Column {
+const fn col(
+    head: &'static str,
+    csv: &'static str,
+    decimals: usize,
+    chart: Option<Plot>,
+    source: Source,
+) -> Column {
     Column {
         head,
         csv,
@@ -45,49 +70,73 @@ const fn col(head: &'static str, csv: &'static str, decimals: usize, chart: bool
 
 /// The columns of the load table, in order.
 pub(crate) const COLUMNS: [Column; 13] = [
-    col("msgs/s", "msgs_per_s", 0, true, Source::Key("msgs_per_s")),
-    col("p50 µs", "p50_us", 1, false, Source::Key("p50_us")),
-    col("p99 µs", "p99_us", 1, true, Source::Key("p99_us")),
-    col("p99.9 µs", "p999_us", 1, false, Source::Key("p999_us")),
+    col(
+        "msgs/s",
+        "msgs_per_s",
+        0,
+        plot("Throughput", "messages per second", false),
+        Source::Key("msgs_per_s"),
+    ),
+    col("p50 µs", "p50_us", 1, None, Source::Key("p50_us")),
+    col(
+        "p99 µs",
+        "p99_us",
+        1,
+        // Latency grows a thousandfold from 1 to 5,000 connections: on a
+        // linear axis every count below 1,000 would sit on the floor.
+        plot("Latency, 99th percentile", "µs (log scale)", true),
+        Source::Key("p99_us"),
+    ),
+    col("p99.9 µs", "p999_us", 1, None, Source::Key("p999_us")),
     col(
         "CPU µs/msg",
         "cpu_us_per_msg",
         2,
-        true,
+        plot("Server CPU per message", "µs of CPU per message", false),
         Source::Key("server_cpu_us_per_msg"),
     ),
     col(
         "cs/1k msgs",
         "cs_per_1k",
         1,
-        true,
+        plot("Server context switches", "switches per 1,000 messages", false),
         Source::Key("server_cs_per_1k"),
     ),
     col(
         "invol cs/1k",
         "invol_cs_per_1k",
         1,
-        false,
+        None,
         Source::Key("server_invol_cs_per_1k"),
     ),
-    col("RSS/conn KiB", "rss_per_conn_kib", 1, true, Source::RssPerConn),
-    col("RSS MiB", "rss_mib", 1, false, Source::RssMib),
-    col("threads", "threads", 0, false, Source::Key("server_threads")),
+    col(
+        "RSS/conn KiB",
+        "rss_per_conn_kib",
+        1,
+        plot(
+            "Server memory per connection",
+            "KiB resident per connection",
+            false,
+        ),
+        Source::RssPerConn,
+    ),
+    col("RSS MiB", "rss_mib", 1, None, Source::RssMib),
+    col("threads", "threads", 0, None, Source::Key("server_threads")),
     col(
         "srv CPU%",
         "server_cpu_pct",
         0,
-        true,
+        plot("Server CPU use", "% of one core", false),
         Source::Key("server_cpu_pct"),
     ),
     col(
         "gen CPU%",
         "client_cpu_pct",
         0,
-        false,
+        None,
         Source::Key("client_cpu_pct"),
     ),
-    col("connect s", "connect_secs", 2, false, Source::Key("connect_secs")),
+    col("connect s", "connect_secs", 2, None, Source::Key("connect_secs")),
 ];
 
 /// What one run measured (or the medians of several), in the order of [`COLUMNS`].
@@ -200,20 +249,24 @@ fn progress(model: &str, conns: usize, round: usize, m: &Metrics) -> String {
 }
 
 /// The median of each metric over samples, per model and connection count,
-/// in the order of the models and the counts.
-pub(crate) fn medians(o: &Opts, samples: &[Sample]) -> Vec<(String, usize, Metrics)> {
+/// in the order of `models` and `conns`.
+pub(crate) fn medians(
+    models: &[String],
+    conns: &[usize],
+    samples: &[Sample],
+) -> Vec<(String, usize, Metrics)> {
     let mut rows = Vec::new();
-    for model in &o.models {
-        for &conns in &o.conns {
+    for model in models {
+        for &conns in conns {
             let runs: Vec<&Metrics> = (samples.iter())
-                .filter(|s| s.model == model.name && s.conns == conns)
+                .filter(|s| &s.model == model && s.conns == conns)
                 .map(|s| &s.m)
                 .collect();
             if runs.is_empty() {
                 continue;
             }
             let m = std::array::from_fn(|i| median(runs.iter().map(|m| m[i]).collect()));
-            rows.push((model.name.clone(), conns, m));
+            rows.push((model.clone(), conns, m));
         }
     }
     rows

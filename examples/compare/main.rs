@@ -31,12 +31,16 @@
 //! connections, log x axis, one line per model). `--idle` instead holds N idle
 //! connections on each model (default 1000, 5000, 10000) and reports resident
 //! memory and the slope of a straight-line fit of RSS against N, in `idle.*`.
+//! `--redraw DIR` draws DIR's `compare.svg` and `idle.svg` again from the
+//! CSV files there, running nothing (after a change to the charts, say:
+//! `target/release/examples/compare --redraw docs/compare`).
 //!
 //! Connection counts above what the fd limit allows are left out of the
 //! default sweep (the soft limit is first raised to the hard limit, and the
 //! children inherit it); asked for explicitly, they are an error. Bad or
-//! impossible arguments exit with status 2, a failed run with status 1 after
-//! printing what was measured until then. Children are killed by PID when
+//! impossible arguments (an option the mode would ignore included) exit
+//! with status 2 and one line saying why, a failed run with status 1 after
+//! printing what was measured until then. `--help` prints the usage. Children are killed by PID when
 //! done or on any error; Ctrl-C reaches them too (same process group).
 //!
 //! Limits: loopback only. Idle connections never send a byte: one that was
@@ -50,18 +54,25 @@
 
 mod chart;
 mod children;
+#[path = "../common/cli.rs"]
+mod cli;
 mod idle;
 mod load;
 mod options;
+mod redraw;
 mod report;
 
 use crate::idle::{idle_sweep, report_idle};
 use crate::load::{medians, sweep};
-use crate::options::{Opts, parse_opts, usage};
+use crate::options::{CLI, Opts, parse_opts, usage};
+use crate::redraw::redraw;
 use crate::report::{saturation_notes, text_table, write_load_reports};
 
 fn main() {
     let o = parse_opts();
+    if let Some(dir) = &o.redraw {
+        return CLI.or_fail(redraw(dir));
+    }
     if let Some(dir) = &o.out {
         if let Err(e) = std::fs::create_dir_all(dir) {
             usage!("cannot create --out {}: {e}", dir.display());
@@ -77,7 +88,8 @@ fn main() {
 /// The load sweep and its reports; the first error, if any.
 fn run_load(o: &Opts) -> Option<String> {
     let (samples, failure) = sweep(o);
-    let rows = medians(o, &samples);
+    let models: Vec<String> = o.models.iter().map(|m| m.name.clone()).collect();
+    let rows = medians(&models, &o.conns, &samples);
     if !rows.is_empty() {
         println!("{}{}", text_table(&rows), saturation_notes(&rows));
     }

@@ -1,23 +1,37 @@
 //! The command line: flags and their defaults, the models they select, and
 //! the checks that the run is possible (fd limit, CPUs, binaries). Any bad or
-//! impossible argument exits with status 2 and the usage.
+//! impossible argument, or one the chosen mode would ignore, exits with
+//! status 2 and one line naming it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use evloop::sys;
 
-/// The usage text, printed by `--help` and after an argument error.
-pub(crate) const USAGE: &str =
-    "usage: compare [--models M,M..] [--server NAME=COMMAND].. [--conns N,N..] [--rounds R]
+use crate::cli::{self, Arg, Cli, Error, Parser};
+
+/// This program's name and usage, printed by `--help`.
+pub(crate) const CLI: Cli = Cli {
+    name: "compare",
+    usage: "\
+usage: compare [--models M,M..] [--server NAME=COMMAND].. [--conns N,N..] [--rounds R]
                [--warmup SECS] [--duration SECS] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
-               [--loops N] [--pin SERVER_CPUS:CLIENT_CPUS] [--out DIR] [--bin-dir DIR] [--idle]
+               [--loops N] [--pin SERVER_CPUS:CLIENT_CPUS] [--out DIR] [--bin-dir DIR]
+       compare --idle [--models ..] [--server ..] [--conns ..] [--rounds R] [--loops N] [--pin ..] [--out DIR]
+       compare --redraw DIR
+
+Echo servers side by side, each in its own process under loadgen: messages/s,
+latency, CPU per message, context switches, memory, threads.
+
 defaults: --models reactor,threads,tokio --conns 1,10,100,1000,5000 (idle: 1000,5000,10000)
           --rounds 3 --warmup 1 --duration 5 --size 64 --depth 1 --loops 1
 models: reactor, threads, tokio, mio, or any defined with --server, whose COMMAND may use
         {addr}, {port} and {loops}, e.g. --server 'r2=echo_server --addr {addr} --threads 2'
 --pin 0:1 runs servers on CPU 0 and loadgen on CPU 1 (lists like 0-3,6 work too);
---idle measures resident memory per idle connection instead of load.";
+--out DIR writes compare.md, compare.csv and compare.svg (idle.* with --idle);
+--idle measures resident memory per idle connection instead of load;
+--redraw DIR draws DIR's charts again from its compare.csv and idle.csv, running nothing.",
+};
 
 /// The built-in models: name and command template.
 const BUILTIN: &[(&str, &str)] = &[
@@ -32,12 +46,11 @@ const BUILTIN: &[(&str, &str)] = &[
 /// Fds a process needs besides its connections (listener, poller, stdio, logs).
 const FD_HEADROOM: u64 = 64;
 
-/// Prints a message and the usage and exits with status 2.
+/// Prints a message as one line and exits with status 2.
 macro_rules! usage {
-    ($($arg:tt)*) => {{
-        eprintln!("compare: {}\n{}", format_args!($($arg)*), $crate::options::USAGE);
-        std::process::exit(2)
-    }};
+    ($($arg:tt)*) => {
+        $crate::options::CLI.bad_args(format_args!($($arg)*))
+    };
 }
 pub(crate) use usage;
 
@@ -90,18 +103,49 @@ pub(crate) struct Opts {
     pub(crate) bin_dir: PathBuf,
     /// Idle-memory mode instead of load.
     pub(crate) idle: bool,
+    /// Redraw mode: the directory whose charts to draw again.
+    pub(crate) redraw: Option<PathBuf>,
     /// The command line, for the report.
     pub(crate) command_line: String,
 }
 
+/// What the command line says before it is checked.
+struct Raw {
+    /// Every model known: built in, or defined with `--server`.
+    defined: BTreeMap<String, String>,
+    /// `--models` as given.
+    selected: String,
+    /// `--conns` as given.
+    conns: Option<Vec<usize>>,
+    /// `--pin` as given.
+    pin: Option<String>,
+    /// Options given, for refusing those the mode would ignore.
+    given: Vec<String>,
+}
+
+/// The options that take a value.
+const VALUED: &[&str] = &[
+    "--models",
+    "--server",
+    "--conns",
+    "--rounds",
+    "--warmup",
+    "--duration",
+    "--size",
+    "--depth",
+    "--rate",
+    "--loops",
+    "--pin",
+    "--out",
+    "--bin-dir",
+    "--redraw",
+];
+
+/// Options that only a load sweep uses.
+const LOAD_ONLY: &[&str] = &["--warmup", "--duration", "--size", "--depth", "--rate"];
+
 /// Parses and checks the command line; exits with status 2 on any error.
 pub(crate) fn parse_opts() -> Opts {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut defined: BTreeMap<String, String> = BUILTIN
-        .iter()
-        .map(|(n, c)| (n.to_string(), c.to_string()))
-        .collect();
-    let (mut selected, mut conns, mut pin) = ("reactor,threads,tokio".to_string(), None, None);
     let mut o = Opts {
         models: Vec::new(),
         conns: Vec::new(),
@@ -116,44 +160,86 @@ pub(crate) fn parse_opts() -> Opts {
         out: None,
         bin_dir: default_bin_dir(),
         idle: false,
+        redraw: None,
         command_line: std::env::args()
             .map(|a| shell_quote(&a))
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        if flag == "--idle" {
-            o.idle = true;
-            continue;
-        }
-        let value = it.next().unwrap_or_else(|| usage!("{flag} needs a value"));
-        match flag.as_str() {
-            "--models" => selected = value,
-            "--server" => define(&mut defined, &value),
-            "--conns" => conns = Some(parse_list(&flag, &value)),
-            "--rounds" => o.rounds = parse_num(&flag, &value, 1.0) as usize,
-            "--warmup" => o.warmup = parse_num(&flag, &value, 0.0),
-            "--duration" => o.duration = parse_num(&flag, &value, 0.01),
-            "--size" => o.size = parse_num(&flag, &value, 1.0) as usize,
-            "--depth" => o.depth = parse_num(&flag, &value, 1.0) as usize,
-            "--rate" => o.rate = Some(parse_num(&flag, &value, 1.0)),
-            "--loops" => o.loops = parse_num(&flag, &value, 1.0) as usize,
-            "--pin" => pin = Some(value),
-            "--out" => o.out = Some(PathBuf::from(value)),
-            "--bin-dir" => o.bin_dir = PathBuf::from(value),
-            _ => usage!("unknown argument {flag:?}"),
-        }
+    let raw = CLI.parse(|parser| read_args(parser, &mut o));
+    check_mode(&o, &raw.given);
+    if o.redraw.is_some() {
+        return o;
     }
-    o.models = select(&defined, &selected);
-    o.pin = pin.map(|p| parse_pin(&p));
-    o.conns = check_conns(conns, o.idle);
+    o.models = select(&raw.defined, &raw.selected);
+    o.pin = raw.pin.map(|p| parse_pin(&p));
+    o.conns = check_conns(raw.conns, o.idle);
     check_binaries(&o);
     o
+}
+
+/// Reads every argument into `o` or, where it needs checking against the
+/// others, into the [`Raw`] returned.
+fn read_args(parser: &mut Parser, o: &mut Opts) -> Result<Raw, Error> {
+    let mut raw = Raw {
+        defined: (BUILTIN.iter())
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect(),
+        selected: "reactor,threads,tokio".to_string(),
+        conns: None,
+        pin: None,
+        given: Vec::new(),
+    };
+    while let Some(arg) = parser.next()? {
+        let flag = match arg {
+            Arg::Short('h') | Arg::Long("help") => CLI.help(),
+            Arg::Long("idle") => {
+                o.idle = true;
+                raw.given.push("--idle".to_string());
+                continue;
+            }
+            Arg::Long(name) if VALUED.contains(&format!("--{name}").as_str()) => format!("--{name}"),
+            _ => return Err(arg.unexpected()),
+        };
+        let value = cli::string(parser, &flag)?;
+        set(o, &mut raw, &flag, value);
+        raw.given.push(flag);
+    }
+    Ok(raw)
+}
+
+/// Sets what option `flag` says; a bad value exits with status 2.
+fn set(o: &mut Opts, raw: &mut Raw, flag: &str, value: String) {
+    match flag {
+        "--models" => raw.selected = value,
+        "--server" => define(&mut raw.defined, &value),
+        "--conns" => raw.conns = Some(parse_list(flag, &value)),
+        "--rounds" => o.rounds = parse_num(flag, &value, 1.0) as usize,
+        "--warmup" => o.warmup = parse_num(flag, &value, 0.0),
+        "--duration" => o.duration = parse_num(flag, &value, 0.01),
+        "--size" => o.size = parse_num(flag, &value, 1.0) as usize,
+        "--depth" => o.depth = parse_num(flag, &value, 1.0) as usize,
+        "--rate" => o.rate = Some(parse_num(flag, &value, 1.0)),
+        "--loops" => o.loops = parse_num(flag, &value, 1.0) as usize,
+        "--pin" => raw.pin = Some(value),
+        "--out" => o.out = Some(PathBuf::from(value)),
+        "--bin-dir" => o.bin_dir = PathBuf::from(value),
+        "--redraw" => o.redraw = Some(PathBuf::from(value)),
+        _ => unreachable!("{flag} is in VALUED"),
+    }
+}
+
+/// Exits with status 2 for options the chosen mode would ignore.
+fn check_mode(o: &Opts, given: &[String]) {
+    if o.redraw.is_some() {
+        if let Some(flag) = given.iter().find(|g| *g != "--redraw") {
+            usage!("{flag} does not apply to --redraw, which runs nothing");
+        }
+    } else if o.idle {
+        if let Some(flag) = given.iter().find(|g| LOAD_ONLY.contains(&g.as_str())) {
+            usage!("{flag} does not apply to --idle, which measures idle connections");
+        }
+    }
 }
 
 /// `arg` as a shell would need it, for the report.

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::chart::{Series, draw_chart};
+use crate::chart::{Panel, Series, XAxis, draw_chart};
 use crate::load::{CLIENT_CPU, COLUMNS, Metrics, Sample};
 use crate::options::Opts;
 
@@ -145,16 +145,31 @@ pub(crate) fn write_load_reports(
     }
     write(&dir.join("compare.csv"), &csv)?;
 
-    let panels: Vec<(&str, Vec<Series>)> = (COLUMNS.iter().enumerate())
-        .filter(|(_, c)| c.chart)
-        .map(|(i, c)| (c.head, series(o, rows, i)))
+    let models: Vec<String> = o.models.iter().map(|m| m.name.clone()).collect();
+    load_chart(&dir.join("compare.svg"), &models, rows)
+}
+
+/// Draws `compare.svg` at `path`: one panel per charted column, one line
+/// per model.
+pub(crate) fn load_chart(
+    path: &Path,
+    models: &[String],
+    rows: &[(String, usize, Metrics)],
+) -> Result<(), String> {
+    let panels: Vec<Panel> = (COLUMNS.iter().enumerate())
+        .filter_map(|(i, c)| Some((i, c.chart.as_ref()?)))
+        .map(|(i, plot)| Panel {
+            caption: plot.caption,
+            y_desc: plot.y_desc,
+            log_y: plot.log_y,
+            lines: series(models, rows, i),
+        })
         .collect();
-    draw_chart(
-        &dir.join("compare.svg"),
-        "Echo servers: medians against connections",
-        &panels,
-        true,
-    )
+    let x = XAxis {
+        desc: "connections (log scale)",
+        log: true,
+    };
+    draw_chart(path, "Echo servers: medians against connections", &x, &panels)
 }
 
 /// Writes a file, naming it in the error.
@@ -163,14 +178,14 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Per model, the points (connections, value of column `col`) of the medians.
-fn series(o: &Opts, rows: &[(String, usize, Metrics)], col: usize) -> Vec<Series> {
-    (o.models.iter())
+fn series(models: &[String], rows: &[(String, usize, Metrics)], col: usize) -> Vec<Series> {
+    (models.iter())
         .map(|model| {
-            let points = (rows.iter().filter(|r| r.0 == model.name))
+            let points = (rows.iter().filter(|r| &r.0 == model))
                 .map(|(_, conns, m)| (*conns as f64, m[col]))
                 .filter(|p| p.1.is_finite())
                 .collect();
-            (model.name.clone(), points)
+            (model.clone(), points)
         })
         .collect()
 }

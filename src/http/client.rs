@@ -141,13 +141,15 @@ impl Target {
         } else {
             format!("{}:80", self.authority)
         };
-        let not_found = || {
+        // The resolver's own message names neither the host nor the port.
+        let failed = |why: &dyn std::fmt::Display| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{host_port} resolved to nothing"),
+                format!("cannot resolve {host_port}: {why}"),
             )
         };
-        host_port.to_socket_addrs()?.next().ok_or_else(not_found)
+        let mut addrs = host_port.to_socket_addrs().map_err(|e| failed(&e))?;
+        addrs.next().ok_or_else(|| failed(&"no address"))
     }
 
     /// The request's bytes.
@@ -333,5 +335,20 @@ mod tests {
         assert_eq!(t.resolve().unwrap(), "[::1]:80".parse().unwrap());
         let t = Target::parse("http://127.0.0.1:8080").unwrap();
         assert_eq!(t.resolve().unwrap().port(), 8080);
+    }
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_invalid_input_naming_it() {
+        for (url, named) in [
+            ("http://127.0.0.1:99999/", "127.0.0.1:99999"),
+            ("http://no-such-host.invalid/", "no-such-host.invalid:80"),
+        ] {
+            let err = Target::parse(url).unwrap().resolve().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{url}: {err}");
+            assert!(
+                err.to_string().starts_with(&format!("cannot resolve {named}: ")),
+                "{err}"
+            );
+        }
     }
 }

@@ -14,13 +14,21 @@ const MAX_HEADERS: usize = 64;
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 ///
-/// let response = evloop::http::get("http://127.0.0.1:3000/", Duration::from_secs(5))?;
-/// assert_eq!(response.status(), 200);
-/// println!("{:?}", response.header("content-type"));
-/// println!("{}", String::from_utf8_lossy(response.body()));
+/// use evloop::http::{HttpServer, Response};
+///
+/// let server = HttpServer::new("127.0.0.1:0".parse().unwrap())
+///     .threads(1)
+///     .start(|_| Response::text("Hello world!"))?;
+/// let url = format!("http://{}/", server.local_addr());
+/// let response = evloop::http::get(&url, Duration::from_secs(5))?;
+/// assert_eq!((response.status(), response.reason()), (200, "OK"));
+/// assert_eq!(response.header("content-type"), Some("text/plain; charset=utf-8"));
+/// assert_eq!(&response.body()[..], b"Hello world!");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! HTTP/1.1 servers on the reactor, and a small client.
 //!
 //! A request/response layer over [`Server`](crate::Server): the head is
-//! parsed by [`httparse`], bodies are framed by `Content-Length`, and an
+//! parsed by [`httparse`](https://docs.rs/httparse), bodies are framed by `Content-Length`, and an
 //! application is one function from [`Request`] to [`Response`], called on
 //! the loop thread that owns the connection.
 //!

@@ -7,6 +7,21 @@ use std::ops::Range;
 use bytes::Bytes;
 
 /// The protocol version of a request.
+///
+/// # Examples
+///
+/// ```
+/// use evloop::http::{Request, Response, Version};
+///
+/// fn app(req: &Request) -> Response {
+///     match req.version() {
+///         Version::Http11 => Response::text("hello"),
+///         Version::Http10 => Response::text("hello, old client"),
+///     }
+/// }
+/// # let _ = app;
+/// assert_eq!(Version::Http11.to_string(), "HTTP/1.1");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
     /// HTTP/1.0: the connection closes after the response unless the request
@@ -29,7 +44,7 @@ impl fmt::Display for Version {
 /// One HTTP request: method, target, version, headers and body.
 ///
 /// The head is kept as the bytes that arrived and every part of it is a
-/// range into them, so parsing copies nothing; the body is a [`Bytes`] cut
+/// range into them, so parsing copies nothing; the body is a [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) cut
 /// from the connection's input, also without copying.
 ///
 /// Header lookup is case-insensitive and returns the first header of that
@@ -37,8 +52,13 @@ impl fmt::Display for Version {
 ///
 /// # Examples
 ///
+/// An application routes on the method and path, reads the query, and is
+/// called with every request a client sends:
+///
 /// ```
-/// use evloop::http::{Request, Response};
+/// use std::time::Duration;
+///
+/// use evloop::http::{HttpServer, Request, Response};
 ///
 /// fn app(req: &Request) -> Response {
 ///     match (req.method(), req.path()) {
@@ -46,7 +66,14 @@ impl fmt::Display for Version {
 ///         _ => Response::new(404),
 ///     }
 /// }
-/// # let _ = app;
+///
+/// let server = HttpServer::new("127.0.0.1:0".parse().unwrap()).threads(1).start(app)?;
+/// let url = format!("http://{}/hello?you", server.local_addr());
+/// let response = evloop::http::get(&url, Duration::from_secs(5))?;
+/// assert_eq!(&response.body()[..], b"hello you");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Request {

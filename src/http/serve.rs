@@ -81,7 +81,9 @@ where
 ///     .threads(2)
 ///     .http_config(HttpConfig::default().max_body(64 * 1024))
 ///     .start(|req| Response::text(format!("you asked for {}", req.path())))?;
-/// println!("listening on http://{}", server.local_addr());
+/// let url = format!("http://{}/docs", server.local_addr());
+/// let response = evloop::http::get(&url, Duration::from_secs(5))?;
+/// assert_eq!(&response.body()[..], b"you asked for /docs");
 /// server.shutdown(Duration::from_secs(1));
 /// server.join()?;
 /// # Ok::<(), std::io::Error>(())

@@ -27,24 +27,47 @@ use crate::{Conn, ConnId};
 ///
 /// # Examples
 ///
+/// Push a line to a client from outside its loop, by the id its handler
+/// reported, then close it:
+///
 /// ```
-/// use evloop::{Conn, Handler};
-/// use bytes::BytesMut;
+/// use std::io::Read;
+/// use std::net::TcpStream;
+/// use std::sync::mpsc;
+/// use std::time::Duration;
 ///
-/// /// Sends every line it receives to one fixed connection.
-/// struct Forward(evloop::ConnId);
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, ConnId, Handler, Server};
 ///
-/// impl Handler for Forward {
-///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-///         let data = input.split().freeze();
-///         if let Some(remote) = conn.remote() {
-///             let _ = remote.write(self.0, data);
-///         }
+/// /// Reports its connection's id, and ignores what the client sends.
+/// struct Announce(mpsc::Sender<ConnId>);
+///
+/// impl Handler for Announce {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         let _ = self.0.send(conn.id());
+///     }
+///
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
 ///     }
 /// }
 ///
-/// # let target = None::<evloop::ConnId>;
-/// # if let Some(id) = target { let _ = Forward(id); }
+/// let (tx, ids) = mpsc::channel();
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .threads(2)
+///     .start(move || Announce(tx.clone()))?;
+/// let mut client = TcpStream::connect(server.local_addr())?;
+/// let id = ids.recv().expect("an id");
+///
+/// let remote = server.remote(); // or `conn.remote()` inside a handler
+/// remote.write(id, "pushed\n").expect("still open");
+/// remote.close(id).expect("still open"); // after the write is flushed
+/// let mut got = String::new();
+/// client.read_to_string(&mut got)?;
+/// assert_eq!(got, "pushed\n");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Remote {

@@ -28,6 +28,44 @@ use crate::sys;
 ///
 /// Cloudflare's write-up "Why does one NGINX worker take all the load?"
 /// describes the trade-off between a shared accept queue and `SO_REUSEPORT`.
+///
+/// # Examples
+///
+/// Two loops taking connections in turn: four clients, two on each loop.
+///
+/// ```
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Balance, Conn, Handler, Server};
+///
+/// struct Sink;
+///
+/// impl Handler for Sink {
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .threads(2)
+///     .balance(Balance::RoundRobin)
+///     .start(|| Sink)?;
+/// let clients: Vec<TcpStream> = (0..4)
+///     .map(|_| TcpStream::connect(server.local_addr()))
+///     .collect::<Result<_, _>>()?;
+/// // Each loop publishes its counters once per turn: wait for all four.
+/// let accepted = || server.loop_stats().iter().map(|s| s.accepted).collect::<Vec<_>>();
+/// while accepted().iter().sum::<u64>() < 4 {
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// assert_eq!(accepted(), [2, 2]);
+/// drop(clients);
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Balance {
     /// One listener per loop with `SO_REUSEPORT`; the kernel spreads connections.

@@ -18,6 +18,38 @@ use crate::{Config, EventLoop, Handler, Remote};
 ///
 /// The same [`Handler`] runs on either, so switching is one line and a
 /// benchmark that switches measures the model, not the program.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, Handler, Model, Server};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         conn.write_bytes(input.split().freeze());
+///     }
+/// }
+///
+/// // The same handler, one OS thread per connection.
+/// let server = Server::new("127.0.0.1:0".parse().unwrap())
+///     .model(Model::Threads)
+///     .start(|| Echo)?;
+/// let mut client = TcpStream::connect(server.local_addr())?;
+/// client.write_all(b"hi")?;
+/// let mut echo = [0; 2];
+/// client.read_exact(&mut echo)?;
+/// assert_eq!(&echo, b"hi");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Model {
     /// Event loops on `mio`, one per thread, each serving many connections.
@@ -38,7 +70,7 @@ pub enum Model {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bytes::BytesMut;
+/// use evloop::bytes::BytesMut;
 /// use evloop::{Balance, Conn, Handler, Server};
 ///
 /// struct Echo;

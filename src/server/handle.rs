@@ -18,6 +18,44 @@ use crate::{Remote, Stats, sys};
 /// A cloneable, thread-safe handle to a running [`Server`](crate::Server):
 /// its address and stats, a [`Remote`] to reach its connections, shutdown and
 /// join.
+///
+/// # Examples
+///
+/// Start a server, serve one client, stop it and read its counters:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{CloseReason, Conn, Handler, Server};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+///         conn.write_bytes(input.split().freeze());
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap()).threads(2).start(|| Echo)?;
+/// let mut client = TcpStream::connect(server.local_addr())?;
+/// client.write_all(b"ping")?;
+/// let mut echo = [0; 4];
+/// client.read_exact(&mut echo)?;
+/// assert_eq!(&echo, b"ping");
+///
+/// // Listeners close at once; open connections get a second to flush, then
+/// // close with `CloseReason::Shutdown`; `join` waits for every loop.
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// let stats = server.stats();
+/// assert_eq!((stats.accepted, stats.open), (1, 0));
+/// assert_eq!(stats.closed_by(&CloseReason::Shutdown), 1);
+/// println!("{stats}"); // accepted 1, open 0, rejected 0, closed 1 (shutdown 1); …
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ServerHandle {
     /// Shared by every clone.

@@ -1,0 +1,93 @@
+//! [`ConnId`]: which connection, on which loop.
+
+use std::fmt;
+
+/// Identifies a connection within its [`Server`](crate::Server) (or lone
+/// [`EventLoop`](crate::EventLoop)): which loop owns it, and its slot and
+/// generation there.
+///
+/// An id names one connection only: once that connection closes, its id never
+/// names another, even though the slot it occupied is reused. Ids of two
+/// separate servers in one process may be equal; each server's
+/// [`Remote`](crate::Remote) reaches only its own connections.
+///
+/// Ids print one way everywhere, in evloop's logs as in yours:
+/// `loop.slot.generation` ([`Display`](fmt::Display), e.g. `1.42.7`), or
+/// `ConnId(1.42.7)` as [`Debug`](fmt::Debug).
+///
+/// # Examples
+///
+/// A handler that tells each client its id:
+///
+/// ```
+/// use std::io::Read;
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// use evloop::bytes::BytesMut;
+/// use evloop::{Conn, Handler, Server};
+///
+/// struct WhoAmI;
+///
+/// impl Handler for WhoAmI {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         let id = conn.id();
+///         conn.write(format!("you are {id} on loop {}\n", id.loop_index()).as_bytes());
+///         conn.close();
+///     }
+///
+///     fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+///         input.clear();
+///     }
+/// }
+///
+/// let server = Server::new("127.0.0.1:0".parse().unwrap()).threads(1).start(|| WhoAmI)?;
+/// let mut reply = String::new();
+/// TcpStream::connect(server.local_addr())?.read_to_string(&mut reply)?;
+/// // Loop 0 (the only one), then the slot and its generation.
+/// let id = reply.strip_prefix("you are 0.").expect(&reply);
+/// assert!(id.ends_with(" on loop 0\n"), "{reply}");
+/// server.shutdown(Duration::from_secs(1));
+/// server.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    /// Index of the loop that owns the connection.
+    loop_index: u32,
+    /// The connection's key in its model: on a loop, its token (slab key
+    /// plus generation); on the thread baseline, its serial number.
+    key: usize,
+}
+
+impl ConnId {
+    /// Makes the id of the connection with `key` on loop `loop_index`.
+    pub(crate) fn new(loop_index: u32, key: usize) -> Self {
+        ConnId { loop_index, key }
+    }
+
+    /// Index of the event loop that owns this connection.
+    pub fn loop_index(&self) -> u32 {
+        self.loop_index
+    }
+
+    /// The connection's key in its model (see the field).
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+}
+
+/// Shown as its [`Display`](fmt::Display) form, e.g. `ConnId(1.42.7)`.
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({self})")
+    }
+}
+
+/// Shown as `loop.slot.generation`, e.g. `1.42.7`.
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, generation) = crate::reactor::decode_token(mio::Token(self.key));
+        write!(f, "{}.{key}.{generation}", self.loop_index)
+    }
+}

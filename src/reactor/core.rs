@@ -124,7 +124,8 @@ impl Core {
     /// release at the end of the turn.
     pub(super) fn retire(&mut self, stream: &mut TcpStream, token: Token) {
         if let Err(e) = self.registry.deregister(stream) {
-            log::debug!("deregistering {token:?} failed: {e}");
+            let id = crate::ConnId::new(self.door.index, token.0);
+            log::debug!("{id}: deregistering failed: {e}");
         }
         self.closed.push(token);
     }

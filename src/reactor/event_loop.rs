@@ -37,7 +37,7 @@ use super::handle::{Command, LoopHandle};
 use super::parts::Parts;
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
-use crate::{Config, Handler};
+use crate::{Config, ConnId, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
 /// handler is doing slow work on the loop thread.
@@ -364,7 +364,10 @@ where
         };
         match live(&mut self.conns, token) {
             Some(conn) => conn.run_task(&mut self.core, task),
-            None => trace!("command for closed connection {token:?} dropped"),
+            None => trace!(
+                "command for closed connection {} dropped",
+                ConnId::new(self.core.door().index, token.0)
+            ),
         }
     }
 

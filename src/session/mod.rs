@@ -3,8 +3,8 @@
 //!
 //! A [`Session`] holds the handler, what the handler asked for, the input it
 //! has not consumed, the output still to write, and the connection's
-//! lifecycle as a [`Phase`](phase::Phase). It decides which callback runs when, when input
-//! is handed over again, how a close proceeds (flush, shut the write half,
+//! lifecycle as a [`Phase`](phase::Phase). It decides which callback runs
+//! when, when input is handed over again, how a close proceeds (flush, shut the write half,
 //! linger, finish), what the timers mean, the limits, and the counting.
 //!
 //! The execution models are *drivers*: they own the socket, move bytes
@@ -31,14 +31,15 @@
 //! | bytes read | – | `on_data` while it consumes | – | – | discarded |
 //! | end of stream | – | → ReadClosed | – | – | → Finished |
 //! | output drained | – | `on_drained`, input offered again | same, then `on_eof` | close or linger | – |
+//! | handler resumes reading | – | input offered again, socket read again | input offered, then `on_eof` | – | – |
 //! | `close()`, input limit, shutdown | → Finished | → Closing | → Closing | – | – |
 //! | abort, panic, socket error | → Finished | → Finished | → Finished | → Finished | → Finished |
 //! | idle timer | – | → Finished | → Finished | → Finished | – |
 //! | linger timer | – | – | – | – | → Finished |
 //!
-//! The write half moves on its own ([`WriteHalf`](phase::WriteHalf)): open, then shut once a
-//! requested [`shutdown_write`](crate::Conn::shutdown_write) has flushed, or
-//! when lingering begins.
+//! The write half moves on its own ([`WriteHalf`](phase::WriteHalf)): open,
+//! then shut once a requested [`shutdown_write`](crate::Conn::shutdown_write)
+//! has flushed, or when lingering begins.
 //!
 //! # End of stream loses nothing
 //!

@@ -6,120 +6,13 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufReader, Write};
 use std::time::{Duration, Instant};
 
-use common::http::{Reply, read_reply};
-use evloop::http::{HttpConfig, HttpServer, Request, Response};
-use evloop::{Model, ServerHandle};
+use common::http::{Http, assert_refused, describe, read_reply, read_until_closed, replies};
+use evloop::Model;
+use evloop::http::{HttpConfig, Response};
 use proptest::prelude::*;
-
-/// A running HTTP server, shut down (no grace) and joined when dropped.
-struct Http(ServerHandle);
-
-impl Http {
-    /// Serves `app` with `config` on one loop.
-    fn start(config: HttpConfig, app: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Http {
-        Http::start_on(Model::Reactor, config, app)
-    }
-
-    /// Serves `app` with `config` on one loop of `model` (the thread model
-    /// has no loops: a thread per connection).
-    fn start_on(
-        model: Model,
-        config: HttpConfig,
-        app: impl Fn(&Request) -> Response + Send + Sync + 'static,
-    ) -> Http {
-        Http(
-            HttpServer::new(common::localhost())
-                .threads(1)
-                .model(model)
-                .http_config(config)
-                .start(app)
-                .unwrap(),
-        )
-    }
-
-    /// Serves [`describe`] with the default config.
-    fn describing() -> Http {
-        Http::start(HttpConfig::default(), describe)
-    }
-
-    /// Where it listens.
-    fn addr(&self) -> SocketAddr {
-        self.0.local_addr()
-    }
-
-    /// A client with a bounded read timeout.
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-    }
-
-    /// Sends `raw` on a fresh connection and reads until the server closes.
-    fn exchange(&self, raw: &[u8]) -> String {
-        let mut stream = self.connect();
-        stream.write_all(raw).unwrap();
-        read_until_closed(&mut stream)
-    }
-}
-
-impl Drop for Http {
-    fn drop(&mut self) {
-        self.0.shutdown(Duration::ZERO);
-        let _ = self.0.join();
-    }
-}
-
-/// The test application: answers `METHOD TARGET BODY`; `/panic` panics.
-fn describe(req: &Request) -> Response {
-    if req.path() == "/panic" {
-        panic!("the application failed");
-    }
-    let body = String::from_utf8_lossy(req.body());
-    Response::text(format!("{} {} {}", req.method(), req.target(), body))
-}
-
-/// Reads to end of stream, asserting the server did close within the
-/// read timeout.
-#[track_caller]
-fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut got = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut got) {
-        panic!(
-            "the server did not close cleanly ({e}); got {:?}",
-            String::from_utf8_lossy(&got)
-        );
-    }
-    String::from_utf8(got).unwrap()
-}
-
-/// Every response in a complete byte stream.
-fn replies(all: &str) -> Vec<Reply> {
-    let mut reader = all.as_bytes();
-    let mut out = Vec::new();
-    while !reader.is_empty() {
-        out.push(read_reply(&mut reader, false));
-    }
-    out
-}
-
-/// Asserts `reply` is the single response in `all`, with `status`, saying
-/// `Connection: close`.
-#[track_caller]
-fn assert_refused(all: &str, status: &str) {
-    let got = replies(all);
-    assert_eq!(got.len(), 1, "{all:?}");
-    assert_eq!(got[0].status, status);
-    assert_eq!(got[0].header("connection"), Some("close"));
-    assert_eq!(
-        got[0].header("content-length").unwrap().parse::<usize>().unwrap(),
-        got[0].body.len()
-    );
-}
 
 #[test]
 fn a_malformed_request_gets_400_and_a_close() {
@@ -162,13 +55,6 @@ fn a_413_survives_the_refused_body_arriving_behind_it() {
     let sender = std::thread::spawn(move || writer.write_all(&raw));
     assert_refused(&read_until_closed(&mut stream), "HTTP/1.1 413 Content Too Large");
     let _ = sender.join().unwrap();
-}
-
-#[test]
-fn a_chunked_body_gets_501_and_a_close() {
-    let server = Http::describing();
-    let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-    assert_refused(&server.exchange(raw), "HTTP/1.1 501 Not Implemented");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! HTTP/1.1 servers on the reactor, and a small client.
 //!
 //! A request/response layer over [`Server`](crate::Server): the head is
-//! parsed by [`httparse`], bodies are framed by `Content-Length`, and an
+//! parsed by [`httparse`], bodies are framed by `Content-Length` or the
+//! chunked coding, and an
 //! application is one function from [`Request`] to [`Response`], called on
 //! the loop thread that owns the connection.
 //!
@@ -35,16 +36,20 @@
 //!
 //! * Responses go out in request order, pipelined requests included.
 //! * Every refused request gets its status (400, 408, 413, 431, 501) with
-//!   `Connection: close` before the connection closes; a panicking
-//!   application gets 500 and closes only its own connection.
+//!   `Connection: close` before the connection closes, and the rest of a
+//!   refused body is read past (within bounds) so that the client reads it;
+//!   a panicking application gets 500 and closes only its own connection.
 //! * Memory per connection is bounded by [`HttpConfig::max_head`] plus
 //!   [`HttpConfig::max_body`] of input and the loop's high watermark of
 //!   queued output (plus one response).
 
+mod chunked;
 mod client;
 mod client_response;
 mod date;
 pub(crate) mod decode;
+mod discard;
+mod framing;
 mod limits;
 mod protocol;
 mod request;

@@ -4,8 +4,9 @@
 //! One `on_data` answers every complete request in the input (pipelining),
 //! in arrival order, since the application is called synchronously. Phases:
 //!
-//! 1. decode the next request (or stop: incomplete, or rejected → error
-//!    response and close);
+//! 1. decode the next request (or stop: incomplete, or refused → error
+//!    response, then the rest of a refused body read and dropped within
+//!    bounds, then close);
 //! 2. call the application, catching a panic (→ 500 and close);
 //! 3. write the response, and close after it if either side asked;
 //! 4. stop early once queued output passes the high watermark: the reactor
@@ -22,6 +23,7 @@ use log::{debug, error};
 
 use super::date::HttpDate;
 use super::decode::{Decoded, Decoder};
+use super::discard::{Discard, Rest};
 use super::{HttpConfig, Request, Response, Version};
 use crate::{Conn, Handler, TimerId};
 
@@ -44,6 +46,19 @@ pub(crate) struct HttpHandler<F> {
     /// `serve` stopped because output was full: input waits on us, not on
     /// the client, so no head timer runs for it.
     stalled: bool,
+    /// A refused request's body being dropped before the close, with the
+    /// timer that bounds it.
+    discarding: Option<(Discard, TimerId)>,
+}
+
+/// How [`HttpHandler::serve`] left the connection.
+enum Flow {
+    /// Open for more requests.
+    Open,
+    /// Closing after the output.
+    Close,
+    /// A request was refused; the client may still send this much of it.
+    Refused(Rest),
 }
 
 impl<F> HttpHandler<F>
@@ -59,22 +74,23 @@ where
             decoder: None,
             head_timer: None,
             stalled: false,
+            discarding: None,
         }
     }
 
-    /// Answers every complete request in `input`; returns whether the
-    /// connection stays open.
-    fn serve(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) -> bool {
+    /// Answers every complete request in `input`; says how the connection
+    /// goes on.
+    fn serve(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) -> Flow {
         let mut batch = Batch::take();
-        let open = self.serve_into(conn, input, &mut batch);
+        let flow = self.serve_into(conn, input, &mut batch);
         batch.finish(conn);
-        open
+        flow
     }
 
     /// [`serve`](Self::serve), gathering the responses in `batch`.
-    fn serve_into(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut, batch: &mut Batch) -> bool {
+    fn serve_into(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut, batch: &mut Batch) -> Flow {
         let Some(decoder) = self.decoder.as_mut() else {
-            return false;
+            return Flow::Close;
         };
         let date = HttpDate::now();
         self.stalled = false;
@@ -83,27 +99,62 @@ where
                 // The reactor pauses reading past its high watermark and hands
                 // the rest of the input back to `on_data` once output drains.
                 self.stalled = true;
-                return true;
+                return Flow::Open;
             }
             let mut request = match decoder.decode(input, &self.config) {
                 Decoded::Request(request) => request,
                 Decoded::Incomplete => break,
-                Decoded::Reject(status) => {
-                    debug!("{}: rejecting request with {status}", conn.id());
-                    batch.reject(conn, status);
-                    return false;
+                Decoded::Reject(refusal) => {
+                    debug!("{}: refusing request with {}", conn.id(), refusal.status);
+                    batch.reject(conn, refusal.status);
+                    return Flow::Refused(refusal.rest);
                 }
             };
             let keep_alive = respond(&*self.app, conn, batch, &request, &date);
             decoder.recycle(&mut request);
             if !keep_alive {
-                return false;
+                return Flow::Close;
             }
         }
         if decoder.take_continue() {
             batch.buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        true
+        Flow::Open
+    }
+
+    /// After a refusal: reads past what the client still sends of the
+    /// refused request, within bounds, then closes.
+    fn refused(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut, rest: Rest) {
+        if let Some(timer) = self.head_timer.take() {
+            conn.cancel_timer(timer);
+        }
+        let mut discard = Discard::new(rest, &self.config);
+        match discard.as_mut().map(|d| d.consume(input)) {
+            Some(false) => {
+                // The client reads the refusal, then our end of stream,
+                // while the rest of what it sends is dropped.
+                conn.shutdown_write();
+                let timer = conn.set_timer(self.config.discard_timeout);
+                self.discarding = discard.map(|d| (d, timer));
+            }
+            _ => {
+                input.clear();
+                conn.close();
+            }
+        }
+    }
+
+    /// Drops what `input` holds of a refused body; closes once it is over.
+    fn discard(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        if let Some((discard, timer)) = &mut self.discarding
+            && discard.consume(input)
+        {
+            conn.cancel_timer(*timer);
+            self.discarding = None;
+            // The refusal said `Connection: close`: what follows is dropped.
+            input.clear();
+            conn.close();
+        }
     }
 
     /// Runs the head timer while a partial head waits in `input`, and only
@@ -132,15 +183,26 @@ where
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-        if !self.serve(conn, input) {
-            input.clear();
-            conn.close();
+        if self.discarding.is_some() {
+            return self.discard(conn, input);
         }
-        self.update_head_timer(conn, input);
+        match self.serve(conn, input) {
+            Flow::Open => self.update_head_timer(conn, input),
+            Flow::Close => {
+                input.clear();
+                conn.close();
+                self.update_head_timer(conn, input);
+            }
+            Flow::Refused(rest) => self.refused(conn, input, rest),
+        }
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
-        if self.head_timer == Some(timer) {
+        if self.discarding.as_ref().is_some_and(|(_, t)| *t == timer) {
+            debug!("{}: the refused body did not end in time", conn.id());
+            self.discarding = None;
+            conn.close();
+        } else if self.head_timer == Some(timer) {
             self.head_timer = None;
             debug!("{}: request head not complete in time", conn.id());
             let mut batch = Batch::take();

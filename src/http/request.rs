@@ -30,7 +30,8 @@ impl fmt::Display for Version {
 ///
 /// The head is kept as the bytes that arrived and every part of it is a
 /// range into them, so parsing copies nothing; the body is a [`Bytes`] cut
-/// from the connection's input, also without copying.
+/// from the connection's input, also without copying (a chunked body is
+/// copied once, to join its chunks).
 ///
 /// Header lookup is case-insensitive and returns the first header of that
 /// name; [`headers`](Request::headers) yields all of them in arrival order.
@@ -64,7 +65,7 @@ pub struct Request {
     pub(crate) keep_alive: bool,
     /// Each header's name and value, as ranges within `head`.
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
-    /// The body (empty without `Content-Length`).
+    /// The body: `Content-Length` bytes, or a chunked body decoded.
     pub(crate) body: Bytes,
     /// The client's address.
     pub(crate) peer: SocketAddr,
@@ -121,7 +122,8 @@ impl Request {
             .map(|(name, value)| (self.text(name), &self.head[value.clone()]))
     }
 
-    /// The body: exactly `Content-Length` bytes, or empty.
+    /// The body: exactly `Content-Length` bytes, or a chunked body
+    /// decoded (its framing, extensions and trailers removed), or empty.
     pub fn body(&self) -> &Bytes {
         &self.body
     }

@@ -64,12 +64,18 @@ where
 ///   Once queued output passes the loop's high watermark
 ///   ([`Config::write_watermarks`]) the rest waits, reading pauses, and it
 ///   goes on when the client has read enough (backpressure).
-/// * Bodies by `Content-Length` only: a request with any
-///   `Transfer-Encoding`, `chunked` included, is refused with 501 and the
-///   connection closed, since this server buffers whole bodies and does not
-///   decode chunked uploads. `Expect: 100-continue` is answered.
+/// * Request bodies framed by `Content-Length` or the chunked coding
+///   (extensions skipped, trailers read within [`HttpConfig::max_head`] and
+///   dropped), whole bodies up to [`HttpConfig::max_body`] (the decoded
+///   total, for chunked). `Transfer-Encoding` beside `Content-Length`, or
+///   in an HTTP/1.0 request, is 400; a coding other than `chunked` is 501.
+///   `Expect: 100-continue` is answered, for chunked bodies too.
 /// * Limits are in [`HttpConfig`]; an error response always carries
-///   `Connection: close` and the connection closes after it.
+///   `Connection: close` and the connection closes after it. When the
+///   client may still be sending the refused request's body, the rest of it
+///   is read and dropped first (within [`HttpConfig::max_discard`] and
+///   [`HttpConfig::discard_timeout`]), so that a client that reads only
+///   after sending sees the status rather than a reset.
 ///
 /// # Examples
 ///

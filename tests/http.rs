@@ -18,11 +18,11 @@ use proptest::prelude::*;
 fn a_malformed_request_gets_400_and_a_close() {
     let server = Http::describing();
     assert_refused(
-        &server.exchange(b"GET /\0 HTTP/1.1\r\n\r\n"),
+        &server.exchange(b"GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n"),
         "HTTP/1.1 400 Bad Request",
     );
     assert_refused(
-        &server.exchange(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+        &server.exchange(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"),
         "HTTP/1.1 400 Bad Request",
     );
 }
@@ -30,7 +30,7 @@ fn a_malformed_request_gets_400_and_a_close() {
 #[test]
 fn a_head_over_the_limit_gets_431_and_a_close() {
     let server = Http::start(HttpConfig::default().max_head(1024), describe);
-    let endless = format!("GET / HTTP/1.1\r\nX-Long: {}", "a".repeat(2000));
+    let endless = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Long: {}", "a".repeat(2000));
     assert_refused(
         &server.exchange(endless.as_bytes()),
         "HTTP/1.1 431 Request Header Fields Too Large",
@@ -40,7 +40,7 @@ fn a_head_over_the_limit_gets_431_and_a_close() {
 #[test]
 fn a_declared_body_over_the_limit_gets_413_before_it_is_sent() {
     let server = Http::start(HttpConfig::default().max_body(16), describe);
-    let raw = b"POST /upload HTTP/1.1\r\nContent-Length: 17\r\n\r\n";
+    let raw = b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n";
     assert_refused(&server.exchange(raw), "HTTP/1.1 413 Content Too Large");
 }
 
@@ -48,7 +48,7 @@ fn a_declared_body_over_the_limit_gets_413_before_it_is_sent() {
 fn a_413_survives_the_refused_body_arriving_behind_it() {
     let server = Http::start(HttpConfig::default().max_body(16), describe);
     let mut stream = server.connect();
-    let mut raw = b"POST /upload HTTP/1.1\r\nContent-Length: 300000\r\n\r\n".to_vec();
+    let mut raw = b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 300000\r\n\r\n".to_vec();
     raw.extend_from_slice(&[b'x'; 300_000]);
     let mut writer = stream.try_clone().unwrap();
     // The server stops reading; this write may fail once it has closed.
@@ -72,7 +72,9 @@ fn an_idle_kept_alive_connection_is_closed_after_the_timeout() {
     let timeout = Duration::from_millis(300);
     let server = Http::start(HttpConfig::default().keep_alive_timeout(Some(timeout)), describe);
     let mut stream = server.connect();
-    stream.write_all(b"GET /once HTTP/1.1\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /once HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
     let start = Instant::now();
     let all = read_until_closed(&mut stream);
     assert_eq!(replies(&all)[0].body, "GET /once ");
@@ -88,11 +90,16 @@ fn a_panicking_application_gets_500_and_other_connections_go_on() {
     let server = Http::describing();
     let other = server.connect();
     let mut other_reader = BufReader::new(other.try_clone().unwrap());
-    (&other).write_all(b"GET /before HTTP/1.1\r\n\r\n").unwrap();
+    (&other)
+        .write_all(b"GET /before HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
     assert_eq!(read_reply(&mut other_reader, false).body, "GET /before ");
-    let all = server.exchange(b"GET /panic HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
+    let all =
+        server.exchange(b"GET /panic HTTP/1.1\r\nHost: h\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_refused(&all, "HTTP/1.1 500 Internal Server Error");
-    (&other).write_all(b"GET /after HTTP/1.1\r\n\r\n").unwrap();
+    (&other)
+        .write_all(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
     assert_eq!(read_reply(&mut other_reader, false).body, "GET /after ");
 }
 
@@ -113,7 +120,7 @@ fn keep_alive_serves_two_requests_on_one_connection() {
     assert_eq!(first.header("server"), Some("evloop"));
     assert!(first.header("date").is_some_and(|d| d.ends_with(" GMT")));
     (&stream)
-        .write_all(b"POST /two?x=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody")
+        .write_all(b"POST /two?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody")
         .unwrap();
     assert_eq!(read_reply(&mut reader, false).body, "POST /two?x=1 body");
 }
@@ -121,7 +128,7 @@ fn keep_alive_serves_two_requests_on_one_connection() {
 #[test]
 fn connection_close_is_answered_then_the_connection_closes() {
     let server = Http::describing();
-    let got = replies(&server.exchange(b"GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    let got = replies(&server.exchange(b"GET /bye HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].header("connection"), Some("close"));
     assert_eq!(got[0].body, "GET /bye ");
@@ -152,7 +159,7 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
 #[test]
 fn head_carries_the_content_length_but_no_body() {
     let server = Http::describing();
-    let all = server.exchange(b"HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let all = server.exchange(b"HEAD /h HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
     let (head, rest) = all.split_once("\r\n\r\n").unwrap();
     assert!(head.contains("\r\nContent-Length: 8"), "{head}");
     assert_eq!(rest, "", "HEAD response has a body");
@@ -164,7 +171,7 @@ fn ten_requests() -> Vec<u8> {
     for i in 0..10 {
         let close = if i == 9 { "Connection: close\r\n" } else { "" };
         raw.extend_from_slice(
-            format!("POST /{i} HTTP/1.1\r\n{close}Content-Length: 2\r\n\r\n#{i}").as_bytes(),
+            format!("POST /{i} HTTP/1.1\r\nHost: h\r\n{close}Content-Length: 2\r\n\r\n#{i}").as_bytes(),
         );
     }
     raw
@@ -205,9 +212,9 @@ fn pipelined_large_responses_pass_the_watermark_and_all_arrive(model: Model) {
     });
     let mut raw = Vec::new();
     for i in 0..20 {
-        raw.extend_from_slice(format!("GET /{i:02} HTTP/1.1\r\n\r\n").as_bytes());
+        raw.extend_from_slice(format!("GET /{i:02} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
     }
-    raw.extend_from_slice(b"GET /end HTTP/1.1\r\nConnection: close\r\n\r\n");
+    raw.extend_from_slice(b"GET /end HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
     let got = replies(&server.exchange(&raw));
     assert_eq!(got.len(), 21);
     for (i, reply) in got.iter().take(20).enumerate() {

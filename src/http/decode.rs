@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use super::chunked::{ChunkError, ChunkLimits, Dechunker};
 use super::discard::Rest;
 use super::framing::{BodyKind, Framing, Refusal};
+use super::target::{lower_minor_version, path_start};
 use super::{HttpConfig, Request, Version};
 
 /// Headers parsed into a stack array; only a larger
@@ -140,10 +141,27 @@ impl Decoder {
         std::mem::take(&mut self.continue_due)
     }
 
-    /// Parses a head from the front of `input` and checks its framing:
-    /// `Ok(None)` if incomplete, else the request (body still empty) and how
-    /// its body is framed, or the refusal.
+    /// Parses a head from the front of `input` and checks it: `Ok(None)` if
+    /// incomplete, else the request (body still empty) and how its body is
+    /// framed, or the refusal. A version `httparse` refuses is looked at
+    /// once more (see [`lower_minor_version`]).
     fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<Option<Pending>, Refusal> {
+        match self.parse_head(input, config) {
+            Err(Malformed::Version) => {
+                let window = input.len().min(config.max_head);
+                lower_minor_version(&mut input[..window]).map_err(Refusal::bare)?;
+                self.parse_head(input, config).map_err(Malformed::refusal)
+            }
+            result => result.map_err(Malformed::refusal),
+        }
+    }
+
+    /// [`head`](Self::head), once.
+    fn parse_head(
+        &mut self,
+        input: &mut BytesMut,
+        config: &HttpConfig,
+    ) -> Result<Option<Pending>, Malformed> {
         // Uninitialised slots: httparse writes those it fills, and filling
         // 64 empty headers per request would cost more than parsing them.
         let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
@@ -159,17 +177,24 @@ impl Decoder {
         // depend on how much of the input had arrived.
         let window = &input[..input.len().min(config.max_head)];
         let mut parsed = httparse::Request::new(&mut []);
+        let refuse = |status| Err(Malformed::Refused(Refusal::bare(status)));
         let n = match parsed.parse_with_uninit_headers(window, slots) {
             Ok(httparse::Status::Complete(n)) => n,
-            Err(httparse::Error::TooManyHeaders) => return Err(Refusal::bare(431)),
-            Ok(httparse::Status::Partial) if input.len() > config.max_head => return Err(Refusal::bare(431)),
+            Err(httparse::Error::TooManyHeaders) => return refuse(431),
+            Ok(httparse::Status::Partial) if input.len() > config.max_head => return refuse(431),
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(Refusal::bare(400)),
+            Err(httparse::Error::Version) => return Err(Malformed::Version),
+            Err(_) => return refuse(400),
         };
         let base = input.as_ptr();
-        let method = span(base, parsed.method.unwrap_or("").as_bytes());
+        let method_text = parsed.method.unwrap_or("");
+        let method = span(base, method_text.as_bytes());
         let target_text = parsed.path.unwrap_or("");
         let target = span(base, target_text.as_bytes());
+        let path_at = match path_start(method_text, target_text) {
+            Ok(at) => at,
+            Err(status) => return refuse(status),
+        };
         let query_at = target_text.find('?').map(|i| i + 1);
         let version = match parsed.version {
             Some(0) => Version::Http10,
@@ -182,6 +207,10 @@ impl Decoder {
             framing.see(h.name, h.value);
             (span(base, h.name.as_bytes()), span(base, h.value))
         }));
+        if let Err(status) = framing.host(version) {
+            self.spare = headers;
+            return refuse(status);
+        }
         let body_arrived = input.len() > n;
         let expects_continue = framing.expects_continue && version == Version::Http11;
         let body = match framing.body(version, config) {
@@ -189,12 +218,12 @@ impl Decoder {
             Ok(BodyKind::Chunked) => Body::Chunked(Dechunker::default(), BytesMut::new()),
             // Told no before it sent the body, a client expecting 100
             // Continue does not send it.
-            Err(refusal) if expects_continue && !body_arrived => return Err(Refusal::bare(refusal.status)),
+            Err(refusal) if expects_continue && !body_arrived => return refuse(refusal.status),
             Err(refusal) => {
                 // The head is part of the request the refusal answers; what
                 // follows it is the rest to skip.
                 let _ = input.split_to(n);
-                return Err(refusal);
+                return Err(Malformed::Refused(refusal));
             }
         };
         let has_body = !matches!(body, Body::Length(0));
@@ -203,6 +232,7 @@ impl Decoder {
             head: input.split_to(n).freeze(),
             method,
             target,
+            path_at,
             query_at,
             version,
             keep_alive: framing.keep_alive(version),
@@ -211,6 +241,25 @@ impl Decoder {
             peer: self.peer,
         };
         Ok(Some(Pending { request, body }))
+    }
+}
+
+/// Why one parse of a head failed.
+#[derive(Debug)]
+enum Malformed {
+    /// `httparse` refused the version; [`lower_minor_version`] decides.
+    Version,
+    /// Refused for good.
+    Refused(Refusal),
+}
+
+impl Malformed {
+    /// The refusal, a version `httparse` refused twice being malformed.
+    fn refusal(self) -> Refusal {
+        match self {
+            Malformed::Version => Refusal::bare(400),
+            Malformed::Refused(refusal) => refusal,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! refusal with its status (RFC 9112 §6).
 
 use super::discard::Rest;
+use super::target::valid_host;
 use super::{HttpConfig, Version};
 
 /// How a request's body is delimited.
@@ -49,6 +50,10 @@ pub(crate) struct Framing {
     close: bool,
     /// A `Connection` header listed `keep-alive`.
     keep_alive: bool,
+    /// `Host` headers seen.
+    hosts: u32,
+    /// Every `Host` value seen was valid.
+    hosts_valid: bool,
 }
 
 /// The transfer codings of a request, as far as the decision needs them.
@@ -69,6 +74,10 @@ impl Framing {
     pub(crate) fn see(&mut self, name: &str, value: &[u8]) {
         // The length comparison turns most headers away at once.
         match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => {
+                self.hosts += 1;
+                self.hosts_valid = (self.hosts == 1 || self.hosts_valid) && valid_host(value);
+            }
             6 if name.eq_ignore_ascii_case("expect") => {
                 self.expects_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
@@ -130,6 +139,21 @@ impl Framing {
                 rest: Rest::Length(len),
             }),
             len => Ok(BodyKind::Length(len)),
+        }
+    }
+
+    /// Checks the `Host` rules of RFC 9112 §3.2: an HTTP/1.1 request has
+    /// exactly one `Host`, and any request's `Host` is valid.
+    ///
+    /// # Errors
+    ///
+    /// 400 otherwise.
+    pub(crate) fn host(&self, version: Version) -> Result<(), u16> {
+        match (self.hosts, version) {
+            (0, Version::Http11) => Err(400),
+            (0, Version::Http10) => Ok(()),
+            (1, _) if self.hosts_valid => Ok(()),
+            _ => Err(400),
         }
     }
 

@@ -56,6 +56,7 @@ mod request;
 mod response;
 mod serve;
 mod status;
+mod target;
 
 pub use client::{DEFAULT_MAX_BODY, get, get_with_max_body};
 pub use client_response::ClientResponse;

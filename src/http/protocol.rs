@@ -243,6 +243,18 @@ where
             return false;
         }
     };
+    if response.status() < 200 {
+        // An interim status is no answer: the client would wait for one.
+        error!(
+            "{}: the application answered {} {} with {}, which is not a final status",
+            conn.id(),
+            request.method(),
+            request.target(),
+            response.status()
+        );
+        batch.reject(conn, 500);
+        return false;
+    }
     let keep_alive = request.keep_alive() && !response.wants_close();
     let connection = match (keep_alive, request.version()) {
         (false, _) => Some("close"),

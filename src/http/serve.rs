@@ -57,6 +57,22 @@ where
 ///
 /// # Protocol
 ///
+/// What is accepted and refused follows RFC 9112 and RFC 9110
+/// (`tests/rfc9112.rs` checks each rule, by section):
+///
+/// * Request targets in origin form (`/path?query`), absolute form
+///   (`http://host/path`, whose authority [`Request::host`] then gives),
+///   and asterisk form for `OPTIONS *`; `CONNECT` (authority form) gets
+///   501, since no tunnels are opened; anything else 400.
+/// * An HTTP/1.1 request must carry exactly one valid `Host`, else 400.
+/// * HTTP/1.0 and 1.1; a higher 1.x minor version is served as 1.1, another
+///   major version gets 505.
+/// * Header names must be tokens with no whitespace before the colon,
+///   values free of control characters, no obs-fold line continuations and
+///   no whitespace before the first header: 400 otherwise.
+/// * Responses to `HEAD`, and with status 204 or 304, carry no body; 204
+///   carries no `Content-Length`. An application answering with a 1xx
+///   status (no final answer) is answered for with 500.
 /// * Keep-alive by default for HTTP/1.1; HTTP/1.0 closes after the response
 ///   unless the request says `Connection: keep-alive`. `Connection: close`
 ///   from either side closes after the response is flushed.

@@ -17,36 +17,42 @@ fn rejection(raw: &str, config: &HttpConfig) -> Option<String> {
 
 #[test]
 fn each_limit_and_malformation_has_its_status() {
-    let c = HttpConfig::default().max_head(64).max_body(10).max_headers(2);
+    let c = HttpConfig::default().max_head(80).max_body(10).max_headers(3);
     let reject = |raw: &str| rejection(raw, &c);
     assert_eq!(
-        reject("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").as_deref(),
+        reject("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n").as_deref(),
         Some("reject 431")
     );
     assert_eq!(
-        reject(&format!("GET /{} HTTP/1.1\r\n", "a".repeat(80))).as_deref(),
+        reject(&format!("GET /{} HTTP/1.1\r\nHost: h\r\n", "a".repeat(80))).as_deref(),
         Some("reject 431")
     );
     assert_eq!(
-        reject("GET / HTTP/1.1\r\nContent-Length: 11\r\n\r\n").as_deref(),
+        reject("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n").as_deref(),
         Some("reject 413")
     );
     assert_eq!(
-        reject("GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").as_deref(),
+        reject("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n").as_deref(),
         Some("reject 400")
     );
     assert_eq!(
-        reject("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").as_deref(),
+        reject("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").as_deref(),
         Some("reject 400")
     );
     assert_eq!(
-        reject("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").as_deref(),
+        reject("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n").as_deref(),
         Some("reject 501")
     );
-    assert_eq!(reject("GET\0 / HTTP/1.1\r\n\r\n").as_deref(), Some("reject 400"));
-    assert_eq!(reject("GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n"), None);
     assert_eq!(
-        reject("GET / HTTP/1.1\r\ncontent-length: 2\r\nContent-Length: 2\r\n\r\n"),
+        reject("GET\0 / HTTP/1.1\r\nHost: h\r\n\r\n").as_deref(),
+        Some("reject 400")
+    );
+    assert_eq!(
+        reject("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"),
+        None
+    );
+    assert_eq!(
+        reject("GET / HTTP/1.1\r\nHost: h\r\ncontent-length: 2\r\nContent-Length: 2\r\n\r\n"),
         None
     );
 }
@@ -54,7 +60,8 @@ fn each_limit_and_malformation_has_its_status() {
 #[test]
 fn expect_continue_is_reported_once_while_the_body_is_missing() {
     let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
-    let mut input = BytesMut::from("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    let mut input =
+        BytesMut::from("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     assert!(matches!(
         decoder.decode(&mut input, &HttpConfig::default()),
         Decoded::Incomplete
@@ -73,7 +80,7 @@ fn a_malformed_head_past_max_head_gets_431_however_it_arrives() {
     // Found by fuzz/fuzz_targets/http_request.rs: the NUL lies past
     // max_head, so whole it got 400 and byte by byte 431.
     let c = HttpConfig::default().max_head(40);
-    let raw = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nContent-Length: 5\0\r\n\r\n";
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nContent-Length: 5\0\r\n\r\n";
     let every: Vec<usize> = (1..raw.len()).collect();
     let reject = vec![Outcome::Reject(431)];
     assert_eq!(decode_chunked(raw, &[], &c).outcomes, reject);
@@ -97,10 +104,10 @@ fn decode_all(raw: &[u8], config: &HttpConfig) -> (Vec<Request>, Option<Refusal>
 
 #[test]
 fn chunked_bodies_decode_and_pipelined_requests_follow_them() {
-    let raw = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+    let raw = b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
                 5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nChecksum: 1\r\n\r\n\
-                POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
-                POST /c HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n";
+                POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc\
+                POST /c HTTP/1.1\r\nHost: h\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n";
     let (requests, refusal) = decode_all(raw, &HttpConfig::default());
     assert_eq!(refusal, None);
     let bodies: Vec<_> = requests.iter().map(|r| (r.path(), &r.body()[..])).collect();
@@ -110,9 +117,9 @@ fn chunked_bodies_decode_and_pipelined_requests_follow_them() {
 #[test]
 fn max_body_applies_to_the_decoded_total_and_the_rest_can_be_skipped() {
     let config = HttpConfig::default().max_body(8);
-    let fits = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n4\r\n4567\r\n0\r\n\r\n";
+    let fits = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n4\r\n4567\r\n0\r\n\r\n";
     assert_eq!(decode_all(fits, &config).0[0].body().len(), 8);
-    let over = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n5\r\n45678\r\n0\r\n\r\n";
+    let over = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n5\r\n45678\r\n0\r\n\r\n";
     let refusal = decode_all(over, &config).1.unwrap();
     assert_eq!(refusal.status, 413);
     assert!(matches!(refusal.rest, Rest::Chunked(_)), "{refusal:?}");
@@ -123,7 +130,7 @@ fn framing_refusals_say_what_may_follow() {
     let config = HttpConfig::default().max_body(8);
     let refusal = |raw: &str| decode_all(raw.as_bytes(), &config).1.unwrap();
     assert_eq!(
-        refusal("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n"),
+        refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n"),
         Refusal {
             status: 413,
             rest: Rest::Length(9)
@@ -131,18 +138,18 @@ fn framing_refusals_say_what_may_follow() {
     );
     // Told no before sending the body, the client sends nothing more.
     assert_eq!(
-        refusal("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n"),
+        refusal("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n"),
         Refusal::bare(413)
     );
     assert_eq!(
-        refusal("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+        refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
         Refusal {
             status: 400,
             rest: Rest::Unknown
         }
     );
     assert_eq!(
-        refusal("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").status,
+        refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").status,
         400
     );
 }
@@ -151,8 +158,9 @@ fn framing_refusals_say_what_may_follow() {
 fn expect_continue_works_for_a_chunked_body() {
     let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
     let config = HttpConfig::default();
-    let mut input =
-        BytesMut::from("POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut input = BytesMut::from(
+        "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     assert!(matches!(decoder.decode(&mut input, &config), Decoded::Incomplete));
     assert!(decoder.take_continue());
     input.extend_from_slice(b"2\r\nok\r\n0\r\n\r\n");
@@ -165,6 +173,7 @@ fn expect_continue_works_for_a_chunked_body() {
 /// Pieces of HTTP/1.x, well-formed and not, that inputs are made of.
 const FRAGMENTS: &[&[u8]] = &[
     b"GET /a?b=c HTTP/1.1\r\n",
+    b"POST /p HTTP/1.1\r\nHost: h\r\n",
     b"POST / HTTP/1.0\r\n",
     b"HEAD /h HTTP/1.1\r\n",
     b"Host: h\r\n",

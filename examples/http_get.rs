@@ -14,8 +14,9 @@
 //! cargo run --example http_get -- http://127.0.0.1:3000/
 //! ```
 //!
-//! It prints the status line, the headers and the body. Limits: `http://`
-//! only, no chunked responses, a 5 s time limit and a 16 MiB body limit.
+//! It prints the status line, the headers and the body (decoded if it came
+//! chunked). Limits: `http://` only, a 5 s time limit and a 16 MiB body
+//! limit; redirects are shown, not followed.
 
 #[cfg(feature = "http")]
 fn main() -> std::io::Result<()> {

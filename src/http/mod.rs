@@ -26,11 +26,13 @@
 //!   `Server` are added when it is sent.
 //! * [`HttpConfig`] — the limits: head size, header count, body size, head
 //!   timeout (408), keep-alive timeout.
-//! * [`get`] — a client: one `GET` of an `http://` URL, driven by an
-//!   [`EventLoop`](crate::EventLoop) on the caller's thread, returning a
-//!   [`ClientResponse`] that owns its status, headers and body; every
-//!   failure (refused, timed out, malformed, too large) is an `io::Error`
-//!   and no socket outlives the call.
+//! * [`get`], [`post`], [`ClientRequest`] — a client: one request to an
+//!   `http://` URL, driven by an [`EventLoop`](crate::EventLoop) on the
+//!   caller's thread, returning a [`ClientResponse`] that owns its status,
+//!   headers and body (by length, chunked or to the end of the stream,
+//!   bounded); redirects are not followed; every failure (refused, timed
+//!   out, malformed, too large) is an `io::Error` and no socket outlives
+//!   the call.
 //!
 //! # Guarantees
 //!
@@ -45,6 +47,7 @@
 
 mod chunked;
 mod client;
+mod client_exchange;
 mod client_response;
 mod date;
 pub(crate) mod decode;
@@ -58,7 +61,7 @@ mod serve;
 mod status;
 mod target;
 
-pub use client::{DEFAULT_MAX_BODY, get, get_with_max_body};
+pub use client::{ClientRequest, DEFAULT_MAX_BODY, get, get_with_max_body, post};
 pub use client_response::ClientResponse;
 pub use limits::HttpConfig;
 pub use request::{Request, Version};

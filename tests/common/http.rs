@@ -216,3 +216,55 @@ pub fn read_reply(reader: &mut impl BufRead, head_only: bool) -> Reply {
     }
     reply
 }
+
+/// A server run by another program (Node, Python) for the client's tests:
+/// killed (by its PID) and reaped when dropped; the scripts also exit by
+/// themselves after a while, should the test die first.
+pub struct ExternalServer {
+    /// The process.
+    child: std::process::Child,
+    /// The port it printed on its first line.
+    pub port: u16,
+}
+
+impl ExternalServer {
+    /// Runs `program` with `args`, which must print the port it listens on
+    /// as its first line; `None` (visibly skipped) if the program is
+    /// missing.
+    pub fn start(program: &str, args: &[&str]) -> Option<ExternalServer> {
+        let mut child = match Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(_) => {
+                println!("SKIPPED: {program} not installed");
+                eprintln!("SKIPPED: {program} not installed");
+                return None;
+            }
+        };
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{program} printed {line:?} instead of its port"));
+        Some(ExternalServer { child, port })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ExternalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,6 +1,6 @@
 //! HTTP/1.1 over real sockets: every refused request gets its status and a
 //! close, keep-alive and its ends, HEAD, pipelining in order however the
-//! bytes are cut, and a real client (curl) when one is installed.
+//! bytes are cut. (Real clients are in `tests/real_clients.rs`.)
 
 #![cfg(feature = "http")]
 
@@ -250,48 +250,4 @@ proptest! {
         }
         prop_assert_eq!(statuses_and_bodies(&read_until_closed(&mut stream)), ten_answers());
     }
-}
-
-/// Runs curl with `args`; `None` (after saying so) if curl is not installed.
-#[track_caller]
-fn curl(args: &[&str]) -> Option<String> {
-    match std::process::Command::new("curl").args(args).output() {
-        Ok(out) => {
-            assert!(
-                out.status.success(),
-                "curl failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(String::from_utf8(out.stdout).unwrap() + &String::from_utf8_lossy(&out.stderr))
-        }
-        Err(_) => {
-            println!("SKIPPED: curl not installed");
-            None
-        }
-    }
-}
-
-#[test]
-fn curl_gets_answers_with_keep_alive_http_1_0_and_head() {
-    let server = Http::describing();
-    let base = format!("http://{}", server.addr());
-    let (one, two) = (format!("{base}/one"), format!("{base}/two?q=1"));
-    let Some(out) = curl(&["-sS", "-v", "--max-time", "5", &one, &two]) else {
-        return;
-    };
-    assert!(out.contains("GET /one GET /two?q=1 "), "{out}");
-    assert!(
-        out.contains("Re-using existing connection") || out.contains("Reusing existing"),
-        "{out}"
-    );
-    let out = curl(&["-sS", "-i", "--max-time", "5", "--http1.0", &one]).unwrap();
-    assert!(
-        out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Connection: close\r\n"),
-        "{out}"
-    );
-    let out = curl(&["-sS", "-I", "--max-time", "5", &one]).unwrap();
-    assert!(
-        out.contains("Content-Length: 10\r\n") && !out.contains("HEAD /one"),
-        "{out}"
-    );
 }

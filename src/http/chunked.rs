@@ -258,7 +258,6 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-#[cfg(test)]
 /// Writes the framing that goes before a chunk of `len` bytes (non-zero):
 /// its size in hex and CRLF. The chunk's data follows, then [`CHUNK_END`].
 pub(crate) fn chunk_head(out: &mut BytesMut, len: usize) {
@@ -276,11 +275,9 @@ pub(crate) fn chunk_head(out: &mut BytesMut, len: usize) {
 }
 
 /// What follows a chunk's data.
-#[cfg(test)]
 pub(crate) const CHUNK_END: &[u8] = b"\r\n";
 
 /// The last chunk and an empty trailer section: the end of a chunked body.
-#[cfg(test)]
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //!
 //! A request/response layer over [`Server`](crate::Server): the head is
 //! parsed by [`httparse`], bodies are framed by `Content-Length` or the
-//! chunked coding, and an
-//! application is one function from [`Request`] to [`Response`], called on
-//! the loop thread that owns the connection.
+//! chunked coding, and an application is one function: from [`Request`] to
+//! [`Response`], called on the loop thread that owns the connection, or
+//! from a [`Request`] and a [`Responder`] that answers now or later, from
+//! any thread, whole or as a stream ([`BodySource`]).
 //!
 //! # Example: hello world
 //!
@@ -24,6 +25,13 @@
 //! * [`Request`] — method, path, query, headers (case-insensitive), body.
 //! * [`Response`] — status, headers, body; `Content-Length`, `Date` and
 //!   `Server` are added when it is sent.
+//! * [`Responder`] — the answer to one request of a deferring application
+//!   ([`HttpServer::start_deferred`]): [`send`](Responder::send) now or
+//!   later from any thread (it is `Send`), [`after`](Responder::after) a
+//!   timer on the loop, or [`stream`](Responder::stream) a body of unknown
+//!   length from a [`BodySource`] — an iterator ([`body_from_iter`]) or a
+//!   channel fed by another thread ([`body_channel`]) — chunked, pulled
+//!   as the client reads.
 //! * [`HttpConfig`] — the limits: head size, header count, body size, head
 //!   timeout (408), keep-alive timeout.
 //! * [`get`], [`post`], [`ClientRequest`] — a client: one request to an
@@ -36,7 +44,11 @@
 //!
 //! # Guarantees
 //!
-//! * Responses go out in request order, pipelined requests included.
+//! * Responses go out in request order, pipelined requests included,
+//!   whatever order a deferring application answers them in.
+//! * A streamed body is pulled only while the connection's queued output is
+//!   below its high watermark: a slow client holds at most that much of it
+//!   in memory, however long it is.
 //! * Every refused request gets its status (400, 408, 413, 431, 501) with
 //!   `Connection: close` before the connection closes, and the rest of a
 //!   refused body is read past (within bounds) so that the client reads it;
@@ -45,6 +57,10 @@
 //!   [`HttpConfig::max_body`] of input and the loop's high watermark of
 //!   queued output (plus one response).
 
+mod answers;
+mod app;
+mod batch;
+mod body;
 mod chunked;
 mod client;
 mod client_exchange;
@@ -56,14 +72,18 @@ mod framing;
 mod limits;
 mod protocol;
 mod request;
+mod responder;
 mod response;
 mod serve;
 mod status;
 mod target;
+mod wake;
 
+pub use body::{BodyClosed, BodySender, BodySource, ChannelBody, IterBody, body_channel, body_from_iter};
 pub use client::{ClientRequest, DEFAULT_MAX_BODY, get, get_with_max_body, post};
 pub use client_response::ClientResponse;
 pub use limits::HttpConfig;
 pub use request::{Request, Version};
+pub use responder::Responder;
 pub use response::Response;
 pub use serve::{HttpServer, serve};

@@ -6,8 +6,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::app::{App, Deferred, Immediate};
 use super::protocol::HttpHandler;
-use super::{HttpConfig, Request, Response};
+use super::{HttpConfig, Request, Responder, Response};
 use crate::{Balance, Config, Model, Server, ServerHandle};
 
 /// How long [`serve`] lets responses in flight finish after Ctrl-C.
@@ -50,9 +51,12 @@ where
 /// balancing, connection config and cap, execution model) plus the
 /// protocol's [`HttpConfig`].
 ///
-/// The application is one function, `Fn(&Request) -> Response`, shared by
-/// every loop thread. It runs on the loop thread, so it should answer
-/// quickly; a panic in it is answered with 500 and closes that connection
+/// The application is one function shared by every loop thread, of either
+/// shape: `Fn(&Request) -> Response` ([`start`](HttpServer::start)), which
+/// answers at once on the loop thread, so it should be quick; or
+/// `Fn(Request, Responder)` ([`start_deferred`](HttpServer::start_deferred)),
+/// which may answer later, from any thread, or stream a body of unknown
+/// length. A panic in it is answered with 500 and closes that connection
 /// only.
 ///
 /// # Protocol
@@ -188,6 +192,58 @@ impl HttpServer {
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
     {
+        self.start_app(Immediate(app))
+    }
+
+    /// Starts serving with `app`, which is handed each request with a
+    /// [`Responder`] to answer it with, now or later, from the loop or
+    /// from any thread, whole or as a stream (see [`Responder`]).
+    ///
+    /// Answers leave in request order, pipelined requests included (up to
+    /// 32 are handed over before their answers go; the rest wait). While
+    /// answers are awaited the connection's reading pauses. On the thread
+    /// baseline ([`Model::Threads`]), whose threads block in `read`, a
+    /// connection awaiting an answer looks for it every millisecond,
+    /// backing off to every 16 ms.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](HttpServer::start).
+    ///
+    /// # Examples
+    ///
+    /// Two routes on one loop: `/slow` answers from another thread after a
+    /// second, while `/fast` requests on the same loop are answered at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::http::{HttpServer, Request, Responder, Response};
+    ///
+    /// let server = HttpServer::new("127.0.0.1:0".parse().unwrap())
+    ///     .threads(1)
+    ///     .start_deferred(|req: Request, responder: Responder| {
+    ///         if req.path() == "/slow" {
+    ///             std::thread::spawn(move || {
+    ///                 std::thread::sleep(Duration::from_secs(1));
+    ///                 responder.send(Response::text("slow"));
+    ///             });
+    ///         } else {
+    ///             responder.send(Response::text("fast"));
+    ///         }
+    ///     })?;
+    /// server.shutdown(Duration::from_secs(1));
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_deferred<F>(self, app: F) -> io::Result<ServerHandle>
+    where
+        F: Fn(Request, Responder) + Send + Sync + 'static,
+    {
+        self.start_app(Deferred(app))
+    }
+
+    /// Starts serving with either shape of application.
+    fn start_app<A: App>(self, app: A) -> io::Result<ServerHandle> {
         let needed = self.http.max_head.saturating_add(self.http.max_body);
         let mut config = self.config;
         if config.get_max_input() < needed {

@@ -94,6 +94,11 @@ impl Answers {
         }
     }
 
+    /// A waker for this connection, for pipes of bodies in pieces.
+    pub(crate) fn waker(&self) -> Waker {
+        self.std_waker.clone()
+    }
+
     /// True when nothing is awaited or streaming.
     pub(crate) fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.stream.is_none()

@@ -28,6 +28,12 @@ pub(crate) enum Decoded {
     /// The input cannot become an acceptable request: answer with this
     /// status, read past what the client still sends, and close.
     Reject(Refusal),
+    /// A request whose body follows in pieces ([`Decoded::Piece`]), its
+    /// head removed from the input.
+    Streamed(Request),
+    /// A piece of the body of the last [`Decoded::Streamed`] request (maybe
+    /// empty), and whether it is the last.
+    Piece(Bytes, bool),
 }
 
 /// A parsed head whose body is still arriving.
@@ -46,6 +52,17 @@ enum Body {
     Length(usize),
     /// A chunked body: its decoder, and the data decoded so far.
     Chunked(Dechunker, BytesMut),
+    /// A body handed over in pieces as they arrive.
+    Streamed(Streamed),
+}
+
+/// A body handed over in pieces.
+#[derive(Debug)]
+enum Streamed {
+    /// This many bytes still to come.
+    Length(u64),
+    /// A chunked body, from where this decoder stands.
+    Chunked(Dechunker),
 }
 
 /// Parses the requests of one connection, in order, from its input buffer.
@@ -58,8 +75,14 @@ enum Body {
 pub(crate) struct Decoder {
     /// The client's address, stamped on every request.
     peer: SocketAddr,
+    /// Bodies larger than this are handed over in pieces
+    /// ([`HttpConfig::stream_bodies_over`], for applications that can
+    /// take them).
+    stream_over: Option<usize>,
     /// A complete head whose body is still arriving.
     pending: Option<Pending>,
+    /// The body being handed over in pieces.
+    streaming: Option<Streamed>,
     /// The pending request asked for `100 Continue` and has not had it yet.
     continue_due: bool,
     /// The header list of the last answered request, kept (empty) so that
@@ -68,11 +91,14 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder for a fresh connection from `peer`.
-    pub(crate) fn new(peer: SocketAddr) -> Self {
+    /// A decoder for a fresh connection from `peer`, handing bodies over
+    /// `stream_over` bytes (and chunked ones) over in pieces if set.
+    pub(crate) fn new(peer: SocketAddr, stream_over: Option<usize>) -> Self {
         Decoder {
             peer,
+            stream_over,
             pending: None,
+            streaming: None,
             continue_due: false,
             spare: Vec::new(),
         }
@@ -80,6 +106,9 @@ impl Decoder {
 
     /// Takes the next complete request from the front of `input`, if any.
     pub(crate) fn decode(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Decoded {
+        if let Some(streamed) = self.streaming.take() {
+            return self.piece(input, config, streamed);
+        }
         let Pending { mut request, body } = match self.pending.take() {
             Some(pending) => pending,
             None => match self.head(input, config) {
@@ -115,10 +144,55 @@ impl Decoder {
                     Err(e) => return Decoded::Reject(chunk_refusal(e, dechunker)),
                 }
             }
+            Body::Streamed(Streamed::Length(0)) => Bytes::new(),
+            Body::Streamed(streamed) => {
+                // A `100 Continue` due is still sent: the body is to come.
+                self.streaming = Some(streamed);
+                return Decoded::Streamed(request);
+            }
         };
         self.continue_due = false;
         request.body = body;
         Decoded::Request(request)
+    }
+
+    /// The next piece of a body handed over in pieces.
+    fn piece(&mut self, input: &mut BytesMut, config: &HttpConfig, streamed: Streamed) -> Decoded {
+        match streamed {
+            Streamed::Length(left) => {
+                if input.is_empty() {
+                    self.streaming = Some(Streamed::Length(left));
+                    return Decoded::Incomplete;
+                }
+                // At most `input.len()`, a usize.
+                let n = left.min(input.len() as u64) as usize;
+                let last = n as u64 == left;
+                if !last {
+                    self.streaming = Some(Streamed::Length(left - n as u64));
+                }
+                Decoded::Piece(input.split_to(n).freeze(), last)
+            }
+            Streamed::Chunked(mut dechunker) => {
+                let limits = ChunkLimits {
+                    body: u64::MAX,
+                    trailers: config.max_head,
+                };
+                let mut data = BytesMut::new();
+                match dechunker.decode(input, limits, |piece| append(&mut data, piece)) {
+                    Ok(false) if data.is_empty() => {
+                        self.streaming = Some(Streamed::Chunked(dechunker));
+                        Decoded::Incomplete
+                    }
+                    Ok(done) => {
+                        if !done {
+                            self.streaming = Some(Streamed::Chunked(dechunker));
+                        }
+                        Decoded::Piece(data.freeze(), done)
+                    }
+                    Err(e) => Decoded::Reject(chunk_refusal(e, dechunker)),
+                }
+            }
+        }
     }
 
     /// Takes back an answered request's header list for reuse (leaving the
@@ -132,7 +206,7 @@ impl Decoder {
     /// True while no head has been parsed for the next request: bytes in
     /// the input are (part of) a head.
     pub(crate) fn awaiting_head(&self) -> bool {
-        self.pending.is_none()
+        self.pending.is_none() && self.streaming.is_none()
     }
 
     /// True once, when the pending request expects `100 Continue` before
@@ -213,9 +287,34 @@ impl Decoder {
         }
         let body_arrived = input.len() > n;
         let expects_continue = framing.expects_continue && version == Version::Http11;
-        let body = match framing.body(version, config) {
-            Ok(BodyKind::Length(len)) => Body::Length(len as usize),
+        // A body that may stream is judged by its size only once it is known
+        // not to.
+        let limit = if self.stream_over.is_some() {
+            u64::MAX
+        } else {
+            config.max_body as u64
+        };
+        let body = match framing.body(version, limit) {
+            Ok(BodyKind::Chunked) if self.stream_over.is_some() => {
+                Body::Streamed(Streamed::Chunked(Dechunker::default()))
+            }
             Ok(BodyKind::Chunked) => Body::Chunked(Dechunker::default(), BytesMut::new()),
+            Ok(BodyKind::Length(len)) if self.stream_over.is_some_and(|over| len > over as u64) => {
+                Body::Streamed(Streamed::Length(len))
+            }
+            Ok(BodyKind::Length(len)) if len > config.max_body as u64 => {
+                let refusal = Refusal {
+                    status: 413,
+                    rest: Rest::Length(len),
+                };
+                if expects_continue && !body_arrived {
+                    return refuse(413);
+                }
+                let _ = input.split_to(n);
+                return Err(Malformed::Refused(refusal));
+            }
+            // Within max_body, a usize.
+            Ok(BodyKind::Length(len)) => Body::Length(len as usize),
             // Told no before it sent the body, a client expecting 100
             // Continue does not send it.
             Err(refusal) if expects_continue && !body_arrived => return refuse(refusal.status),
@@ -238,6 +337,7 @@ impl Decoder {
             keep_alive: framing.keep_alive(version),
             headers,
             body: Bytes::new(),
+            pieces: None,
             peer: self.peer,
         };
         Ok(Some(Pending { request, body }))

@@ -1,11 +1,12 @@
 //! What the server itself reads from a request's headers while they are
 //! recorded — how the body is framed, `Expect`, `Connection` — and the
 //! decision those make: a body of known length, a chunked body, or a
-//! refusal with its status (RFC 9112 §6).
+//! refusal with its status (RFC 9112 §6). [`HttpConfig`](super::HttpConfig)
+//! gives the limits.
 
+use super::Version;
 use super::discard::Rest;
 use super::target::valid_host;
-use super::{HttpConfig, Version};
 
 /// How a request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +115,9 @@ impl Framing {
     /// * a coding other than `chunked`: 501, since this server decodes none;
     /// * `chunked` twice, or an empty `Transfer-Encoding`: 400;
     /// * a malformed or conflicting `Content-Length`: 400;
-    /// * a `Content-Length` over [`HttpConfig::max_body`]: 413.
-    pub(crate) fn body(&self, version: Version, config: &HttpConfig) -> Result<BodyKind, Refusal> {
+    /// * a `Content-Length` over `max_body` ([`HttpConfig::max_body`], or
+    ///   none for a body that may stream): 413.
+    pub(crate) fn body(&self, version: Version, max_body: u64) -> Result<BodyKind, Refusal> {
         let unknown = |status| Refusal {
             status,
             rest: Rest::Unknown,
@@ -134,7 +136,7 @@ impl Framing {
             return Err(unknown(400));
         }
         match self.length.unwrap_or(0) {
-            len if len > config.max_body as u64 => Err(Refusal {
+            len if len > max_body => Err(Refusal {
                 status: 413,
                 rest: Rest::Length(len),
             }),
@@ -195,7 +197,7 @@ mod tests {
         for (name, value) in headers {
             framing.see(name, value.as_bytes());
         }
-        framing.body(version, &HttpConfig::default().max_body(100))
+        framing.body(version, 100)
     }
 
     fn status(result: Result<BodyKind, Refusal>) -> u16 {

@@ -55,6 +55,8 @@ pub struct HttpConfig {
     pub(crate) max_discard: usize,
     /// Longest time spent reading and dropping a refused request's body.
     pub(crate) discard_timeout: Duration,
+    /// Bodies larger than this reach a deferring application in pieces.
+    pub(crate) stream_bodies_over: Option<usize>,
 }
 
 impl Default for HttpConfig {
@@ -67,6 +69,7 @@ impl Default for HttpConfig {
             keep_alive_timeout: Some(Duration::from_secs(60)),
             max_discard: 16 * 1024 * 1024,
             discard_timeout: Duration::from_secs(10),
+            stream_bodies_over: None,
         }
     }
 }
@@ -114,6 +117,24 @@ impl HttpConfig {
     /// request with a non-empty body. Larger gets 413.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Request bodies larger than `bytes` reach the application in pieces
+    /// as they arrive, through [`Request::body_reader`](super::Request::body_reader),
+    /// instead of whole; `None` (the default) buffers every body.
+    ///
+    /// Applies to applications started with
+    /// [`start_deferred`](super::HttpServer::start_deferred), which get such
+    /// a request as soon as its head is complete and may read the body on
+    /// another thread; an immediate application always gets whole bodies.
+    /// Chunked bodies, whose size is not known in advance, always come in
+    /// pieces when this is set. [`max_body`](HttpConfig::max_body) bounds
+    /// the bodies that come whole; one that comes in pieces is bounded only
+    /// by what the application reads: at most 256 KiB wait unread before
+    /// the connection stops reading from the socket (backpressure).
+    pub fn stream_bodies_over(mut self, bytes: Option<usize>) -> Self {
+        self.stream_bodies_over = bytes;
         self
     }
 
@@ -217,6 +238,11 @@ impl HttpConfig {
     /// The configured [`keep_alive_timeout`](HttpConfig::keep_alive_timeout).
     pub fn get_keep_alive_timeout(&self) -> Option<Duration> {
         self.keep_alive_timeout
+    }
+
+    /// The configured [`stream_bodies_over`](HttpConfig::stream_bodies_over).
+    pub fn get_stream_bodies_over(&self) -> Option<usize> {
+        self.stream_bodies_over
     }
 
     /// The configured [`max_discard`](HttpConfig::max_discard).

@@ -33,7 +33,9 @@
 //!   channel fed by another thread ([`body_channel`]) — chunked, pulled
 //!   as the client reads.
 //! * [`HttpConfig`] — the limits: head size, header count, body size, head
-//!   timeout (408), keep-alive timeout.
+//!   timeout (408), keep-alive timeout, how much of a refused body is read
+//!   past, and which bodies reach a deferring application in pieces
+//!   ([`RequestBody`], from [`Request::body_reader`]).
 //! * [`get`], [`post`], [`ClientRequest`] — a client: one request to an
 //!   `http://` URL, driven by an [`EventLoop`](crate::EventLoop) on the
 //!   caller's thread, returning a [`ClientResponse`] that owns its status,
@@ -77,6 +79,7 @@ mod response;
 mod serve;
 mod status;
 mod target;
+mod upload;
 mod wake;
 
 pub use body::{BodyClosed, BodySender, BodySource, ChannelBody, IterBody, body_channel, body_from_iter};
@@ -87,3 +90,4 @@ pub use request::{Request, Version};
 pub use responder::Responder;
 pub use response::Response;
 pub use serve::{HttpServer, serve};
+pub use upload::RequestBody;

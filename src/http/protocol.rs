@@ -38,6 +38,7 @@ use super::batch::{Batch, Meta, connection_header};
 use super::date::HttpDate;
 use super::decode::{Decoded, Decoder};
 use super::discard::{Discard, Rest};
+use super::upload::{Pipe, Upload};
 use super::{HttpConfig, Request};
 use crate::{Conn, Handler, TimerId};
 
@@ -62,6 +63,8 @@ pub(crate) struct HttpHandler<A> {
     discarding: Option<(Discard, TimerId)>,
     /// Answers awaited from a deferring application; created at open.
     answers: Option<Answers>,
+    /// The body of the last request, arriving in pieces for the application.
+    upload: Option<Upload>,
 }
 
 /// How [`HttpHandler::serve`] left the connection.
@@ -86,6 +89,7 @@ impl<A: App> HttpHandler<A> {
             stalled: false,
             discarding: None,
             answers: None,
+            upload: None,
         }
     }
 
@@ -112,7 +116,11 @@ impl<A: App> HttpHandler<A> {
         self.stalled = false;
         while !input.is_empty() {
             let full = conn.pending_output() + batch.len() > self.output_limit;
-            if full || self.answers.as_ref().is_some_and(Answers::is_full) {
+            let waiting = match &self.upload {
+                Some(upload) => !upload.0.has_room(),
+                None => self.answers.as_ref().is_some_and(Answers::is_full),
+            };
+            if full || waiting {
                 // Input waits on us: the session hands it back once output
                 // drains (past its high watermark) or reading resumes.
                 self.stalled = true;
@@ -123,6 +131,9 @@ impl<A: App> HttpHandler<A> {
                 Decoded::Incomplete => break,
                 Decoded::Reject(refusal) => {
                     debug!("{}: refusing request with {}", conn.id(), refusal.status);
+                    if let Some(upload) = self.upload.take() {
+                        upload.0.finish(Err(std::io::ErrorKind::InvalidData));
+                    }
                     if let Some(answers) = self.answers.as_mut().filter(|a| !a.is_idle()) {
                         // Its turn comes after the answers awaited.
                         answers.refuse(refusal.status);
@@ -131,6 +142,24 @@ impl<A: App> HttpHandler<A> {
                     }
                     batch.reject(conn, refusal.status);
                     return Flow::Refused(refusal.rest);
+                }
+                Decoded::Streamed(mut request) => {
+                    if let Some(answers) = self.answers.as_mut() {
+                        let pipe = Pipe::new(answers.waker());
+                        request.pieces = Some(Arc::clone(&pipe));
+                        self.upload = Some(Upload(pipe));
+                        hand_over(&*self.app, conn, answers, request);
+                    }
+                    continue;
+                }
+                Decoded::Piece(piece, last) => {
+                    if let Some(upload) = &self.upload {
+                        upload.0.push(piece);
+                    }
+                    if let Some(upload) = self.upload.take_if(|_| last) {
+                        upload.0.finish(Ok(()));
+                    }
+                    continue;
                 }
             };
             if A::DEFERS {
@@ -175,9 +204,14 @@ impl<A: App> HttpHandler<A> {
         let Some(answers) = self.answers.as_mut() else {
             return;
         };
-        let awaiting = !answers.is_idle();
-        if awaiting != conn.is_reading_paused() {
-            if awaiting {
+        // A body arriving in pieces is read while the pipe has room, its
+        // answer awaited or not.
+        let pause = match &self.upload {
+            Some(upload) => !upload.0.has_room(),
+            None => !answers.is_idle(),
+        };
+        if pause != conn.is_reading_paused() {
+            if pause {
                 conn.pause_reading();
             } else {
                 conn.resume_reading();
@@ -240,7 +274,12 @@ impl<A: App> HttpHandler<A> {
 
 impl<A: App> Handler for HttpHandler<A> {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
-        self.decoder = Some(Decoder::new(conn.peer_addr()));
+        let stream_over = if A::DEFERS {
+            self.config.stream_bodies_over
+        } else {
+            None
+        };
+        self.decoder = Some(Decoder::new(conn.peer_addr(), stream_over));
         if A::DEFERS {
             self.answers = Some(Answers::new(conn));
         }
@@ -259,7 +298,7 @@ impl<A: App> Handler for HttpHandler<A> {
             }
             Flow::Refused(rest) => return self.refused(conn, input, rest),
         }
-        if self.answers.as_ref().is_some_and(|a| a.last) {
+        if self.upload.is_none() && self.answers.as_ref().is_some_and(|a| a.last) {
             // Nothing after a request that closes is answered.
             input.clear();
         }

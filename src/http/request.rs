@@ -3,8 +3,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::upload::{Pipe, RequestBody};
 
 /// The protocol version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +73,9 @@ pub struct Request {
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
     /// The body: `Content-Length` bytes, or a chunked body decoded.
     pub(crate) body: Bytes,
+    /// Where the body arrives instead, in pieces, for a body over
+    /// [`HttpConfig::stream_bodies_over`](super::HttpConfig::stream_bodies_over).
+    pub(crate) pieces: Option<Arc<Pipe>>,
     /// The client's address.
     pub(crate) peer: SocketAddr,
 }
@@ -144,6 +150,17 @@ impl Request {
         &self.body
     }
 
+    /// The body in pieces as they arrive, for a request whose body is
+    /// larger than [`HttpConfig::stream_bodies_over`](super::HttpConfig::stream_bodies_over)
+    /// (or chunked, when that is set), handed to a deferring application
+    /// ([`HttpServer::start_deferred`](super::HttpServer::start_deferred))
+    /// as soon as its head is complete; [`body`](Request::body) is then
+    /// empty. `None` for a body that came whole, and after the first call
+    /// (there is one reader; clones of the request share it).
+    pub fn body_reader(&self) -> Option<RequestBody> {
+        self.pieces.as_ref().and_then(Pipe::reader)
+    }
+
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
@@ -179,6 +196,7 @@ impl fmt::Debug for Request {
             .field("version", &self.version)
             .field("headers", &self.headers.len())
             .field("body", &self.body.len())
+            .field("in_pieces", &self.pieces.is_some())
             .field("peer", &self.peer)
             .finish()
     }
@@ -201,7 +219,7 @@ mod tests {
             raw.replacen("HTTP/1.1\r\n", "HTTP/1.1\r\nHost: h\r\n", 1)
         };
         let mut input = BytesMut::from(&raw[..]);
-        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap(), None);
         match decoder.decode(&mut input, &HttpConfig::default()) {
             Decoded::Request(req) => req,
             other => panic!("expected a request, got {other:?}"),

@@ -59,7 +59,7 @@ fn each_limit_and_malformation_has_its_status() {
 
 #[test]
 fn expect_continue_is_reported_once_while_the_body_is_missing() {
-    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap(), None);
     let mut input =
         BytesMut::from("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     assert!(matches!(
@@ -90,7 +90,7 @@ fn a_malformed_head_past_max_head_gets_431_however_it_arrives() {
 /// Decodes every request of `raw`, then returns them and what refused the
 /// rest (if anything).
 fn decode_all(raw: &[u8], config: &HttpConfig) -> (Vec<Request>, Option<Refusal>) {
-    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap(), None);
     let mut input = BytesMut::from(raw);
     let mut requests = Vec::new();
     loop {
@@ -98,6 +98,7 @@ fn decode_all(raw: &[u8], config: &HttpConfig) -> (Vec<Request>, Option<Refusal>
             Decoded::Request(request) => requests.push(request),
             Decoded::Incomplete => return (requests, None),
             Decoded::Reject(refusal) => return (requests, Some(refusal)),
+            other => panic!("a body in pieces that was not asked for: {other:?}"),
         }
     }
 }
@@ -156,7 +157,7 @@ fn framing_refusals_say_what_may_follow() {
 
 #[test]
 fn expect_continue_works_for_a_chunked_body() {
-    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+    let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap(), None);
     let config = HttpConfig::default();
     let mut input = BytesMut::from(
         "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",

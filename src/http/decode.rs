@@ -109,24 +109,37 @@ impl Decoder {
         if let Some(streamed) = self.streaming.take() {
             return self.piece(input, config, streamed);
         }
-        let Pending { mut request, body } = match self.pending.take() {
-            Some(pending) => pending,
-            None => match self.head(input, config) {
-                Ok(Some(pending)) => pending,
-                Ok(None) => return Decoded::Incomplete,
+        if self.pending.is_none() {
+            match self.head(input, config) {
+                Ok(true) => {}
+                Ok(false) => return Decoded::Incomplete,
                 Err(refusal) => return Decoded::Reject(refusal),
-            },
-        };
-        let body = match body {
-            Body::Length(len) if input.len() < len => {
-                self.pending = Some(Pending {
-                    request,
-                    body: Body::Length(len),
-                });
+            }
+        }
+        // The usual case first, with the request moved once: a body of
+        // known length (most often none) that has arrived.
+        if let Some(Pending {
+            body: Body::Length(len),
+            ..
+        }) = self.pending
+        {
+            if input.len() < len {
                 return Decoded::Incomplete;
             }
-            Body::Length(0) => Bytes::new(),
-            Body::Length(len) => input.split_to(len).freeze(),
+            let Some(Pending { mut request, .. }) = self.pending.take() else {
+                return Decoded::Incomplete;
+            };
+            if len > 0 {
+                request.body = input.split_to(len).freeze();
+            }
+            self.continue_due = false;
+            return Decoded::Request(request);
+        }
+        let Some(Pending { mut request, body }) = self.pending.take() else {
+            return Decoded::Incomplete;
+        };
+        let body = match body {
+            Body::Length(_) => Bytes::new(),
             Body::Chunked(mut dechunker, mut data) => {
                 let limits = ChunkLimits {
                     body: config.max_body as u64,
@@ -215,11 +228,12 @@ impl Decoder {
         std::mem::take(&mut self.continue_due)
     }
 
-    /// Parses a head from the front of `input` and checks it: `Ok(None)` if
-    /// incomplete, else the request (body still empty) and how its body is
-    /// framed, or the refusal. A version `httparse` refuses is looked at
-    /// once more (see [`lower_minor_version`]).
-    fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<Option<Pending>, Refusal> {
+    /// Parses a head from the front of `input` and checks it: `Ok(false)`
+    /// if incomplete; else `Ok(true)`, the request (body still empty) and
+    /// how its body is framed left in `pending`; or the refusal. A version
+    /// `httparse` refuses is looked at once more (see
+    /// [`lower_minor_version`]).
+    fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<bool, Refusal> {
         match self.parse_head(input, config) {
             Err(Malformed::Version) => {
                 let window = input.len().min(config.max_head);
@@ -231,11 +245,7 @@ impl Decoder {
     }
 
     /// [`head`](Self::head), once.
-    fn parse_head(
-        &mut self,
-        input: &mut BytesMut,
-        config: &HttpConfig,
-    ) -> Result<Option<Pending>, Malformed> {
+    fn parse_head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<bool, Malformed> {
         // Uninitialised slots: httparse writes those it fills, and filling
         // 64 empty headers per request would cost more than parsing them.
         let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
@@ -256,7 +266,7 @@ impl Decoder {
             Ok(httparse::Status::Complete(n)) => n,
             Err(httparse::Error::TooManyHeaders) => return refuse(431),
             Ok(httparse::Status::Partial) if input.len() > config.max_head => return refuse(431),
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Partial) => return Ok(false),
             Err(httparse::Error::Version) => return Err(Malformed::Version),
             Err(_) => return refuse(400),
         };
@@ -340,7 +350,8 @@ impl Decoder {
             pieces: None,
             peer: self.peer,
         };
-        Ok(Some(Pending { request, body }))
+        self.pending = Some(Pending { request, body });
+        Ok(true)
     }
 }
 

@@ -14,11 +14,12 @@
 //! cargo run --example http_get -- http://127.0.0.1:3000/
 //! ```
 //!
-//! It prints the status line, the headers and the body. `--timeout SECS`
-//! bounds the whole exchange (default 5). `--help` prints the usage; bad
-//! arguments (no URL, say) exit with status 2, a failed fetch with status 1
-//! and one line naming the URL and what went wrong. Limits: `http://` only,
-//! no chunked responses, a 16 MiB body limit.
+//! It prints the status line, the headers and the body (decoded if it came
+//! chunked). `--timeout SECS` bounds the whole exchange (default 5).
+//! `--help` prints the usage; bad arguments (no URL, say) exit with status 2,
+//! a failed fetch with status 1 and one line naming the URL and what went
+//! wrong. Limits: `http://` only, a 16 MiB body limit; redirects are shown,
+//! not followed.
 
 #[path = "common/cli.rs"]
 mod cli;

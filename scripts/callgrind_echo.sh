@@ -31,11 +31,18 @@
 # runs: the $TOP functions with the most instructions per echo, by self cost
 # and by inclusive cost.
 #
+# LOAD replaces loadgen's message arguments (`--size $SIZE --depth 1`), so
+# the same count serves other protocols: scripts/callgrind_http.sh runs it
+# with `--http / --depth 16` for HTTP requests pipelined 16 deep. A server
+# entry whose program holds a '/' is a path to a binary rather than an
+# example (tools/may_hello/target/release/may_hello).
+#
 # Usage: scripts/callgrind_echo.sh
 # Environment (defaults):
 #   SERVERS="echo_server:--threads,1 mio_echo tokio_echo"   (entries as in
 #           scripts/measure_echo.sh: example[:arg,arg...]; each takes --addr)
 #   N=20000 CONNS=100 SIZE=64 TOP=15 PROFILE=echo_server
+#   LOAD="--size $SIZE --depth 1" UNIT=echo   (what one counted message is)
 #   OUT_DIR=   (keep the callgrind.out files there; by default they are removed)
 #   BASE_PORT=7200 SERVER_CPU=0 CLIENT_CPU=1
 # Example: SERVERS=echo_server:--threads,1 N=5000 OUT_DIR=/tmp/cg scripts/callgrind_echo.sh
@@ -51,6 +58,8 @@ SIZE=${SIZE:-64}
 TOP=${TOP:-15}
 PROFILE=${PROFILE:-echo_server}
 OUT_DIR=${OUT_DIR:-}
+LOAD=${LOAD:-"--size $SIZE --depth 1"}
+UNIT=${UNIT:-echo}
 BASE_PORT=${BASE_PORT:-7200}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -90,8 +99,10 @@ start_server() {
     name=$(bin_of "$1")
     log="$out.log"
     mapfile -t extra < <(args_of "$1")
+    local program="$BIN/$name"
+    [[ $name == */* ]] && program=$name
     taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$BIN/$name" --addr "127.0.0.1:$port" "${extra[@]}" >"$log" 2>&1 &
+        "$program" --addr "127.0.0.1:$port" "${extra[@]}" >"$log" 2>&1 &
     SERVER_PID=$!
     for ((i = 0; i < START_LIMIT * 10; i++)); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -119,11 +130,13 @@ run_counted() {
     port=$(free_port "$next_port")
     next_port=$((port + 1))
     start_server "$1" "$port" "$3"
+    local load
+    read -r -a load <<<"$LOAD"
     line=$(timeout "$LOAD_LIMIT" taskset -c "$CLIENT_CPU" "$BIN/loadgen" --addr "127.0.0.1:$port" \
-        --conns "$CONNS" --size "$SIZE" --depth 1 --warmup 0 --count "$2" --timeout "$LOAD_LIMIT") ||
+        --conns "$CONNS" "${load[@]}" --warmup 0 --count "$2" --timeout "$LOAD_LIMIT") ||
         die "loadgen against $1 ($2 echoes) failed (exit $?)"
     stop_server
-    [[ $(field msgs "$line") == "$2" ]] || die "loadgen against $1 reported $(field msgs "$line") echoes, not $2"
+    [[ $(field msgs "$line") == "$2" ]] || die "loadgen against $1 reported $(field msgs "$line") ${UNIT}s, not $2"
     IR=$(awk '$1 == "totals:" { print $2 }' "$3" 2>/dev/null)
     [[ -n $IR ]] || die "no totals in $3 (did $1 exit cleanly?)"
 }
@@ -157,7 +170,7 @@ per_echo_table() {
     local all=$(((IR3 - IR1) * 995 / 1000)) inclusive=${4:+1}
     ((inclusive)) || all=$((IR3 + 1))
     echo
-    echo "-- $3 (instructions per echo, function)"
+    echo "-- $3 (instructions per $UNIT, function)"
     awk -F'\t' -v n="$N" -v all="$all" -v inclusive="${inclusive:-0}" '
         NR == FNR { first[$2] = $1; next }
         {
@@ -191,12 +204,12 @@ fi
 build_args=(--example loadgen)
 for s in "${servers[@]}"; do
     b=$(bin_of "$s")
-    [[ -f examples/$b.rs && " ${build_args[*]} " != *" $b "* ]] && build_args+=(--example "$b")
+    [[ $b != */* && -f examples/$b.rs && " ${build_args[*]} " != *" $b "* ]] && build_args+=(--example "$b")
 done
 echo "== cargo build --release ${build_args[*]}" >&2
 cargo build --release "${build_args[@]}" >&2 || die "build failed"
 
-echo "== callgrind: $N and $((3 * N)) echoes per server, conns=$CONNS size=$SIZE depth=1 (closed loop);" \
+echo "== callgrind: $N and $((3 * N)) ${UNIT}s per server, conns=$CONNS load: $LOAD (closed loop);" \
     "servers on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU" >&2
 next_port=$BASE_PORT
 results=()
@@ -204,10 +217,10 @@ for s in "${servers[@]}"; do
     dir=${OUT_DIR:-$WORK}
     out1="$dir/callgrind.$(file_of "$s").$N.out"
     out3="$dir/callgrind.$(file_of "$s").$((3 * N)).out"
-    echo "-- $s: $N echoes" >&2
+    echo "-- $s: $N ${UNIT}s" >&2
     run_counted "$s" "$N" "$out1"
     IR1=$IR
-    echo "-- $s: $((3 * N)) echoes" >&2
+    echo "-- $s: $((3 * N)) ${UNIT}s" >&2
     run_counted "$s" "$((3 * N))" "$out3"
     IR3=$IR
     results+=("$(printf '%s\t%s\t%s' "$s" "$IR1" "$IR3")")
@@ -221,13 +234,13 @@ done
 echo
 w=10
 for s in "${servers[@]}"; do ((${#s} > w)) && w=${#s}; done
-printf '%-*s %15s %15s %12s\n' "$w" server "Ir($N)" "Ir($((3 * N)))" instr/echo
+printf '%-*s %15s %15s %12s\n' "$w" server "Ir($N)" "Ir($((3 * N)))" "instr/$UNIT"
 for r in "${results[@]}"; do
     IFS=$'\t' read -r s ir1 ir3 <<<"$r"
     awk -v w="$w" -v s="$s" -v a="$ir1" -v b="$ir3" -v n="$N" \
         'BEGIN { printf "%-*s %15d %15d %12.1f\n", w, s, a, b, (b - a) / (2 * n) }'
 done
-echo "(instructions per echo = (Ir(3N) - Ir(N)) / 2N, user space only; conns=$CONNS size=$SIZE)"
+echo "(instructions per $UNIT = (Ir(3N) - Ir(N)) / 2N, user space only; conns=$CONNS load: $LOAD)"
 for s in "${servers[@]}"; do
     for table in self incl; do
         [[ -f $WORK/$(file_of "$s").$table ]] && cat "$WORK/$(file_of "$s").$table"

@@ -98,9 +98,9 @@ fn pipeline(malformed: bool) -> Vec<u8> {
     }
     raw.extend_from_slice(b"GET /ten HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     if malformed {
-        raw.extend_from_slice(b"GET /bad HTTP/1.1\r\n\0");
+        raw.extend_from_slice(b"GET /bad HTTP/1.1\r\nHost: h\r\n\0");
     } else {
-        raw.extend_from_slice(b"GET /last HTTP/1.1\r\nConnection: close\r\n\r\n");
+        raw.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
     }
     raw
 }

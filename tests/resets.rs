@@ -131,7 +131,7 @@ fn http_clients_aborting_at_random_points_are_counted_as_resets(model: Model) {
             }
             1 => {
                 let len = 1 + rng.below(MAX_UPLOAD);
-                let head = format!("POST /upload HTTP/1.1\r\nContent-Length: {len}\r\n\r\n");
+                let head = format!("POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n\r\n");
                 (&stream).write_all(head.as_bytes()).unwrap();
                 (&stream).write_all(&big[..rng.below(len)]).unwrap();
             }

@@ -1,47 +1,38 @@
-//! [`get`]: an HTTP/1.1 GET driven by a listener-less [`EventLoop`] on the
-//! caller's thread, through the same [`Handler`] and [`Conn`] a server uses.
+//! The client: [`get`], [`post`] and the [`ClientRequest`] builder, each
+//! one request driven by a listener-less [`EventLoop`] on the caller's
+//! thread, through the same [`Handler`](crate::Handler) and
+//! [`Conn`](crate::Conn) a server uses.
 //!
-//! The call owns the loop, and the loop owns the socket: when `get` returns,
+//! The call owns the loop, and the loop owns the socket: when it returns,
 //! whatever the outcome, the loop has run until its connection was closed
 //! and has been dropped, so no socket, poller or waker outlives the call.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::client_response::{ClientResponse, Head, invalid};
-use crate::{CloseReason, Config, Conn, EventLoop, Handler};
+use super::client_exchange::{Exchange, Outcome};
+use super::client_response::ClientResponse;
+use crate::{Config, EventLoop};
 
-/// The body limit of [`get`]: 16 MiB.
+/// The body limit of [`get`], [`post`] and [`ClientRequest`] unless set:
+/// 16 MiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
-
-/// Largest response head accepted; as generous as common servers' limits.
-const MAX_HEAD: usize = 64 * 1024;
 
 /// Fetches `url` with `GET` and returns the whole response, or an error,
 /// within `timeout`; the body may be up to [`DEFAULT_MAX_BODY`].
 ///
-/// Only `http://host[:port][/path][?query]` URLs; the host is resolved with
-/// the system resolver (which may block), and the first address is used.
-/// The request says `Connection: close`, and the body is framed by
-/// `Content-Length` or, without one, read to the end of the stream.
+/// Shorthand for `ClientRequest::get(url).timeout(timeout).send()`; see
+/// [`ClientRequest`] for what it accepts, how bodies are framed, and the
+/// errors.
 ///
 /// # Errors
 ///
-/// Every failure closes the socket before returning:
-///
-/// * `InvalidInput` — not an `http://` URL, or one that does not resolve;
-/// * `ConnectionRefused` — nothing listens at the address;
-/// * `TimedOut` — no complete response within `timeout`, connecting included;
-/// * `InvalidData` — a malformed head, a head over 64 KiB, or a body over
-///   the limit;
-/// * `Unsupported` — a `Transfer-Encoding` (chunked) response;
-/// * `UnexpectedEof` — the server closed before the response was complete;
-/// * other kinds for other socket errors.
+/// As [`ClientRequest::send`].
 ///
 /// # Examples
 ///
@@ -53,7 +44,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn get(url: &str, timeout: Duration) -> io::Result<ClientResponse> {
-    get_with_max_body(url, timeout, DEFAULT_MAX_BODY)
+    ClientRequest::get(url).timeout(timeout).send()
 }
 
 /// [`get`] with a body limit of `max_body` bytes instead of
@@ -61,33 +52,206 @@ pub fn get(url: &str, timeout: Duration) -> io::Result<ClientResponse> {
 ///
 /// # Errors
 ///
-/// As [`get`].
+/// As [`ClientRequest::send`].
 pub fn get_with_max_body(url: &str, timeout: Duration, max_body: usize) -> io::Result<ClientResponse> {
-    let target = Target::parse(url)?;
-    let addr = target.resolve()?;
-    let outcome = Outcome::default();
-    let mut exchange = Some(Exchange {
-        request: target.request(),
-        addr,
-        timeout,
-        deadline: crate::timer::deadline(Instant::now(), timeout),
-        max_body,
-        buf: BytesMut::new(),
-        head: None,
-        outcome: Rc::clone(&outcome),
-    });
-    let config = Config::default().idle_timeout(None).nodelay(true);
-    let mut client = EventLoop::new(config, move || exchange.take().expect("one connection per get"))?;
-    client.connect(addr, timeout)?;
-    client.run_until_idle()?;
-    drop(client);
-    let result = outcome.borrow_mut().take();
-    result.unwrap_or_else(|| Err(io::Error::other("the connection ended with no outcome")))
+    ClientRequest::get(url).timeout(timeout).max_body(max_body).send()
 }
 
-/// Where the exchange's result is left for [`get`]; the loop runs on the
-/// caller's thread, so no lock is needed.
-type Outcome = Rc<RefCell<Option<io::Result<ClientResponse>>>>;
+/// Sends `body` to `url` with `POST` and returns the whole response, or an
+/// error, within `timeout`.
+///
+/// Shorthand for `ClientRequest::post(url).body(body).timeout(timeout).send()`.
+///
+/// # Errors
+///
+/// As [`ClientRequest::send`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let response = evloop::http::post("http://127.0.0.1:3000/items", "name=x", Duration::from_secs(5))?;
+/// assert!(response.status() < 500);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn post(url: &str, body: impl Into<Bytes>, timeout: Duration) -> io::Result<ClientResponse> {
+    ClientRequest::post(url).body(body).timeout(timeout).send()
+}
+
+/// One HTTP/1.1 request, built then sent with [`send`](ClientRequest::send).
+///
+/// # Behaviour
+///
+/// * Only `http://host[:port][/path][?query]` URLs; the host is resolved
+///   with the system resolver (which may block), and the first address is
+///   used. The request says `Connection: close`; a body goes with its
+///   `Content-Length`.
+/// * The response body is framed as RFC 9112 §6.3 says: none for `HEAD`,
+///   1xx, 204 and 304; decoded from the chunked coding; `Content-Length`
+///   bytes; or, without either, everything until the server closes. Interim
+///   (1xx) responses are skipped.
+/// * Sizes are bounded: the head by 64 KiB, the body (decoded) by
+///   [`max_body`](ClientRequest::max_body).
+/// * Redirects are not followed: a 3xx comes back as the response, its
+///   `Location` header for the caller to act on (or not).
+/// * Every failure closes the socket before `send` returns, and nothing of
+///   the connection outlives the call.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use evloop::http::ClientRequest;
+///
+/// let response = ClientRequest::post("http://127.0.0.1:3000/items")
+///     .header("Content-Type", "application/json")
+///     .body(r#"{"name":"x"}"#)
+///     .timeout(Duration::from_secs(2))
+///     .max_body(64 * 1024)
+///     .send()?;
+/// println!("{} {:?}", response.status(), response.header("location"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    /// The method.
+    method: Cow<'static, str>,
+    /// The URL as given.
+    url: String,
+    /// Extra headers, in order.
+    headers: Vec<(String, String)>,
+    /// The body.
+    body: Bytes,
+    /// The whole exchange's time limit.
+    timeout: Duration,
+    /// Largest response body accepted.
+    max_body: usize,
+}
+
+impl ClientRequest {
+    /// A request with `method` (e.g. `"DELETE"`) to `url`, no body, a 30 s
+    /// time limit and a [`DEFAULT_MAX_BODY`] body limit.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `method` is not an HTTP token.
+    #[track_caller]
+    pub fn new(method: impl Into<Cow<'static, str>>, url: &str) -> Self {
+        let method = method.into();
+        assert!(
+            !method.is_empty() && method.bytes().all(super::chunked::is_tchar),
+            "invalid HTTP method {method:?}"
+        );
+        ClientRequest {
+            method,
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            timeout: Duration::from_secs(30),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+
+    /// A `GET` of `url`.
+    pub fn get(url: &str) -> Self {
+        ClientRequest::new("GET", url)
+    }
+
+    /// A `POST` to `url` (set its body with [`body`](ClientRequest::body)).
+    pub fn post(url: &str) -> Self {
+        ClientRequest::new("POST", url)
+    }
+
+    /// Adds a header. `Host`, `Content-Length`, `Transfer-Encoding` and
+    /// `Connection` are written by the client and cannot be set.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `name` is not a token or is one of the names above, or if
+    /// `value` holds a CR or LF.
+    #[track_caller]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        assert!(
+            !name.is_empty() && name.bytes().all(super::chunked::is_tchar),
+            "invalid header name {name:?}"
+        );
+        let managed = ["host", "content-length", "transfer-encoding", "connection"];
+        assert!(
+            !managed.iter().any(|m| name.eq_ignore_ascii_case(m)),
+            "the client writes {name} itself"
+        );
+        assert!(
+            !value.contains(['\r', '\n']),
+            "header {name} value holds a line break"
+        );
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets the body, sent with its `Content-Length`.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Time limit of the whole exchange, connecting included. Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body accepted, in bytes (decoded, for a chunked
+    /// one); a larger one fails with `InvalidData`. Default
+    /// [`DEFAULT_MAX_BODY`].
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Sends the request and returns the whole response, or an error,
+    /// within the time limit.
+    ///
+    /// # Errors
+    ///
+    /// Every failure closes the socket before returning:
+    ///
+    /// * `InvalidInput` — not an `http://` URL, or one that does not
+    ///   resolve;
+    /// * `ConnectionRefused` — nothing listens at the address;
+    /// * `TimedOut` — no complete response within the time limit;
+    /// * `InvalidData` — a malformed head or chunked body, a head over
+    ///   64 KiB, a body over the limit;
+    /// * `UnexpectedEof` — the server closed before the response was
+    ///   complete;
+    /// * other kinds for other socket errors.
+    pub fn send(self) -> io::Result<ClientResponse> {
+        let target = Target::parse(&self.url)?;
+        let addr = target.resolve()?;
+        let outcome = Outcome::default();
+        let mut exchange = Some(
+            Exchange {
+                request: target.request(&self.method, &self.headers, &self.body),
+                head_request: self.method == "HEAD",
+                addr,
+                timeout: self.timeout,
+                deadline: crate::timer::deadline(Instant::now(), self.timeout),
+                max_body: self.max_body,
+                outcome: Rc::clone(&outcome),
+            }
+            .start(),
+        );
+        let config = Config::default().idle_timeout(None).nodelay(true);
+        let mut client = EventLoop::new(config, move || {
+            exchange.take().expect("one connection per request")
+        })?;
+        client.connect(addr, self.timeout)?;
+        client.run_until_idle()?;
+        drop(client);
+        let result = outcome.borrow_mut().take();
+        result.unwrap_or_else(|| Err(io::Error::other("the connection ended with no outcome")))
+    }
+}
 
 /// A parsed `http://` URL.
 #[derive(Debug)]
@@ -152,150 +316,24 @@ impl Target {
         addrs.next().ok_or_else(|| failed(&"no address"))
     }
 
-    /// The request's bytes.
-    fn request(&self) -> Bytes {
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: evloop\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    /// The request's bytes: `method`, this target, the fixed headers,
+    /// `headers`, and `body` with its length.
+    fn request(&self, method: &str, headers: &[(String, String)], body: &Bytes) -> Bytes {
+        let mut out = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: evloop\r\nAccept: */*\r\nConnection: close\r\n",
             self.path, self.authority
-        )
-        .into()
-    }
-}
-
-/// The handler of one GET: sends the request once connected, gathers the
-/// response, and leaves the outcome for [`get`].
-struct Exchange {
-    /// The request, sent in `on_open`.
-    request: Bytes,
-    /// The server's address, for error messages.
-    addr: SocketAddr,
-    /// The whole exchange's time limit, for error messages.
-    timeout: Duration,
-    /// When the exchange times out, connecting included.
-    deadline: Instant,
-    /// Largest body accepted.
-    max_body: usize,
-    /// Received bytes not yet part of a response.
-    buf: BytesMut,
-    /// The final response's head, once parsed.
-    head: Option<Head>,
-    /// The result, set once: the first outcome wins.
-    outcome: Outcome,
-}
-
-impl Exchange {
-    /// Records the outcome unless one is already recorded.
-    fn settle(&self, result: io::Result<ClientResponse>) {
-        self.outcome.borrow_mut().get_or_insert(result);
-    }
-
-    /// Parses what has arrived; ends the exchange once the response is
-    /// complete (closing the connection) or wrong (aborting it).
-    fn advance(&mut self, conn: &mut Conn<'_>, eof: bool) {
-        match self.try_complete(eof) {
-            Ok(None) => {}
-            Ok(Some(response)) => {
-                self.settle(Ok(response));
-                conn.close();
-            }
-            Err(e) => {
-                self.settle(Err(e));
-                conn.abort();
-            }
-        }
-    }
-
-    /// The response, once complete; `eof` says no more bytes will come.
-    fn try_complete(&mut self, eof: bool) -> io::Result<Option<ClientResponse>> {
-        while self.head.is_none() {
-            match Head::parse(&self.buf)? {
-                Some((head, len)) => {
-                    self.buf.advance(len);
-                    if !head.is_interim() {
-                        self.head = Some(head);
-                    }
-                }
-                None if self.buf.len() > MAX_HEAD => {
-                    return Err(invalid(format!("response head over {MAX_HEAD} bytes")));
-                }
-                None if eof => return Err(early_eof("the response head")),
-                None => return Ok(None),
-            }
-        }
-        let len = self.head.as_ref().map(Head::body_len).transpose()?.flatten();
-        if len.unwrap_or(self.buf.len()) > self.max_body {
-            return Err(invalid(format!(
-                "response body over the {} byte limit",
-                self.max_body
-            )));
-        }
-        let body = match len {
-            Some(len) if self.buf.len() >= len => self.buf.split_to(len).freeze(),
-            Some(_) if eof => return Err(early_eof("the response body")),
-            None if eof => self.buf.split().freeze(),
-            _ => return Ok(None),
-        };
-        Ok(self.head.take().map(|head| head.into_response(body)))
-    }
-
-    /// The error for a connection that closed with no outcome yet.
-    fn close_error(&self, reason: &CloseReason) -> io::Error {
-        let (addr, timeout) = (self.addr, self.timeout);
-        match reason {
-            CloseReason::ConnectRefused => io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("connection to {addr} refused"),
-            ),
-            CloseReason::ConnectTimeout => io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("connecting to {addr} took over {timeout:?}"),
-            ),
-            CloseReason::Reset => io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                format!("connection to {addr} reset"),
-            ),
-            CloseReason::Error(kind) => io::Error::new(*kind, format!("connection to {addr}: {reason}")),
-            other => io::Error::other(format!("connection to {addr} closed: {other}")),
-        }
-    }
-}
-
-impl Handler for Exchange {
-    fn on_open(&mut self, conn: &mut Conn<'_>) {
-        conn.write_bytes(self.request.clone());
-        conn.set_timer(self.deadline.saturating_duration_since(Instant::now()));
-    }
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-        self.buf.unsplit(input.split());
-        self.advance(conn, false);
-    }
-
-    fn on_eof(&mut self, conn: &mut Conn<'_>, _: &mut BytesMut) {
-        self.advance(conn, true);
-    }
-
-    fn on_timer(&mut self, conn: &mut Conn<'_>, _: crate::TimerId) {
-        let msg = format!(
-            "no complete response from {} within {:?}",
-            self.addr, self.timeout
         );
-        self.settle(Err(io::Error::new(io::ErrorKind::TimedOut, msg)));
-        conn.abort();
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes.into()
     }
-
-    fn on_close(&mut self, reason: &CloseReason) {
-        let err = self.close_error(reason);
-        self.settle(Err(err));
-    }
-}
-
-/// An `UnexpectedEof` error: the server closed before `what` was complete.
-fn early_eof(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("the server closed the connection before {what} was complete"),
-    )
 }
 
 #[cfg(test)]

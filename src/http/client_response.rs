@@ -39,7 +39,8 @@ pub struct ClientResponse {
     reason: String,
     /// Headers in the order received, names as sent.
     headers: Vec<(String, Bytes)>,
-    /// The body, framed by `Content-Length` or by the end of the stream.
+    /// The body, framed by `Content-Length`, the chunked coding (decoded),
+    /// or the end of the stream.
     body: Bytes,
 }
 
@@ -136,31 +137,46 @@ impl Head {
         (100..200).contains(&self.status) && self.status != 101
     }
 
-    /// The body's length if the head frames it; `None` means it runs to the
-    /// end of the stream.
+    /// How the body of this response is delimited (RFC 9112 §6.3), the
+    /// request having been `HEAD` if `head_request`.
     ///
     /// # Errors
     ///
-    /// `Unsupported` for a `Transfer-Encoding` (chunked bodies are not
-    /// decoded); `InvalidData` for a `Content-Length` that is not a number.
-    pub(crate) fn body_len(&self) -> io::Result<Option<usize>> {
-        if matches!(self.status, 101 | 204 | 304) {
-            return Ok(Some(0));
+    /// `InvalidData` for a `Content-Length` that is not a number, or two
+    /// that disagree.
+    pub(crate) fn framing(&self, head_request: bool) -> io::Result<BodyFraming> {
+        if head_request || matches!(self.status, 101 | 204 | 304) || self.is_interim() {
+            return Ok(BodyFraming::Length(0));
         }
-        if self.value("transfer-encoding").is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "responses with a Transfer-Encoding (chunked) are not supported",
-            ));
+        let mut codings = self.values("transfer-encoding").peekable();
+        if codings.peek().is_some() {
+            // Transfer-Encoding overrides Content-Length; a body whose last
+            // coding is not chunked runs to the end of the stream.
+            let last = codings
+                .flat_map(|v| v.split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+                .filter(|c| !c.is_empty())
+                .last();
+            let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+            return Ok(if chunked {
+                BodyFraming::Chunked
+            } else {
+                BodyFraming::Close
+            });
         }
-        let Some(value) = self.value("content-length") else {
-            return Ok(None);
-        };
-        std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .map(Some)
-            .ok_or_else(|| invalid("malformed Content-Length in the response".into()))
+        let mut length = None;
+        for value in self.values("content-length") {
+            let this = std::str::from_utf8(value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| invalid("malformed Content-Length in the response".into()))?;
+            if length.is_some_and(|that| that != this) {
+                return Err(invalid("conflicting Content-Lengths in the response".into()));
+            }
+            length = Some(this);
+        }
+        Ok(length.map_or(BodyFraming::Close, BodyFraming::Length))
     }
 
     /// Makes the response with `body`.
@@ -173,13 +189,24 @@ impl Head {
         }
     }
 
-    /// The first value of header `name`.
-    fn value(&self, name: &str) -> Option<&[u8]> {
+    /// Every value of header `name`, in order, trimmed.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &v[..])
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim_ascii())
     }
+}
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked coding.
+    Chunked,
+    /// Everything until the server closes.
+    Close,
 }
 
 /// An `InvalidData` error with `msg`.
@@ -197,26 +224,49 @@ mod tests {
         let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc";
         let (head, len) = Head::parse(raw).unwrap().unwrap();
         assert_eq!((head.status, len), (404, raw.len() - 3));
-        assert_eq!(head.body_len().unwrap(), Some(3));
+        assert_eq!(head.framing(false).unwrap(), BodyFraming::Length(3));
+    }
+
+    /// The framing of a response whose head is `raw`.
+    fn framing(raw: &str, head_request: bool) -> io::Result<BodyFraming> {
+        Head::parse(raw.as_bytes())
+            .unwrap()
+            .unwrap()
+            .0
+            .framing(head_request)
     }
 
     #[test]
     fn malformed_head_and_length_are_invalid_data() {
         let err = Head::parse(b"HTTP/1.1 2x0 OK\r\n\r\n").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        let (head, _) = Head::parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(head.body_len().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            assert_eq!(
+                framing(raw, false).unwrap_err().kind(),
+                io::ErrorKind::InvalidData,
+                "{raw}"
+            );
+        }
     }
 
     #[test]
-    fn chunked_is_unsupported_and_no_length_reads_to_eof() {
-        let (chunked, _) = Head::parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(chunked.body_len().unwrap_err().kind(), io::ErrorKind::Unsupported);
-        let (plain, _) = Head::parse(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
-        assert_eq!(plain.body_len().unwrap(), None);
+    fn framing_follows_rfc_9112_section_6_3() {
+        let chunked = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(framing(chunked, false).unwrap(), BodyFraming::Chunked);
+        assert_eq!(framing(chunked, true).unwrap(), BodyFraming::Length(0));
+        let gzip = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+        assert_eq!(framing(gzip, false).unwrap(), BodyFraming::Close);
+        assert_eq!(
+            framing("HTTP/1.0 200 OK\r\n\r\n", false).unwrap(),
+            BodyFraming::Close
+        );
+        for status in ["204 No Content", "304 Not Modified"] {
+            let raw = format!("HTTP/1.1 {status}\r\nContent-Length: 9\r\n\r\n");
+            assert_eq!(framing(&raw, false).unwrap(), BodyFraming::Length(0));
+        }
     }
 }

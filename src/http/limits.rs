@@ -14,6 +14,12 @@ use std::time::Duration;
 /// | [`max_body`](HttpConfig::max_body) | 413 Content Too Large |
 /// | [`head_timeout`](HttpConfig::head_timeout) | 408 Request Timeout |
 ///
+/// When the refusal comes while the client may still be sending the
+/// request's body, the server reads and drops the rest of that body, within
+/// [`max_discard`](HttpConfig::max_discard) and
+/// [`discard_timeout`](HttpConfig::discard_timeout), before it closes, so
+/// that a client which sends its whole body before reading sees the status.
+///
 /// Connection-level limits (watermarks, the idle timeout of a fresh
 /// connection, [`Config::max_input`](crate::Config::max_input)) live in
 /// [`Config`](crate::Config); [`HttpServer`](crate::http::HttpServer) raises
@@ -37,12 +43,20 @@ pub struct HttpConfig {
     pub(crate) max_head: usize,
     /// Most header lines in one request.
     pub(crate) max_headers: usize,
-    /// Largest request body, judged from `Content-Length` before reading it.
+    /// Largest request body: judged from `Content-Length` before reading
+    /// it, or from the decoded total of a chunked body as it arrives.
     pub(crate) max_body: usize,
     /// Time from a request's first byte until its head must be complete.
     pub(crate) head_timeout: Option<Duration>,
     /// Time a kept-alive connection may sit with nothing moving.
     pub(crate) keep_alive_timeout: Option<Duration>,
+    /// Most bytes of a refused request's body read and dropped before the
+    /// connection closes.
+    pub(crate) max_discard: usize,
+    /// Longest time spent reading and dropping a refused request's body.
+    pub(crate) discard_timeout: Duration,
+    /// Bodies larger than this reach a deferring application in pieces.
+    pub(crate) stream_bodies_over: Option<usize>,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +67,9 @@ impl Default for HttpConfig {
             max_body: 1024 * 1024,
             head_timeout: Some(Duration::from_secs(10)),
             keep_alive_timeout: Some(Duration::from_secs(60)),
+            max_discard: 16 * 1024 * 1024,
+            discard_timeout: Duration::from_secs(10),
+            stream_bodies_over: None,
         }
     }
 }
@@ -91,14 +108,67 @@ impl HttpConfig {
         self
     }
 
-    /// Largest request body in bytes, judged from `Content-Length` before any
-    /// of the body is read.
+    /// Largest request body in bytes: judged from `Content-Length` before
+    /// any of the body is read, and for a chunked body from the decoded
+    /// total as it arrives (chunk framing and trailers do not count).
     ///
     /// Default 1 MiB. The whole body is buffered before the application sees
     /// the request, so this bounds memory per connection. 0 refuses every
-    /// request that declares a non-empty body. Larger gets 413.
+    /// request with a non-empty body. Larger gets 413.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Request bodies larger than `bytes` reach the application in pieces
+    /// as they arrive, through [`Request::body_reader`](super::Request::body_reader),
+    /// instead of whole; `None` (the default) buffers every body.
+    ///
+    /// Applies to applications started with
+    /// [`start_deferred`](super::HttpServer::start_deferred), which get such
+    /// a request as soon as its head is complete and may read the body on
+    /// another thread; an immediate application always gets whole bodies.
+    /// Chunked bodies, whose size is not known in advance, always come in
+    /// pieces when this is set. [`max_body`](HttpConfig::max_body) bounds
+    /// the bodies that come whole; one that comes in pieces is bounded only
+    /// by what the application reads: at most 256 KiB wait unread before
+    /// the connection stops reading from the socket (backpressure).
+    pub fn stream_bodies_over(mut self, bytes: Option<usize>) -> Self {
+        self.stream_bodies_over = bytes;
+        self
+    }
+
+    /// Most bytes of a refused request's body that are read and dropped
+    /// before the connection closes.
+    ///
+    /// Default 16 MiB. After a 413, 400 or 501 caused by the body, the
+    /// client may still be sending it; clients that send the whole body
+    /// before reading (Python's `http.client`, Java's `HttpURLConnection`)
+    /// would otherwise get a reset, and not the status, when the server
+    /// closes on their unread bytes. A body declared longer than this is
+    /// not read at all (closing at once spares the bandwidth); one of
+    /// unknown end is read until the client's end of stream or this many
+    /// bytes. 0 closes at once after every refusal. Reading costs bandwidth
+    /// and time, no memory: nothing dropped is kept.
+    pub fn max_discard(mut self, bytes: usize) -> Self {
+        self.max_discard = bytes;
+        self
+    }
+
+    /// Longest time spent reading and dropping a refused request's body
+    /// (see [`max_discard`](HttpConfig::max_discard)); the connection closes
+    /// when it runs out.
+    ///
+    /// Default 10 s: a client sending a few megabytes over a slow link
+    /// still gets its status, and one that trickles is not served forever.
+    ///
+    /// # Panics
+    ///
+    /// Panics on `Duration::ZERO` (use `max_discard(0)` to skip discarding).
+    #[track_caller]
+    pub fn discard_timeout(mut self, timeout: Duration) -> Self {
+        assert!(timeout > Duration::ZERO, "discard_timeout must be above zero");
+        self.discard_timeout = timeout;
         self
     }
 
@@ -169,6 +239,21 @@ impl HttpConfig {
     pub fn get_keep_alive_timeout(&self) -> Option<Duration> {
         self.keep_alive_timeout
     }
+
+    /// The configured [`stream_bodies_over`](HttpConfig::stream_bodies_over).
+    pub fn get_stream_bodies_over(&self) -> Option<usize> {
+        self.stream_bodies_over
+    }
+
+    /// The configured [`max_discard`](HttpConfig::max_discard).
+    pub fn get_max_discard(&self) -> usize {
+        self.max_discard
+    }
+
+    /// The configured [`discard_timeout`](HttpConfig::discard_timeout).
+    pub fn get_discard_timeout(&self) -> Duration {
+        self.discard_timeout
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +268,8 @@ mod tests {
         assert_eq!(c.get_max_body(), 1024 * 1024);
         assert_eq!(c.get_head_timeout(), Some(Duration::from_secs(10)));
         assert_eq!(c.get_keep_alive_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(c.get_max_discard(), 16 * 1024 * 1024);
+        assert_eq!(c.get_discard_timeout(), Duration::from_secs(10));
     }
 
     #[test]

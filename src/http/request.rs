@@ -3,8 +3,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::upload::{Pipe, RequestBody};
 
 /// The protocol version of a request.
 ///
@@ -44,8 +47,10 @@ impl fmt::Display for Version {
 /// One HTTP request: method, target, version, headers and body.
 ///
 /// The head is kept as the bytes that arrived and every part of it is a
-/// range into them, so parsing copies nothing; the body is a [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) cut
-/// from the connection's input, also without copying.
+/// range into them, so parsing copies nothing; the body is a
+/// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) cut from the
+/// connection's input, also without copying (a chunked body is copied once,
+/// to join its chunks).
 ///
 /// Header lookup is case-insensitive and returns the first header of that
 /// name; [`headers`](Request::headers) yields all of them in arrival order.
@@ -83,6 +88,9 @@ pub struct Request {
     pub(crate) method: Range<usize>,
     /// The request target (path and query) within `head`.
     pub(crate) target: Range<usize>,
+    /// Where the path starts within `target`'s text: 0, or past the
+    /// authority of an absolute-form target.
+    pub(crate) path_at: usize,
     /// Where the query starts within `target`'s text (after `?`), if any.
     pub(crate) query_at: Option<usize>,
     /// The version.
@@ -91,8 +99,11 @@ pub struct Request {
     pub(crate) keep_alive: bool,
     /// Each header's name and value, as ranges within `head`.
     pub(crate) headers: Vec<(Range<usize>, Range<usize>)>,
-    /// The body (empty without `Content-Length`).
+    /// The body: `Content-Length` bytes, or a chunked body decoded.
     pub(crate) body: Bytes,
+    /// Where the body arrives instead, in pieces, for a body over
+    /// [`HttpConfig::stream_bodies_over`](super::HttpConfig::stream_bodies_over).
+    pub(crate) pieces: Option<Arc<Pipe>>,
     /// The client's address.
     pub(crate) peer: SocketAddr,
 }
@@ -103,19 +114,32 @@ impl Request {
         self.text(&self.method)
     }
 
-    /// The request target as sent: path and query, e.g. `/search?q=rust`.
+    /// The request target as sent: usually path and query, e.g.
+    /// `/search?q=rust`; in absolute form (as sent to proxies) with scheme
+    /// and authority before them, e.g. `http://example.com/search?q=rust`;
+    /// `*` for a server-wide `OPTIONS`.
     pub fn target(&self) -> &str {
         self.text(&self.target)
     }
 
-    /// The path: the target up to the first `?`, e.g. `/search`. Not
-    /// percent-decoded.
+    /// The path: the target's path up to the first `?`, e.g. `/search`
+    /// (`/` for an absolute-form target with an empty path, `*` for
+    /// `OPTIONS *`). Not percent-decoded.
     pub fn path(&self) -> &str {
         let target = self.target();
-        match self.query_at {
-            Some(at) => &target[..at - 1],
-            None => target,
+        let end = self.query_at.map_or(target.len(), |at| at - 1);
+        match &target[self.path_at..end] {
+            "" => "/",
+            path => path,
         }
+    }
+
+    /// The host the request is for: the authority of an absolute-form
+    /// target, which RFC 9112 §3.2.2 says takes precedence, else the `Host`
+    /// header (which every HTTP/1.1 request has); `None` for an HTTP/1.0
+    /// request without either.
+    pub fn host(&self) -> Option<&str> {
+        super::target::authority(self.target(), self.path_at).or_else(|| self.header("host"))
     }
 
     /// The query: what follows the first `?` of the target, e.g. `q=rust`;
@@ -148,9 +172,21 @@ impl Request {
             .map(|(name, value)| (self.text(name), &self.head[value.clone()]))
     }
 
-    /// The body: exactly `Content-Length` bytes, or empty.
+    /// The body: exactly `Content-Length` bytes, or a chunked body
+    /// decoded (its framing, extensions and trailers removed), or empty.
     pub fn body(&self) -> &Bytes {
         &self.body
+    }
+
+    /// The body in pieces as they arrive, for a request whose body is
+    /// larger than [`HttpConfig::stream_bodies_over`](super::HttpConfig::stream_bodies_over)
+    /// (or chunked, when that is set), handed to a deferring application
+    /// ([`HttpServer::start_deferred`](super::HttpServer::start_deferred))
+    /// as soon as its head is complete; [`body`](Request::body) is then
+    /// empty. `None` for a body that came whole, and after the first call
+    /// (there is one reader; clones of the request share it).
+    pub fn body_reader(&self) -> Option<RequestBody> {
+        self.pieces.as_ref().and_then(Pipe::reader)
     }
 
     /// The client's address.
@@ -188,6 +224,7 @@ impl fmt::Debug for Request {
             .field("version", &self.version)
             .field("headers", &self.headers.len())
             .field("body", &self.body.len())
+            .field("in_pieces", &self.pieces.is_some())
             .field("peer", &self.peer)
             .finish()
     }
@@ -201,10 +238,16 @@ mod tests {
     use bytes::BytesMut;
     use proptest::prelude::*;
 
-    /// Parses one complete request.
+    /// Parses one complete request; an HTTP/1.1 one without `Host` gets
+    /// `Host: h` as its first header, as it must have one.
     fn parse(raw: &str) -> Request {
-        let mut input = BytesMut::from(raw);
-        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap());
+        let raw = if raw.to_ascii_lowercase().contains("\r\nhost:") {
+            raw.to_owned()
+        } else {
+            raw.replacen("HTTP/1.1\r\n", "HTTP/1.1\r\nHost: h\r\n", 1)
+        };
+        let mut input = BytesMut::from(&raw[..]);
+        let mut decoder = Decoder::new("127.0.0.1:1".parse().unwrap(), None);
         match decoder.decode(&mut input, &HttpConfig::default()) {
             Decoded::Request(req) => req,
             other => panic!("expected a request, got {other:?}"),
@@ -234,6 +277,18 @@ mod tests {
         assert_eq!((req.path(), req.query()), ("/plain", None));
         let req = parse("GET /empty? HTTP/1.1\r\n\r\n");
         assert_eq!((req.path(), req.query()), ("/empty", Some("")));
+    }
+
+    #[test]
+    fn an_absolute_form_target_gives_its_path_and_its_authority_as_host() {
+        let req = parse("GET http://example.com:8080/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!((req.path(), req.query()), ("/a/b", Some("c")));
+        assert_eq!(req.host(), Some("example.com:8080"));
+        let req = parse("GET http://example.com?q HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        assert_eq!((req.path(), req.query()), ("/", Some("q")));
+        assert_eq!(parse("GET / HTTP/1.1\r\nHost: h:1\r\n\r\n").host(), Some("h:1"));
+        assert_eq!(parse("GET / HTTP/1.0\r\n\r\n").host(), None);
+        assert_eq!(parse("OPTIONS * HTTP/1.1\r\n\r\n").path(), "*");
     }
 
     #[test]
@@ -278,7 +333,7 @@ mod tests {
             let name = &headers[pick.index(headers.len())].0;
             let first = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).unwrap();
             prop_assert_eq!(req.header(&name.to_ascii_uppercase()), Some(first.1.trim()));
-            prop_assert_eq!(req.headers().count(), headers.len());
+            prop_assert_eq!(req.headers().count(), headers.len() + 1);
         }
     }
 }

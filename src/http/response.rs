@@ -200,8 +200,53 @@ impl Response {
         connection: Option<&str>,
         date: &HttpDate,
     ) -> Option<Bytes> {
-        let no_body = self.status < 200 || self.status == 204 || self.status == 304;
+        let no_body = self.has_no_body();
         out.reserve(256 + self.body.len().min(COPY_BODY_BELOW));
+        self.put_head_lines(out, connection, date);
+        if no_body {
+            out.put_slice(b"\r\n");
+        } else {
+            put_length_and_end(out, self.body.len());
+        }
+        match () {
+            _ if head_only || no_body || self.body.is_empty() => None,
+            _ if self.body.len() < COPY_BODY_BELOW => {
+                out.put_slice(&self.body);
+                None
+            }
+            _ => Some(self.body.clone()),
+        }
+    }
+
+    /// Appends the head of a response whose body streams after it (its own
+    /// body is ignored): `Transfer-Encoding: chunked` if `chunked`, else no
+    /// framing at all (the body ends with the connection), and neither for
+    /// a status without a body. Returns whether a body follows the head.
+    pub(crate) fn encode_streamed(
+        &self,
+        out: &mut BytesMut,
+        chunked: bool,
+        connection: Option<&str>,
+        date: &HttpDate,
+    ) -> bool {
+        self.put_head_lines(out, connection, date);
+        let body = !self.has_no_body();
+        out.put_slice(if body && chunked {
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        } else {
+            b"\r\n"
+        });
+        body
+    }
+
+    /// True for a status whose response never has a body: 1xx, 204, 304.
+    pub(crate) fn has_no_body(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+
+    /// Appends the status line and every header but the framing ones.
+    #[inline]
+    fn put_head_lines(&self, out: &mut BytesMut, connection: Option<&str>, date: &HttpDate) {
         if self.status == 200 && self.reason == "OK" {
             out.put_slice(b"HTTP/1.1 200 OK\r\n");
         } else {
@@ -231,19 +276,6 @@ impl Response {
         }
         if let Some(connection) = connection {
             put_header(out, "Connection", connection.as_bytes());
-        }
-        if no_body {
-            out.put_slice(b"\r\n");
-        } else {
-            put_length_and_end(out, self.body.len());
-        }
-        match () {
-            _ if head_only || no_body || self.body.is_empty() => None,
-            _ if self.body.len() < COPY_BODY_BELOW => {
-                out.put_slice(&self.body);
-                None
-            }
-            _ => Some(self.body.clone()),
         }
     }
 }

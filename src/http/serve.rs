@@ -6,8 +6,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::app::{App, Deferred, Immediate};
 use super::protocol::HttpHandler;
-use super::{HttpConfig, Request, Response};
+use super::{HttpConfig, Request, Responder, Response};
 use crate::{Balance, Config, Model, Server, ServerHandle};
 
 /// How long [`serve`] lets responses in flight finish after Ctrl-C.
@@ -50,13 +51,32 @@ where
 /// balancing, connection config and cap, execution model) plus the
 /// protocol's [`HttpConfig`].
 ///
-/// The application is one function, `Fn(&Request) -> Response`, shared by
-/// every loop thread. It runs on the loop thread, so it should answer
-/// quickly; a panic in it is answered with 500 and closes that connection
+/// The application is one function shared by every loop thread, of either
+/// shape: `Fn(&Request) -> Response` ([`start`](HttpServer::start)), which
+/// answers at once on the loop thread, so it should be quick; or
+/// `Fn(Request, Responder)` ([`start_deferred`](HttpServer::start_deferred)),
+/// which may answer later, from any thread, or stream a body of unknown
+/// length. A panic in it is answered with 500 and closes that connection
 /// only.
 ///
 /// # Protocol
 ///
+/// What is accepted and refused follows RFC 9112 and RFC 9110
+/// (`tests/rfc9112.rs` checks each rule, by section):
+///
+/// * Request targets in origin form (`/path?query`), absolute form
+///   (`http://host/path`, whose authority [`Request::host`] then gives),
+///   and asterisk form for `OPTIONS *`; `CONNECT` (authority form) gets
+///   501, since no tunnels are opened; anything else 400.
+/// * An HTTP/1.1 request must carry exactly one valid `Host`, else 400.
+/// * HTTP/1.0 and 1.1; a higher 1.x minor version is served as 1.1, another
+///   major version gets 505.
+/// * Header names must be tokens with no whitespace before the colon,
+///   values free of control characters, no obs-fold line continuations and
+///   no whitespace before the first header: 400 otherwise.
+/// * Responses to `HEAD`, and with status 204 or 304, carry no body; 204
+///   carries no `Content-Length`. An application answering with a 1xx
+///   status (no final answer) is answered for with 500.
 /// * Keep-alive by default for HTTP/1.1; HTTP/1.0 closes after the response
 ///   unless the request says `Connection: keep-alive`. `Connection: close`
 ///   from either side closes after the response is flushed.
@@ -64,12 +84,18 @@ where
 ///   Once queued output passes the loop's high watermark
 ///   ([`Config::write_watermarks`]) the rest waits, reading pauses, and it
 ///   goes on when the client has read enough (backpressure).
-/// * Bodies by `Content-Length` only: a request with any
-///   `Transfer-Encoding`, `chunked` included, is refused with 501 and the
-///   connection closed, since this server buffers whole bodies and does not
-///   decode chunked uploads. `Expect: 100-continue` is answered.
+/// * Request bodies framed by `Content-Length` or the chunked coding
+///   (extensions skipped, trailers read within [`HttpConfig::max_head`] and
+///   dropped), whole bodies up to [`HttpConfig::max_body`] (the decoded
+///   total, for chunked). `Transfer-Encoding` beside `Content-Length`, or
+///   in an HTTP/1.0 request, is 400; a coding other than `chunked` is 501.
+///   `Expect: 100-continue` is answered, for chunked bodies too.
 /// * Limits are in [`HttpConfig`]; an error response always carries
-///   `Connection: close` and the connection closes after it.
+///   `Connection: close` and the connection closes after it. When the
+///   client may still be sending the refused request's body, the rest of it
+///   is read and dropped first (within [`HttpConfig::max_discard`] and
+///   [`HttpConfig::discard_timeout`]), so that a client that reads only
+///   after sending sees the status rather than a reset.
 ///
 /// # Examples
 ///
@@ -168,6 +194,58 @@ impl HttpServer {
     where
         F: Fn(&Request) -> Response + Send + Sync + 'static,
     {
+        self.start_app(Immediate(app))
+    }
+
+    /// Starts serving with `app`, which is handed each request with a
+    /// [`Responder`] to answer it with, now or later, from the loop or
+    /// from any thread, whole or as a stream (see [`Responder`]).
+    ///
+    /// Answers leave in request order, pipelined requests included (up to
+    /// 32 are handed over before their answers go; the rest wait). While
+    /// answers are awaited the connection's reading pauses. On the thread
+    /// baseline ([`Model::Threads`]), whose threads block in `read`, a
+    /// connection awaiting an answer looks for it every millisecond,
+    /// backing off to every 16 ms.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](HttpServer::start).
+    ///
+    /// # Examples
+    ///
+    /// Two routes on one loop: `/slow` answers from another thread after a
+    /// second, while `/fast` requests on the same loop are answered at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::http::{HttpServer, Request, Responder, Response};
+    ///
+    /// let server = HttpServer::new("127.0.0.1:0".parse().unwrap())
+    ///     .threads(1)
+    ///     .start_deferred(|req: Request, responder: Responder| {
+    ///         if req.path() == "/slow" {
+    ///             std::thread::spawn(move || {
+    ///                 std::thread::sleep(Duration::from_secs(1));
+    ///                 responder.send(Response::text("slow"));
+    ///             });
+    ///         } else {
+    ///             responder.send(Response::text("fast"));
+    ///         }
+    ///     })?;
+    /// server.shutdown(Duration::from_secs(1));
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_deferred<F>(self, app: F) -> io::Result<ServerHandle>
+    where
+        F: Fn(Request, Responder) + Send + Sync + 'static,
+    {
+        self.start_app(Deferred(app))
+    }
+
+    /// Starts serving with either shape of application.
+    fn start_app<A: App>(self, app: A) -> io::Result<ServerHandle> {
         let needed = self.http.max_head.saturating_add(self.http.max_body);
         let mut config = self.config;
         if config.get_max_input() < needed {

@@ -23,6 +23,8 @@ pub(crate) use accept::{
 };
 pub(crate) use handle::{Command, Door};
 pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
+#[cfg(feature = "tls")]
+pub(crate) use io::read_slice;
 pub(crate) use parts::Parts;
 pub(crate) use slot::Slot;
 pub(crate) use token::decode as decode_token;

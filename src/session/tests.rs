@@ -260,7 +260,13 @@ impl Harness {
                         return;
                     }
                 }
-                Read::Eof | Read::WouldBlock => return,
+                Read::Again { n } => {
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        return;
+                    }
+                }
+                Read::Eof | Read::Truncated | Read::WouldBlock => return,
             }
         }
     }

@@ -265,17 +265,11 @@ impl<H: Handler> Connection<H> {
         let spent = with!(self, core, |s, env, io| {
             while s.wants_read() {
                 match s.read(env, io) {
-                    Read::Data { n, short } => {
+                    Read::Data { n, short } | Read::Again { n, short } => {
                         budget = budget.saturating_sub(n);
                         if short && !until_eof {
                             return false;
                         }
-                        if budget == 0 {
-                            return true;
-                        }
-                    }
-                    Read::Again { n } => {
-                        budget = budget.saturating_sub(n);
                         if budget == 0 {
                             return true;
                         }

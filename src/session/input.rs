@@ -127,7 +127,7 @@ impl<H: Handler> Session<H> {
             return Read::WouldBlock;
         };
         match read {
-            Ok(read @ (Read::Data { n, .. } | Read::Again { n })) => {
+            Ok(read @ (Read::Data { n, .. } | Read::Again { n, .. })) => {
                 env.counters.reads += 1;
                 *left = left.saturating_sub(n);
                 if *left == 0 {

@@ -254,15 +254,9 @@ impl Harness {
         let mut budget = self.config.read_budget;
         while self.session.wants_read() {
             match self.with(|s, env, io| s.read(env, io)) {
-                Read::Data { n, short } => {
+                Read::Data { n, short } | Read::Again { n, short } => {
                     budget = budget.saturating_sub(n);
                     if (short && !self.socket.fin) || budget == 0 {
-                        return;
-                    }
-                }
-                Read::Again { n } => {
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
                         return;
                     }
                 }

@@ -33,12 +33,14 @@ pub(crate) enum Read {
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Truncated,
     /// `n` bytes were taken from the socket that carried nothing for the
-    /// session (TLS handshake or other records) and the socket may hold
-    /// more: read again.
+    /// session (TLS handshake or other records): read again, as after
+    /// `Data`.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Again {
         /// Bytes taken from the socket.
         n: usize,
+        /// The read did not fill the space offered: the socket is drained.
+        short: bool,
     },
     /// Nothing to read now (non-blocking), or the wait timed out (blocking).
     WouldBlock,

@@ -11,8 +11,8 @@
 //! * **read** — plaintext rustls already holds comes first; otherwise one
 //!   read from the socket straight into rustls's buffer, processed, and its
 //!   plaintext appended to the session's input. A read that brought only
-//!   records for the layer (handshake, tickets) is `Again`, or `WouldBlock`
-//!   when it drained the socket. The peer's `close_notify` is end of
+//!   records for the layer (handshake, tickets) is `Again`, short when it
+//!   drained the socket, so that a driver reads on as after data. The peer's `close_notify` is end of
 //!   stream; a TCP end of stream without it is `Truncated`.
 //! * **write** — the held records go first; once they are all written,
 //!   plaintext from the session's queue is encrypted (at most
@@ -178,8 +178,10 @@ impl<T: Transport> Transport for TlsLayer<'_, T> {
         self.tls.spill();
         Ok(match self.tls.take_plaintext(input, min_space) {
             Some(read) => read,
-            None if self.tls.drained => Read::WouldBlock,
-            None => Read::Again { n },
+            None => Read::Again {
+                n,
+                short: self.tls.drained,
+            },
         })
     }
 

@@ -27,6 +27,29 @@ impl Client {
         client
     }
 
+    /// Connects as [`connect`](Client::connect) and reads the greeting line
+    /// of a scripted handler; returns it, newline left out.
+    #[track_caller]
+    pub fn greeted(addr: SocketAddr, config: Arc<ClientConfig>) -> (Client, String) {
+        let mut client = Client::connect(addr, config);
+        let line = client.read_line();
+        (client, line)
+    }
+
+    /// Reads one line, its newline left out.
+    #[track_caller]
+    pub fn read_line(&mut self) -> String {
+        let mut line = Vec::new();
+        let mut byte = [0];
+        loop {
+            self.tls.read_exact(&mut byte).unwrap();
+            if byte == *b"\n" {
+                return String::from_utf8(line).unwrap();
+            }
+            line.push(byte[0]);
+        }
+    }
+
     /// Connects to `addr` without shaking hands yet.
     pub fn start(addr: SocketAddr, config: Arc<ClientConfig>) -> Client {
         let sock = TcpStream::connect(addr).unwrap();

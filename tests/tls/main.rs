@@ -15,5 +15,7 @@ mod common;
 mod client;
 mod echo;
 mod lifecycle;
+mod limits;
+mod outbound;
 mod pki;
 mod script;

@@ -13,6 +13,7 @@
 mod common;
 
 mod client;
+mod clients;
 mod echo;
 mod lifecycle;
 mod limits;

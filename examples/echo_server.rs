@@ -136,7 +136,8 @@ fn serve(options: &Options) -> Result<(), String> {
 /// and `key`.
 #[cfg(feature = "tls")]
 fn with_tls(server: Server, cert: &std::path::Path, key: &std::path::Path) -> Result<Server, String> {
-    let config = evloop::tls::server_config(cert, key).map_err(|e| format!("cannot load the TLS certificate: {e}"))?;
+    let config =
+        evloop::tls::server_config(cert, key).map_err(|e| format!("cannot load the TLS certificate: {e}"))?;
     Ok(server.tls(config))
 }
 

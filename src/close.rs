@@ -223,6 +223,9 @@ mod tests {
         let err = io::Error::new(io::ErrorKind::InvalidData, TlsFailure("bad record".into()));
         assert_eq!(CloseReason::from_io(&err), CloseReason::Tls);
         let plain = io::Error::new(io::ErrorKind::InvalidData, "something else");
-        assert_eq!(CloseReason::from_io(&plain), CloseReason::Error(io::ErrorKind::InvalidData));
+        assert_eq!(
+            CloseReason::from_io(&plain),
+            CloseReason::Error(io::ErrorKind::InvalidData)
+        );
     }
 }

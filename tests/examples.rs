@@ -268,13 +268,30 @@ fn echo_server_tls_options_go_together_and_name_a_file_it_cannot_load() {
     if examples_dir().is_none() {
         return;
     }
-    assert_one_line("echo_server", &["--tls-cert", "cert.pem"], 2, &["--tls-cert and --tls-key go together"]);
-    assert_one_line("echo_server", &["--tls-key", "key.pem"], 2, &["--tls-cert and --tls-key go together"]);
+    assert_one_line(
+        "echo_server",
+        &["--tls-cert", "cert.pem"],
+        2,
+        &["--tls-cert and --tls-key go together"],
+    );
+    assert_one_line(
+        "echo_server",
+        &["--tls-key", "key.pem"],
+        2,
+        &["--tls-cert and --tls-key go together"],
+    );
     assert_one_line("echo_server", &["--tls-cert"], 2, &["--tls-cert needs a value"]);
     if cfg!(feature = "tls") {
         assert_one_line(
             "echo_server",
-            &["--addr", "127.0.0.1:0", "--tls-cert", "/no/such/cert.pem", "--tls-key", "/no/such/key.pem"],
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "/no/such/cert.pem",
+                "--tls-key",
+                "/no/such/key.pem",
+            ],
             1,
             &["cannot load the TLS certificate", "/no/such/cert.pem"],
         );
@@ -304,7 +321,11 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
     roots.add(cert.cert.der().clone()).unwrap();
     let config: Arc<_> = evloop::tls::client_config(roots);
     for model in ["reactor", "threads"] {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let dir = examples_dir().unwrap();
         let mut server = Command::new(dir.join("echo_server"))

@@ -363,7 +363,9 @@ where
         let started = thread::Builder::new()
             .name(CONN_THREAD_NAME.into())
             .stack_size(self.stack_size)
-            .spawn_scoped(scope, move || worker::serve(shared, config, factory, tls, accepted));
+            .spawn_scoped(scope, move || {
+                worker::serve(shared, config, factory, tls, accepted)
+            });
         // Dropping the handle is fine: the scope still waits for the thread.
         started.map(drop).inspect_err(|e| {
             debug!("closing {peer}: no thread for it ({e})");

@@ -35,9 +35,9 @@ use super::slot::Slot;
 use crate::buf::OutputQueue;
 use crate::conn::TimerKind;
 use crate::session::{Read, Session, Transport};
+use crate::timer::TimerId;
 #[cfg(feature = "tls")]
 use crate::tls::{TlsLayer, TlsState};
-use crate::timer::TimerId;
 use crate::{CloseReason, Handler};
 
 /// A connection owned by a reactor loop.

@@ -365,13 +365,8 @@ where
             }
             #[cfg(feature = "tls")]
             Command::ConnectTls(dial) => {
-                let super::handle::TlsDial {
-                    addr,
-                    timeout,
-                    config,
-                    server_name,
-                } = *dial;
-                if let Err(e) = self.connect_tls(addr, timeout, config, server_name) {
+                let (addr, timeout) = (dial.addr, dial.timeout);
+                if let Err(e) = self.connect_tls(addr, timeout, dial.config, dial.server_name) {
                     warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
                 }
                 return;

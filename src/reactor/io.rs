@@ -56,7 +56,12 @@ pub(crate) fn read_slice(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<R
     loop {
         match sys::recv_slice(socket, buf) {
             Ok(0) if !buf.is_empty() => return Ok(Read::Eof),
-            Ok(n) => return Ok(Read::Data { n, short: n < buf.len() }),
+            Ok(n) => {
+                return Ok(Read::Data {
+                    n,
+                    short: n < buf.len(),
+                });
+            }
             Err(e) if would_block(&e) => return Ok(Read::WouldBlock),
             Err(e) if interrupted(&e) => continue,
             Err(e) => return Err(e),

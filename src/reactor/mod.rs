@@ -22,9 +22,9 @@ pub(crate) use accept::{
     Accepted, Acceptor, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
 };
 pub(crate) use handle::{Command, Door};
-pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
 #[cfg(feature = "tls")]
 pub(crate) use io::read_slice;
+pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
 pub(crate) use parts::Parts;
 pub(crate) use slot::Slot;
 pub(crate) use token::decode as decode_token;

@@ -151,8 +151,9 @@ where
         server_name: rustls::pki_types::ServerName<'static>,
     ) -> io::Result<ConnId> {
         let name = server_name.to_str().into_owned();
-        let client = rustls::ClientConnection::new(config, server_name)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("TLS client for {name}: {e}")))?;
+        let client = rustls::ClientConnection::new(config, server_name).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("TLS client for {name}: {e}"))
+        })?;
         self.dial(addr, timeout, Some(TlsState::new(client.into(), Some(name))))
     }
 

@@ -133,7 +133,8 @@ impl<H: Handler> Session<H> {
     /// True once output is to end: a graceful close, or a requested
     /// shutdown of the write half not yet done.
     fn ends_output(&self) -> bool {
-        matches!(self.phase, Phase::Closing { .. }) || (self.state.shutdown_write && self.write == WriteHalf::Open)
+        matches!(self.phase, Phase::Closing { .. })
+            || (self.state.shutdown_write && self.write == WriteHalf::Open)
     }
 
     /// Writes until the queue and what the transport holds are empty or the

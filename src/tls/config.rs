@@ -73,7 +73,8 @@ pub fn server_config_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<Arc
 pub fn server_config(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> io::Result<Arc<ServerConfig>> {
     let (cert, key) = (cert.as_ref(), key.as_ref());
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+        std::fs::read(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
     };
     let (cert_pem, key_pem) = (read(cert)?, read(key)?);
     server_config_from_pem(&cert_pem, &key_pem)

@@ -126,7 +126,10 @@ impl TlsState {
             (0, Read::WouldBlock) => None,
             // The end is seen on the next read, after this input.
             (0, end) => Some(end),
-            (n, Read::WouldBlock) => Some(Read::Data { n, short: self.drained }),
+            (n, Read::WouldBlock) => Some(Read::Data {
+                n,
+                short: self.drained,
+            }),
             (n, _) => Some(Read::Data { n, short: false }),
         }
     }

@@ -140,7 +140,12 @@ impl TestServer {
 
     /// Starts a server of `model` that serves TLS with `tls`.
     #[cfg(feature = "tls")]
-    pub fn start_tls<F, H>(model: Model, config: Config, tls: evloop::tls::TlsAcceptor, factory: F) -> TestServer
+    pub fn start_tls<F, H>(
+        model: Model,
+        config: Config,
+        tls: evloop::tls::TlsAcceptor,
+        factory: F,
+    ) -> TestServer
     where
         F: Fn() -> H + Send + Sync + 'static,
         H: Handler + Send,
@@ -155,7 +160,9 @@ impl TestServer {
                     running: Some(Running::Reactor { handle, thread }),
                 }
             }
-            Model::Threads => TestServer::threads(ThreadServer::bind(localhost(), config, factory).unwrap().tls(tls)),
+            Model::Threads => {
+                TestServer::threads(ThreadServer::bind(localhost(), config, factory).unwrap().tls(tls))
+            }
         }
     }
 

@@ -22,7 +22,11 @@ impl Client {
     pub fn connect(addr: SocketAddr, config: Arc<ClientConfig>) -> Client {
         let mut client = Client::start(addr, config);
         while client.tls.conn.is_handshaking() {
-            client.tls.conn.complete_io(&mut client.tls.sock).expect("TLS handshake");
+            client
+                .tls
+                .conn
+                .complete_io(&mut client.tls.sock)
+                .expect("TLS handshake");
         }
         client
     }

@@ -52,7 +52,13 @@ fn server(model: Model) -> (TestServer, Shared) {
 /// piped; `extra` options last.
 fn s_client(server: &TestServer, ca: &std::path::Path, extra: &[&str]) -> std::process::Child {
     Command::new("openssl")
-        .args(["s_client", "-connect", &server.addr.to_string(), "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &server.addr.to_string(),
+            "-servername",
+            "localhost",
+        ])
         .args(["-alpn", "evloop-test", "-verify_return_error", "-CAfile"])
         .arg(ca)
         .args(extra)
@@ -69,7 +75,10 @@ fn expect_line(out: &mut impl BufRead, want: &str) {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "no line {want:?} from the client");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "no line {want:?} from the client"
+        );
         if line.trim_end() == want {
             return;
         }
@@ -84,7 +93,12 @@ fn openssl_s_client_echoes_and_closes_with_close_notify(model: Model) {
     let mut client = s_client(&server, &pki().ca_file, &["-quiet", "-no_ign_eof"]);
     let mut out = BufReader::new(client.stdout.take().unwrap());
     expect_line(&mut out, "localhost evloop-test TLSv1_3");
-    client.stdin.as_mut().unwrap().write_all(b"hello from openssl\n").unwrap();
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello from openssl\n")
+        .unwrap();
     expect_line(&mut out, "hello from openssl");
     drop(client.stdin.take()); // end of input: s_client sends close_notify
     assert!(client.wait().unwrap().success());
@@ -107,7 +121,11 @@ fn openssl_s_client_killed_leaves_without_close_notify(model: Model) {
     client.kill().unwrap(); // SIGKILL to our own child, by its PID
     client.wait().unwrap();
     assert_eq!(closes_after(&log, 1), [CloseReason::Truncated]);
-    assert_eq!(log.lock().unwrap().eofs, [b"partial line".to_vec()], "on_eof saw it");
+    assert_eq!(
+        log.lock().unwrap().eofs,
+        [b"partial line".to_vec()],
+        "on_eof saw it"
+    );
     let stats = server.wait_for_stats("counted", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::Truncated), 1);
 }
@@ -120,9 +138,15 @@ fn openssl_s_client_refusing_the_certificate_mid_handshake_is_counted(model: Mod
     let stranger = pki::make("evloop-untrusted-ca");
     let client = s_client(&server, &stranger.ca_file, &["-quiet"]);
     let output = client.wait_with_output().unwrap();
-    assert!(!output.status.success(), "s_client trusted a certificate of another CA");
+    assert!(
+        !output.status.success(),
+        "s_client trusted a certificate of another CA"
+    );
     assert_eq!(closes_after(&log, 1), [CloseReason::Tls]);
-    assert!(log.lock().unwrap().opened.is_empty(), "on_open ran for a refused handshake");
+    assert!(
+        log.lock().unwrap().opened.is_empty(),
+        "on_open ran for a refused handshake"
+    );
     let stats = server.wait_for_stats("counted", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::Tls), 1);
 }
@@ -170,7 +194,12 @@ fn python_ssl_echoes_with_sni_and_alpn_and_unwraps(model: Model) {
     );
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
-        ["localhost evloop-test TLSv1_3", "hello from python", "evloop-test", "unwrapped"]
+        [
+            "localhost evloop-test TLSv1_3",
+            "hello from python",
+            "evloop-test",
+            "unwrapped"
+        ]
     );
     assert_eq!(closes_after(&log, 1), [CloseReason::PeerClosed]);
 }

@@ -12,7 +12,10 @@ on_both_models!(payloads_from_one_byte_to_4_mib_are_echoed_exactly_over_tls);
 
 fn payloads_from_one_byte_to_4_mib_are_echoed_exactly_over_tls(model: Model) {
     let server = TestServer::start_tls(model, Config::default(), pki().acceptor(), || Echo);
-    for (seed, len) in [1, 64, 1500, 16 * 1024, 64 * 1024 + 7, 4 * 1024 * 1024].into_iter().enumerate() {
+    for (seed, len) in [1, 64, 1500, 16 * 1024, 64 * 1024 + 7, 4 * 1024 * 1024]
+        .into_iter()
+        .enumerate()
+    {
         let mut client = Client::connect(server.addr, pki().client_config(&[]));
         let payload = pattern(len, seed as u64);
         let got = echo_threaded(&mut client, &payload);

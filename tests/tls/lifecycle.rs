@@ -8,8 +8,8 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evloop::tls::rustls::ClientConnection;
 use evloop::tls::TlsAcceptor;
+use evloop::tls::rustls::ClientConnection;
 use evloop::{CloseReason, Config};
 
 use crate::client::Client;
@@ -67,7 +67,10 @@ fn a_client_that_sends_nothing_is_closed_at_the_handshake_timeout(model: Model) 
     let (got, clean) = read_to_end(&mut silent);
     assert!(clean && got.is_empty(), "closed with nothing sent");
     assert_eq!(closes_after(&log, 1), [CloseReason::HandshakeTimeout]);
-    assert!(log.lock().unwrap().opened.is_empty(), "on_open ran without a handshake");
+    assert!(
+        log.lock().unwrap().opened.is_empty(),
+        "on_open ran without a handshake"
+    );
     let stats = server.wait_for_stats("counted", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::HandshakeTimeout), 1);
 }
@@ -107,7 +110,9 @@ fn plaintext_sent_to_the_tls_port_gets_an_alert_and_a_clean_close(model: Model) 
     let (server, log) = server(model);
     let mut plain = TcpStream::connect(server.addr).unwrap();
     plain.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    plain.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     plain.shutdown(Shutdown::Write).unwrap();
     let (got, clean) = read_to_end(&mut plain);
     assert!(clean, "closed, not reset");
@@ -123,7 +128,9 @@ fn a_handler_close_sends_close_notify_after_the_output(model: Model) {
     let mut client = greeted(&server);
     client.tls.write_all(b"one\nC").unwrap();
     client.tls.flush().unwrap();
-    let rest = client.read_to_end().expect("ended with the server's close_notify");
+    let rest = client
+        .read_to_end()
+        .expect("ended with the server's close_notify");
     assert_eq!(rest, b"one\nbye\n");
     assert_eq!(closes_after(&log, 1), [CloseReason::Closed]);
 }
@@ -133,10 +140,16 @@ fn the_peers_close_notify_is_end_of_stream(model: Model) {
     let mut client = greeted(&server);
     client.tls.write_all(b"line\nrest").unwrap();
     client.close_notify();
-    let echoed = client.read_to_end().expect("ended with the server's close_notify");
+    let echoed = client
+        .read_to_end()
+        .expect("ended with the server's close_notify");
     assert_eq!(echoed, b"line\n");
     assert_eq!(closes_after(&log, 1), [CloseReason::PeerClosed]);
-    assert_eq!(log.lock().unwrap().eofs, [b"rest".to_vec()], "on_eof saw the unfinished line");
+    assert_eq!(
+        log.lock().unwrap().eofs,
+        [b"rest".to_vec()],
+        "on_eof saw the unfinished line"
+    );
 }
 
 fn an_end_of_stream_without_close_notify_is_reported_as_truncated(model: Model) {
@@ -145,10 +158,16 @@ fn an_end_of_stream_without_close_notify_is_reported_as_truncated(model: Model) 
     client.tls.write_all(b"line\nrest").unwrap();
     client.tls.flush().unwrap();
     client.tls.sock.shutdown(Shutdown::Write).unwrap();
-    let echoed = client.read_to_end().expect("the server still ends with close_notify");
+    let echoed = client
+        .read_to_end()
+        .expect("the server still ends with close_notify");
     assert_eq!(echoed, b"line\n");
     assert_eq!(closes_after(&log, 1), [CloseReason::Truncated]);
-    assert_eq!(log.lock().unwrap().eofs, [b"rest".to_vec()], "on_eof ran all the same");
+    assert_eq!(
+        log.lock().unwrap().eofs,
+        [b"rest".to_vec()],
+        "on_eof ran all the same"
+    );
     let stats = server.wait_for_stats("counted", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::Truncated), 1);
 }
@@ -165,7 +184,12 @@ fn the_handler_sees_sni_alpn_and_version(model: Model) {
 fn a_new_certificate_serves_new_connections_and_spares_open_ones(model: Model) {
     let log = Shared::default();
     let acceptor = pki().acceptor();
-    let server = TestServer::start_tls(model, Config::default(), acceptor.clone(), Scripted::factory(&log));
+    let server = TestServer::start_tls(
+        model,
+        Config::default(),
+        acceptor.clone(),
+        Scripted::factory(&log),
+    );
     let mut before = greeted(&server);
 
     let renewed = pki::make("evloop-renewed-ca");
@@ -186,6 +210,12 @@ fn a_new_certificate_serves_new_connections_and_spares_open_ones(model: Model) {
     assert_eq!(before.echo(b"still here\n"), b"still here\n");
     drop(before);
     let closes = closes_after(&log, 3);
-    assert!(closes.contains(&CloseReason::Tls), "the refused handshake: {closes:?}");
-    assert!(Arc::ptr_eq(&acceptor.config(), &acceptor.clone().config()), "clones share the setting");
+    assert!(
+        closes.contains(&CloseReason::Tls),
+        "the refused handshake: {closes:?}"
+    );
+    assert!(
+        Arc::ptr_eq(&acceptor.config(), &acceptor.clone().config()),
+        "clones share the setting"
+    );
 }

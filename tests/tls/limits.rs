@@ -34,7 +34,11 @@ const BUDGET: usize = 256 * 1024;
 /// Writes through `client` until the server stops taking bytes for half a
 /// second; returns how many plaintext bytes went out.
 fn write_until_stuck(client: &mut Client, data: &[u8]) -> usize {
-    client.tls.sock.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+    client
+        .tls
+        .sock
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut sent = 0;
     for chunk in data.chunks(16 * 1024) {
         match client.tls.write_all(chunk).and_then(|()| client.tls.flush()) {
@@ -48,12 +52,17 @@ fn write_until_stuck(client: &mut Client, data: &[u8]) -> usize {
 }
 
 fn a_client_that_never_reads_stops_the_server_reading_over_tls(model: Model) {
-    let config = Config::default().write_watermarks(HIGH / 2, HIGH).read_budget(BUDGET);
+    let config = Config::default()
+        .write_watermarks(HIGH / 2, HIGH)
+        .read_budget(BUDGET);
     let server = TestServer::start_tls(model, config, pki().acceptor(), || Echo);
     let mut client = Client::connect(server.addr, pki().client_config(&[]));
     let data = pattern(32 * 1024 * 1024, 3);
     let sent = write_until_stuck(&mut client, &data);
-    assert!(sent < data.len(), "the server kept reading from a client that never reads");
+    assert!(
+        sent < data.len(),
+        "the server kept reading from a client that never reads"
+    );
     let before = server.stats();
     std::thread::sleep(Duration::from_millis(300));
     let after = server.stats();
@@ -141,7 +150,10 @@ fn output_above_the_high_watermark_is_followed_by_on_drained_over_tls(model: Mod
     let all = client.read_to_end().expect("ended with close_notify");
     assert_eq!(all.len(), 16 * PIECE);
     assert!(all.iter().all(|&b| b == b'x'));
-    assert!(drained.load(std::sync::atomic::Ordering::Relaxed) >= 16, "on_drained kept it going");
+    assert!(
+        drained.load(std::sync::atomic::Ordering::Relaxed) >= 16,
+        "on_drained kept it going"
+    );
 }
 
 fn the_idle_timeout_closes_a_silent_tls_client(model: Model) {
@@ -176,12 +188,20 @@ fn unconsumed_input_over_the_limit_closes_a_tls_connection(model: Model) {
 
 fn a_panicking_handler_closes_only_its_own_tls_connection(model: Model) {
     let log = Shared::default();
-    let server = TestServer::start_tls(model, Config::default(), pki().acceptor(), Scripted::factory(&log));
+    let server = TestServer::start_tls(
+        model,
+        Config::default(),
+        pki().acceptor(),
+        Scripted::factory(&log),
+    );
     let (mut healthy, _) = Client::greeted(server.addr, pki().client_config(&[]));
     let (mut doomed, _) = Client::greeted(server.addr, pki().client_config(&[]));
     doomed.tls.write_all(b"P").unwrap();
     doomed.tls.flush().unwrap();
-    assert!(doomed.read_to_end().is_err(), "reset, not closed with close_notify");
+    assert!(
+        doomed.read_to_end().is_err(),
+        "reset, not closed with close_notify"
+    );
     assert_eq!(closes_after(&log, 1), [CloseReason::Panicked]);
     assert_eq!(healthy.echo(b"still here\n"), b"still here\n");
     let stats = server.wait_for_stats("panic counted", |s| s.panics == 1);
@@ -190,14 +210,21 @@ fn a_panicking_handler_closes_only_its_own_tls_connection(model: Model) {
 
 fn a_close_while_the_client_still_sends_lingers_and_loses_no_reply(model: Model) {
     let log = Shared::default();
-    let server = TestServer::start_tls(model, Config::default(), pki().acceptor(), Scripted::factory(&log));
+    let server = TestServer::start_tls(
+        model,
+        Config::default(),
+        pki().acceptor(),
+        Scripted::factory(&log),
+    );
     let (mut client, _) = Client::greeted(server.addr, pki().client_config(&[]));
     // The close comes first, the rest on its heels while the server closes.
     let mut burst = b"C".to_vec();
     burst.extend(pattern(256 * 1024, 5));
     client.tls.write_all(&burst).unwrap();
     client.close_notify();
-    let got = client.read_to_end().expect("the reply, then close_notify; no reset");
+    let got = client
+        .read_to_end()
+        .expect("the reply, then close_notify; no reset");
     assert_eq!(got, b"bye\n");
     assert_eq!(closes_after(&log, 1), [CloseReason::Closed]);
 }
@@ -222,6 +249,9 @@ fn shutdown_cuts_a_never_reading_tls_client_at_the_grace_period(model: Model) {
     assert!(sent > 0);
     let started = std::time::Instant::now();
     server.stop(Duration::from_millis(300));
-    assert!(started.elapsed() < Duration::from_secs(5), "the grace period bounded the stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the grace period bounded the stop"
+    );
     drop(client);
 }

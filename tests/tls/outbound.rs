@@ -29,13 +29,19 @@ struct Ping(Seen);
 impl Handler for Ping {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         let tls = conn.tls().expect("a TLS connection");
-        self.0.lock().unwrap().push(format!("open {}", tls.server_name().unwrap()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("open {}", tls.server_name().unwrap()));
         conn.write(b"ping\n");
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
         if input.ends_with(b"\n") {
-            self.0.lock().unwrap().push(String::from_utf8_lossy(&input.split()).into_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&input.split()).into_owned());
             conn.close();
         }
     }
@@ -51,9 +57,14 @@ fn a_loop_dials_tls_echoes_and_closes_with_close_notify(model: Model) {
     let log = Arc::clone(&seen);
     let mut client = EventLoop::new(Config::default(), move || Ping(Arc::clone(&log))).unwrap();
     let timeout = Duration::from_secs(5);
-    client.connect_tls(server.addr, timeout, pki().client_config(&[]), localhost_name()).unwrap();
+    client
+        .connect_tls(server.addr, timeout, pki().client_config(&[]), localhost_name())
+        .unwrap();
     client.run_until_idle().unwrap();
-    assert_eq!(*seen.lock().unwrap(), ["open localhost", "ping\n", "close Closed"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["open localhost", "ping\n", "close Closed"]
+    );
     // Our close_notify reached the server: its end of stream was clean.
     let stats = server.wait_for_stats("closed", |s| s.open == 0);
     assert_eq!(stats.closed_by(&CloseReason::PeerClosed), 1, "{stats:#}");
@@ -67,7 +78,9 @@ fn a_server_of_another_ca_fails_the_handshake_and_never_opens(model: Model) {
     let log = Arc::clone(&seen);
     let mut client = EventLoop::new(Config::default(), move || Ping(Arc::clone(&log))).unwrap();
     let timeout = Duration::from_secs(5);
-    client.connect_tls(server.addr, timeout, pki().client_config(&[]), localhost_name()).unwrap();
+    client
+        .connect_tls(server.addr, timeout, pki().client_config(&[]), localhost_name())
+        .unwrap();
     client.run_until_idle().unwrap();
     assert_eq!(*seen.lock().unwrap(), ["close Tls"]);
     assert_eq!(client.handle().stats().closed_by(&CloseReason::Tls), 1);
@@ -80,15 +93,25 @@ fn a_loop_handle_dials_tls_from_another_thread(model: Model) {
     let server = TestServer::start_tls(model, Config::default(), pki().acceptor(), || Echo);
     let seen = Seen::default();
     let log = Arc::clone(&seen);
-    let listener = EventLoop::bind(crate::common::localhost(), Config::default(), move || Ping(Arc::clone(&log)))
-        .unwrap();
+    let listener = EventLoop::bind(crate::common::localhost(), Config::default(), move || {
+        Ping(Arc::clone(&log))
+    })
+    .unwrap();
     let handle = listener.handle();
     let thread = std::thread::spawn(move || listener.run());
-    assert!(handle.connect_tls(server.addr, Duration::from_secs(5), pki().client_config(&[]), localhost_name()));
+    assert!(handle.connect_tls(
+        server.addr,
+        Duration::from_secs(5),
+        pki().client_config(&[]),
+        localhost_name()
+    ));
     crate::common::wait_until("the round trip", || {
         Some(()).filter(|()| seen.lock().unwrap().len() == 3)
     });
-    assert_eq!(*seen.lock().unwrap(), ["open localhost", "ping\n", "close Closed"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["open localhost", "ping\n", "close Closed"]
+    );
     handle.shutdown(Duration::ZERO);
     thread.join().unwrap().unwrap();
 }

@@ -36,7 +36,9 @@ impl Scripted {
     /// A factory whose handlers write to `log`.
     pub fn factory(log: &Shared) -> impl Fn() -> Scripted + Send + Sync + 'static {
         let log = Arc::clone(log);
-        move || Scripted { log: Arc::clone(&log) }
+        move || Scripted {
+            log: Arc::clone(&log),
+        }
     }
 }
 
@@ -47,8 +49,10 @@ pub fn describe(conn: &Conn<'_>) -> String {
         Some(tls) => format!(
             "{} {} {:?}",
             tls.server_name().unwrap_or("-"),
-            tls.alpn_protocol().map_or("-".into(), |p| String::from_utf8_lossy(p).into_owned()),
-            tls.protocol_version().expect("a version once the handshake completed"),
+            tls.alpn_protocol()
+                .map_or("-".into(), |p| String::from_utf8_lossy(p).into_owned()),
+            tls.protocol_version()
+                .expect("a version once the handshake completed"),
         ),
     }
 }

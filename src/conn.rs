@@ -243,6 +243,7 @@ impl<'a> Conn<'a> {
     ///         conn.write_bytes(input.split().freeze());
     ///     }
     /// }
+    /// # let _ = Greet;
     /// ```
     #[cfg(feature = "tls")]
     pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {

@@ -25,6 +25,7 @@ use rustls::{CipherSuite, ProtocolVersion};
 ///         }
 ///     }
 /// }
+/// # let _ = Answer;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {

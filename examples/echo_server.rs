@@ -18,6 +18,12 @@
 //! chosen model is refused, not ignored. Bad arguments exit with status 2,
 //! a failure to start (say, the address is in use) with status 1.
 //!
+//! With `--tls-cert FILE --tls-key FILE` (PEM: the certificate chain and its
+//! private key) it serves TLS instead, on either model: poke it with
+//! `openssl s_client -connect 127.0.0.1:7000 -CAfile ca.pem -quiet`, where
+//! `ca.pem` holds the certificate's issuer (or the certificate itself, if
+//! self-signed). A file that cannot be read or parsed exits with status 1.
+//!
 //! Poke it from another terminal with `nc 127.0.0.1 7000`: type a line, get it
 //! back; Ctrl-D ends your side and the server closes after echoing the rest.
 //! `printf 'hello' | nc -N 127.0.0.1 7000` does the same in one line.
@@ -32,6 +38,7 @@
 mod cli;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -53,6 +60,7 @@ const CLI: Cli = Cli {
     name: "echo_server",
     usage: "\
 usage: echo_server [--addr HOST:PORT] [--model reactor|threads] [--threads N] [--balance MODE]
+                   [--tls-cert FILE --tls-key FILE]
 
 An echo server: every byte a client sends comes straight back.
 
@@ -63,9 +71,12 @@ options:
   --threads N        event loops, reactor only (default: one per core)
   --balance MODE     how connections reach the loops, reactor only:
                      reuseport (default on Linux), roundrobin or least
+  --tls-cert FILE    serve TLS with this PEM certificate chain (needs --tls-key)
+  --tls-key FILE     the PEM private key of --tls-cert
   -h, --help         print this help
 
 Try it: printf 'hello\\n' | nc -N 127.0.0.1 7000
+Over TLS: openssl s_client -connect 127.0.0.1:7000 -CAfile ca.pem -quiet
 Ctrl-C stops it gracefully; RUST_LOG=debug logs every connection.",
 };
 
@@ -79,6 +90,8 @@ struct Options {
     balance: Option<Balance>,
     /// Event loops or a thread per connection.
     model: Model,
+    /// Serve TLS with this certificate chain and key (PEM files).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn main() {
@@ -90,6 +103,9 @@ fn main() {
 /// Runs the server until a signal stops it.
 fn serve(options: &Options) -> Result<(), String> {
     let mut server = Server::new(options.addr).model(options.model);
+    if let Some((cert, key)) = &options.tls {
+        server = with_tls(server, cert, key)?;
+    }
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
@@ -116,6 +132,21 @@ fn serve(options: &Options) -> Result<(), String> {
     stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
 
+/// The server, serving TLS with the certificate chain and key in `cert`
+/// and `key`.
+#[cfg(feature = "tls")]
+fn with_tls(server: Server, cert: &std::path::Path, key: &std::path::Path) -> Result<Server, String> {
+    let config =
+        evloop::tls::server_config(cert, key).map_err(|e| format!("cannot load the TLS certificate: {e}"))?;
+    Ok(server.tls(config))
+}
+
+/// Without the `tls` feature there is no TLS to serve.
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: Server, _: &std::path::Path, _: &std::path::Path) -> Result<Server, String> {
+    Err("built without the tls feature: cannot serve TLS".into())
+}
+
 /// Parses the command line.
 fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     let mut options = Options {
@@ -123,7 +154,9 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         threads: None,
         balance: None,
         model: Model::Reactor,
+        tls: None,
     };
+    let (mut cert, mut key) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => CLI.help(),
@@ -131,9 +164,16 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("balance") => options.balance = Some(cli::choice(parser, "--balance", BALANCES)?),
             Arg::Long("model") => options.model = cli::choice(parser, "--model", MODELS)?,
+            Arg::Long("tls-cert") => cert = Some(PathBuf::from(cli::string(parser, "--tls-cert")?)),
+            Arg::Long("tls-key") => key = Some(PathBuf::from(cli::string(parser, "--tls-key")?)),
             _ => return Err(arg.unexpected()),
         }
     }
+    options.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err(bad("--tls-cert and --tls-key go together")),
+    };
     if options.model == Model::Threads {
         let reactor_only = [
             ("--threads", options.threads.is_some()),

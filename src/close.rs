@@ -75,11 +75,28 @@ pub enum CloseReason {
     ConnectRefused,
     /// An outbound connection did not complete within its connect timeout.
     ConnectTimeout,
+    /// The TLS handshake did not complete within
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout).
+    HandshakeTimeout,
+    /// TLS failed: a handshake the peer or we refused (no common protocol,
+    /// a certificate not trusted, bytes that are not TLS at all, such as a
+    /// plaintext request sent to a TLS port), an alert from the peer, or a
+    /// record that does not decrypt. The reason is logged at debug level;
+    /// our alert is sent to the peer before the connection closes.
+    Tls,
+    /// The peer ended its TCP stream without TLS's `close_notify`, during
+    /// the handshake or after it: what it sent may have been cut short by
+    /// someone in between. After the handshake, this is an end of stream
+    /// all the same: the input is offered and
+    /// [`on_eof`](crate::Handler::on_eof) runs, as for
+    /// [`PeerClosed`](CloseReason::PeerClosed), which a peer's
+    /// `close_notify` gives.
+    Truncated,
 }
 
 impl CloseReason {
     /// Number of distinct reasons, for per-reason counters.
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 14;
 
     /// What each reason's counter is called, by [`index`](CloseReason::index):
     /// its [`Display`](fmt::Display) form, less the detail of an I/O error.
@@ -95,6 +112,9 @@ impl CloseReason {
         "handler panicked",
         "connection refused",
         "connect timed out",
+        "TLS handshake timed out",
+        "TLS error",
+        "truncated",
     ];
 
     /// Dense index of this reason, `0..COUNT`.
@@ -111,11 +131,18 @@ impl CloseReason {
             CloseReason::Panicked => 8,
             CloseReason::ConnectRefused => 9,
             CloseReason::ConnectTimeout => 10,
+            CloseReason::HandshakeTimeout => 11,
+            CloseReason::Tls => 12,
+            CloseReason::Truncated => 13,
         }
     }
 
-    /// Maps a socket error to a reason: resets apart, the rest by kind.
+    /// Maps a socket error to a reason: resets apart, a TLS failure
+    /// ([`TlsFailure`]) apart, the rest by kind.
     pub(crate) fn from_io(err: &io::Error) -> CloseReason {
+        if err.get_ref().is_some_and(|e| e.is::<TlsFailure>()) {
+            return CloseReason::Tls;
+        }
         match err.kind() {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
                 CloseReason::Reset
@@ -139,9 +166,26 @@ impl fmt::Display for CloseReason {
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::ConnectRefused => f.write_str("connection refused"),
             CloseReason::ConnectTimeout => f.write_str("connect timed out"),
+            CloseReason::HandshakeTimeout => f.write_str("TLS handshake timed out"),
+            CloseReason::Tls => f.write_str("TLS error"),
+            CloseReason::Truncated => f.write_str("truncated: end of stream without TLS close_notify"),
         }
     }
 }
+
+/// The error a TLS layer wraps in an [`io::Error`] (kind `InvalidData`) when
+/// the protocol fails, so that [`CloseReason::from_io`] tells it from a
+/// socket's error. Defined whatever the features, as the reason is.
+#[derive(Debug)]
+pub(crate) struct TlsFailure(pub(crate) String);
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
 
 #[cfg(test)]
 mod tests {
@@ -160,6 +204,9 @@ mod tests {
         CloseReason::Panicked,
         CloseReason::ConnectRefused,
         CloseReason::ConnectTimeout,
+        CloseReason::HandshakeTimeout,
+        CloseReason::Tls,
+        CloseReason::Truncated,
     ];
 
     #[test]
@@ -169,5 +216,16 @@ mod tests {
             let label = CloseReason::LABELS[i];
             assert!(reason.to_string().starts_with(label), "{reason:?}: {label}");
         }
+    }
+
+    #[test]
+    fn a_tls_failure_inside_an_io_error_is_a_tls_reason() {
+        let err = io::Error::new(io::ErrorKind::InvalidData, TlsFailure("bad record".into()));
+        assert_eq!(CloseReason::from_io(&err), CloseReason::Tls);
+        let plain = io::Error::new(io::ErrorKind::InvalidData, "something else");
+        assert_eq!(
+            CloseReason::from_io(&plain),
+            CloseReason::Error(io::ErrorKind::InvalidData)
+        );
     }
 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub(crate) low_watermark: usize,
     /// Idle timeout given to every new connection.
     pub(crate) idle_timeout: Option<Duration>,
+    /// Longest a TLS handshake may take.
+    pub(crate) handshake_timeout: Duration,
     /// Capacity of the `mio::Events` queue: events taken per poll.
     pub(crate) events_capacity: usize,
     /// Whether accepted sockets get `TCP_NODELAY`.
@@ -58,6 +60,7 @@ impl Default for Config {
             high_watermark: 64 * 1024,
             low_watermark: 32 * 1024,
             idle_timeout: Some(Duration::from_secs(60)),
+            handshake_timeout: Duration::from_secs(10),
             events_capacity: 1024,
             nodelay: true,
             send_buffer: None,
@@ -148,6 +151,27 @@ impl Config {
     /// handler can change its own with [`Conn::set_idle_timeout`](crate::Conn::set_idle_timeout).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Longest a TLS handshake may take, from the moment the connection is
+    /// accepted (or, outbound, connected) until it completes: a connection
+    /// still shaking hands then closes with
+    /// [`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout).
+    /// Applies to TLS connections only.
+    ///
+    /// Default 10 s, as the handshake needs a round trip or two: long
+    /// enough for a slow network, short enough that clients which connect
+    /// and stall (on purpose or not) hold no socket for long. The idle
+    /// timeout runs as well, but only from `on_open`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    #[track_caller]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "handshake_timeout must be above zero");
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -256,6 +280,11 @@ impl Config {
         self.idle_timeout
     }
 
+    /// The configured [`handshake_timeout`](Config::handshake_timeout).
+    pub fn get_handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// The configured [`send_buffer`](Config::send_buffer).
     pub fn get_send_buffer(&self) -> Option<usize> {
         self.send_buffer
@@ -346,6 +375,7 @@ mod tests {
         assert_eq!(c.get_write_watermarks(), (32 * 1024, 64 * 1024));
         assert_eq!(c.get_idle_timeout(), Some(Duration::from_secs(60)));
         assert_eq!(c.get_max_input(), 1024 * 1024);
+        assert_eq!(c.get_handshake_timeout(), Duration::from_secs(10));
         assert_eq!(c.get_send_buffer(), None, "the kernel sizes send buffers");
         assert_eq!(c.get_recv_buffer(), None, "the kernel sizes receive buffers");
     }

@@ -34,6 +34,8 @@ pub(crate) enum TimerKind {
     Connect,
     /// The end of a lingering close's wait for the peer.
     Linger,
+    /// The TLS handshake timeout of a connection still shaking hands.
+    Handshake,
 }
 
 /// How a connection was asked to end, by its handler or on its behalf
@@ -68,6 +70,10 @@ pub(crate) struct ConnState {
     pub(crate) idle_timeout: Option<Duration>,
     /// Live handler timers, cancelled when the connection closes.
     pub(crate) timers: Vec<TimerId>,
+    /// What the TLS handshake settled, once it completed; `None` for a
+    /// plain connection.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Box<crate::tls::TlsInfo>>,
 }
 
 impl ConnState {
@@ -82,6 +88,8 @@ impl ConnState {
             end: None,
             idle_timeout: idle,
             timers: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -206,6 +214,40 @@ impl<'a> Conn<'a> {
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.state.peer
+    }
+
+    /// What the TLS handshake settled — the server name the client asked
+    /// for (SNI), the application protocol agreed (ALPN), the protocol
+    /// version and cipher suite — or `None` on a plain connection.
+    ///
+    /// On a TLS connection the handler's first callback,
+    /// [`on_open`](crate::Handler::on_open), runs once the handshake has
+    /// completed, so this is `Some` in every callback of a TLS connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Conn, Handler};
+    ///
+    /// /// Greets by the name the client asked for, then echoes.
+    /// struct Greet;
+    ///
+    /// impl Handler for Greet {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         let name = conn.tls().and_then(|tls| tls.server_name()).unwrap_or("stranger");
+    ///         conn.write(format!("hello, {name}\n").as_bytes());
+    ///     }
+    ///
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    /// # let _ = Greet;
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.state.tls.as_deref()
     }
 
     /// Queues a copy of `data` for writing.

@@ -26,7 +26,9 @@ use crate::{CloseReason, Conn, TimerId};
 /// * [`on_close`](Handler::on_close) is called exactly once, last, for every
 ///   connection that was created, whatever the path that closed it — an
 ///   outbound connection that never connected included
-///   ([`CloseReason::ConnectRefused`], [`CloseReason::ConnectTimeout`]),
+///   ([`CloseReason::ConnectRefused`], [`CloseReason::ConnectTimeout`]) and a
+///   TLS connection whose handshake failed ([`CloseReason::Tls`],
+///   [`CloseReason::HandshakeTimeout`], [`CloseReason::Truncated`]),
 ///   though it never saw [`on_open`](Handler::on_open).
 ///
 /// # Examples
@@ -56,6 +58,9 @@ pub trait Handler: 'static {
     /// For an outbound connection ([`EventLoop::connect`](crate::EventLoop::connect))
     /// this means *connected*: the handshake completed. One that fails to
     /// connect never sees `on_open`, only [`on_close`](Handler::on_close).
+    /// On a TLS connection (inbound or outbound) `on_open` runs once the TLS
+    /// handshake has completed as well, and one whose handshake fails or
+    /// times out sees only `on_close`.
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }

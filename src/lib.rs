@@ -48,7 +48,11 @@
 //! * [`baseline`] — the same handlers on one OS thread per connection
 //!   ([`Model::Threads`]), the model an event loop is measured against.
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
-//!   budget, idle timeout.
+//!   budget, idle timeout, TLS handshake timeout.
+//! * `tls` (feature `tls`, on by default) — TLS under the same handlers,
+//!   on both models: `Server::tls` and `EventLoop::tls` serve it,
+//!   `EventLoop::connect_tls` dials it, `Conn::tls` tells a handler what
+//!   the handshake settled (SNI, ALPN).
 //! * `http` (feature `http`, on by default) — HTTP/1.1 servers: an
 //!   application is one `Fn(&Request) -> Response`, run with
 //!   `http::serve` or `http::HttpServer`; and `http::get`, a client built on
@@ -100,6 +104,8 @@ mod session;
 mod stats;
 pub mod sys;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
 /// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.

@@ -262,3 +262,98 @@ fn http_get_needs_a_url_and_names_what_it_could_not_reach() {
         &[&format!("connection to 127.0.0.1:{port} refused")],
     );
 }
+
+#[test]
+fn echo_server_tls_options_go_together_and_name_a_file_it_cannot_load() {
+    if examples_dir().is_none() {
+        return;
+    }
+    assert_one_line(
+        "echo_server",
+        &["--tls-cert", "cert.pem"],
+        2,
+        &["--tls-cert and --tls-key go together"],
+    );
+    assert_one_line(
+        "echo_server",
+        &["--tls-key", "key.pem"],
+        2,
+        &["--tls-cert and --tls-key go together"],
+    );
+    assert_one_line("echo_server", &["--tls-cert"], 2, &["--tls-cert needs a value"]);
+    if cfg!(feature = "tls") {
+        assert_one_line(
+            "echo_server",
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "/no/such/cert.pem",
+                "--tls-key",
+                "/no/such/key.pem",
+            ],
+            1,
+            &["cannot load the TLS certificate", "/no/such/cert.pem"],
+        );
+    }
+}
+
+/// The echo server over TLS on both models, with a certificate made for the
+/// test: a rustls client trusting it gets its bytes back.
+#[cfg(feature = "tls")]
+#[test]
+fn echo_server_serves_tls_with_the_certificate_it_is_given() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use evloop::tls::rustls::{ClientConnection, RootCertStore, StreamOwned};
+
+    if examples_dir().is_none() {
+        return;
+    }
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("evloop-echo-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.key_pair.serialize_pem()).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let config: Arc<_> = evloop::tls::client_config(roots);
+    for model in ["reactor", "threads"] {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = examples_dir().unwrap();
+        let mut server = Command::new(dir.join("echo_server"))
+            .args(["--addr", &addr, "--model", model, "--tls-cert"])
+            .arg(&cert_file)
+            .arg("--tls-key")
+            .arg(&key_file)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sock = loop {
+            match std::net::TcpStream::connect(&addr) {
+                Ok(sock) => break sock,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("echo_server --model {model} did not listen: {e}"),
+            }
+        };
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = ClientConnection::new(Arc::clone(&config), "localhost".try_into().unwrap()).unwrap();
+        let mut tls = StreamOwned::new(conn, sock);
+        tls.write_all(b"hello over tls").unwrap();
+        let mut got = [0; 14];
+        tls.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello over tls", "--model {model}");
+        let _ = server.kill(); // our own child, by its PID
+        let _ = server.wait();
+    }
+}

@@ -20,6 +20,11 @@
 //! Every blocking call is bounded by the nearest deadline through the
 //! socket's read or write timeout, so timers fire while the thread waits on
 //! the socket.
+//!
+//! A TLS connection lends the session a [`TlsLayer`](crate::tls) over the
+//! blocking socket: the session reads and writes plaintext, the layer's
+//! records go out in the write step like any output, and the steps above
+//! are the same.
 
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
@@ -33,10 +38,14 @@ use super::link::Link;
 use super::shared::Shared;
 use crate::buf::OutputQueue;
 use crate::conn::{ConnState, TimerOwner};
+#[cfg(feature = "tls")]
+use crate::reactor::read_slice;
 use crate::reactor::{NoSigPipe, has_unread, read_into};
 use crate::session::{Env, Read, Session, Transport};
 use crate::stats::Counters;
 use crate::timer::TimerQueue;
+#[cfg(feature = "tls")]
+use crate::tls::{TlsLayer, TlsState};
 use crate::{CloseReason, Config, Handler};
 
 /// A connection served by its own thread.
@@ -50,6 +59,9 @@ pub(super) struct Connection<'a, H> {
     config: &'a Config,
     /// The connection's policy and state.
     session: Session<H>,
+    /// TLS over the socket, if the connection speaks it.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<TlsState>>,
     /// This connection's timers: handler timers, idle check, linger.
     timers: TimerQueue<TimerOwner>,
     /// This connection's counters, published to the link after each step.
@@ -93,16 +105,32 @@ impl Blocking<'_> {
     }
 }
 
-impl Transport for Blocking<'_> {
-    fn read(&mut self, input: &mut BytesMut, min_space: usize) -> std::io::Result<Read> {
+impl Blocking<'_> {
+    /// Sets the read timeout for the next deadline, then reads once with
+    /// `read`, which makes the system call.
+    fn read_with(
+        &mut self,
+        read: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> std::io::Result<Read>,
+    ) -> std::io::Result<Read> {
         let timeout = self.timeout();
         self.timeouts.set_read(self.stream, timeout)?;
-        match read_into(self.stream.as_fd(), input, min_space) {
+        match read(self.stream.as_fd()) {
             // Our own shutdown of the read half, most likely, not the peer.
             Ok(Read::Eof) if self.shared.is_shutting_down() => Ok(Read::WouldBlock),
             Err(e) if io::timed_out(&e) || self.shared.is_forced() => Ok(Read::WouldBlock),
             result => result,
         }
+    }
+}
+
+impl Transport for Blocking<'_> {
+    fn read(&mut self, input: &mut BytesMut, min_space: usize) -> std::io::Result<Read> {
+        self.read_with(|fd| read_into(fd, input, min_space))
+    }
+
+    #[cfg(feature = "tls")]
+    fn read_slice(&mut self, buf: &mut [u8]) -> std::io::Result<Read> {
+        self.read_with(|fd| read_slice(fd, buf))
     }
 
     fn write(&mut self, out: &mut OutputQueue) -> std::io::Result<usize> {
@@ -139,6 +167,47 @@ impl Transport for Blocking<'_> {
     }
 }
 
+/// Calls into a connection's session with this thread's environment and
+/// its transport — the blocking socket, or the TLS layer over it — letting
+/// it write once if `$may_write`; otherwise output waits for the write
+/// step. `$f` is a closure, expanded once per transport so that each is
+/// typed for its own.
+macro_rules! call {
+    ($conn:expr, $may_write:expr, $f:expr) => {{
+        let conn = &mut *$conn;
+        let deadline = conn.timers.next_deadline();
+        let mut env = Env {
+            now: Instant::now(),
+            config: conn.config,
+            timers: &mut conn.timers,
+            counters: &mut conn.counters,
+            scratch: &mut conn.scratch,
+            remote: None,
+        };
+        let mut io = Blocking {
+            stream: &conn.link.stream,
+            shared: conn.shared,
+            timeouts: &mut conn.timeouts,
+            deadline,
+            may_write: $may_write,
+        };
+        #[cfg(feature = "tls")]
+        match conn.tls.as_deref_mut() {
+            None => apply(&mut conn.session, &mut env, &mut io, $f),
+            Some(tls) => apply(&mut conn.session, &mut env, &mut TlsLayer::new(io, tls), $f),
+        }
+        #[cfg(not(feature = "tls"))]
+        apply(&mut conn.session, &mut env, &mut io, $f)
+    }};
+}
+
+/// Calls `f` with the session, environment and transport, so that the
+/// closure's parameter types come from the call.
+#[inline(always)]
+fn apply<S, E, T>(session: S, env: E, io: T, f: impl FnOnce(S, E, T)) {
+    f(session, env, io)
+}
+
 impl<'a, H: Handler> Connection<'a, H> {
     /// A connection about to open.
     pub(super) fn new(
@@ -147,12 +216,15 @@ impl<'a, H: Handler> Connection<'a, H> {
         config: &'a Config,
         handler: H,
         state: ConnState,
+        #[cfg(feature = "tls")] tls: Option<Box<TlsState>>,
     ) -> Self {
         Connection {
             link,
             shared,
             config,
             session: Session::new(handler, state, Instant::now()),
+            #[cfg(feature = "tls")]
+            tls,
             timers: TimerQueue::new(),
             counters: Counters::default(),
             scratch: BytesMut::new(),
@@ -165,7 +237,7 @@ impl<'a, H: Handler> Connection<'a, H> {
     /// until it finishes (`on_close` included). Returns the reason.
     pub(super) fn run(mut self) -> CloseReason {
         self.config.apply_socket_options(SockRef::from(&self.link.stream));
-        self.with(|s, env, io| s.open(env, io));
+        call!(&mut self, false, |s, env, io| s.open(env, io));
         loop {
             self.link.counters.publish(&self.counters);
             if let Some(reason) = self.session.close_reason() {
@@ -178,24 +250,24 @@ impl<'a, H: Handler> Connection<'a, H> {
     /// One step: the first phase of the module docs that applies.
     fn step(&mut self) {
         if self.shared.is_forced() {
-            return self.with(|s, env, io| s.force_close(env, io));
+            return call!(self, false, |s, env, io| s.force_close(env, io));
         }
         if !self.shutdown_begun && self.shared.is_shutting_down() {
             self.shutdown_begun = true;
-            return self.with(|s, env, io| s.shutdown(env, io));
+            return call!(self, false, |s, env, io| s.shutdown(env, io));
         }
         if let Some((id, owner)) = self.timers.pop_expired(Instant::now()) {
-            return self.with(|s, env, io| s.timer(env, io, id, owner.kind));
+            return call!(self, false, |s, env, io| s.timer(env, io, id, owner.kind));
         }
         if self.session.has_deferred() {
-            return self.with(|s, env, io| s.serve_deferred(env, io));
+            return call!(self, false, |s, env, io| s.serve_deferred(env, io));
         }
-        if self.session.has_output() {
-            return self.call(true, |s, env, io| s.writable(env, io));
+        if self.has_output() {
+            return call!(self, true, |s, env, io| s.writable(env, io));
         }
         if self.session.wants_read() {
             self.trim_scratch();
-            self.with(|s, env, io| {
+            call!(self, false, |s, env, io| {
                 s.read(env, io);
             });
             return;
@@ -203,31 +275,13 @@ impl<'a, H: Handler> Connection<'a, H> {
         self.shared.sleep_until(self.timers.next_deadline());
     }
 
-    /// Calls into the session with this thread's environment and socket;
-    /// output waits for the write step.
-    fn with(&mut self, f: impl FnOnce(&mut Session<H>, &mut Env<'_>, &mut Blocking<'_>)) {
-        self.call(false, f);
-    }
-
-    /// Calls into the session, letting it write once if `may_write`.
-    fn call(&mut self, may_write: bool, f: impl FnOnce(&mut Session<H>, &mut Env<'_>, &mut Blocking<'_>)) {
-        let deadline = self.timers.next_deadline();
-        let mut env = Env {
-            now: Instant::now(),
-            config: self.config,
-            timers: &mut self.timers,
-            counters: &mut self.counters,
-            scratch: &mut self.scratch,
-            remote: None,
-        };
-        let mut io = Blocking {
-            stream: &self.link.stream,
-            shared: self.shared,
-            timeouts: &mut self.timeouts,
-            deadline,
-            may_write,
-        };
-        f(&mut self.session, &mut env, &mut io);
+    /// True while output waits: the session's, or TLS records.
+    fn has_output(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.as_ref().is_some_and(|tls| tls.held() > 0) {
+            return true;
+        }
+        self.session.has_output()
     }
 
     /// Gives back the memory a burst left in the read buffer before the

@@ -89,6 +89,9 @@ pub struct ThreadServer<F> {
     max_connections: usize,
     /// State shared with handles; marks the server stopped when dropped.
     shared: StopOnDrop,
+    /// Serves TLS on every connection, if set.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsAcceptor>,
 }
 
 /// Owns the server's shared state and marks the server stopped when dropped,
@@ -153,6 +156,8 @@ where
             stack_size: DEFAULT_STACK_SIZE,
             max_connections: usize::MAX,
             shared: StopOnDrop(shared),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -194,6 +199,16 @@ where
         self
     }
 
+    /// Serves TLS on every connection, with the acceptor's config at the
+    /// time each is accepted, as [`EventLoop::tls`](crate::EventLoop::tls)
+    /// does: the connection's thread makes the handshake, over the blocking
+    /// socket, before [`on_open`](crate::Handler::on_open).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: impl Into<crate::tls::TlsAcceptor>) -> Self {
+        self.tls = Some(acceptor.into());
+        self
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.0.local_addr()
@@ -222,6 +237,8 @@ where
             stack_size,
             max_connections,
             shared,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
         let acceptor = Acceptor {
             shared: &shared.0,
@@ -229,6 +246,10 @@ where
             factory: &factory,
             stack_size,
             limit: Arc::new(ConnLimit::new(max_connections)),
+            #[cfg(feature = "tls")]
+            tls: tls.as_ref(),
+            #[cfg(not(feature = "tls"))]
+            tls: (),
         };
         debug!(
             "{}: serving with a thread per connection",
@@ -283,6 +304,8 @@ struct Acceptor<'a, F> {
     stack_size: usize,
     /// The cap on connections served at once.
     limit: Arc<ConnLimit>,
+    /// TLS settings, if the server serves TLS.
+    tls: worker::Tls<'a>,
 }
 
 impl<'a, F, H> Acceptor<'a, F>
@@ -336,11 +359,13 @@ where
             peer,
             place,
         };
-        let (shared, config, factory) = (self.shared, self.config, self.factory);
+        let (shared, config, factory, tls) = (self.shared, self.config, self.factory, self.tls);
         let started = thread::Builder::new()
             .name(CONN_THREAD_NAME.into())
             .stack_size(self.stack_size)
-            .spawn_scoped(scope, move || worker::serve(shared, config, factory, accepted));
+            .spawn_scoped(scope, move || {
+                worker::serve(shared, config, factory, tls, accepted)
+            });
         // Dropping the handle is fine: the scope still waits for the thread.
         started.map(drop).inspect_err(|e| {
             debug!("closing {peer}: no thread for it ({e})");

@@ -14,7 +14,16 @@ use super::link::Link;
 use super::shared::Shared;
 use crate::conn::{ConnId, ConnState};
 use crate::limit::Place;
+#[cfg(feature = "tls")]
+use crate::tls::{TlsAcceptor, TlsState};
 use crate::{CloseReason, Config, Handler};
+
+/// The server's TLS settings, if it serves TLS.
+#[cfg(feature = "tls")]
+pub(super) type Tls<'a> = Option<&'a TlsAcceptor>;
+/// Without the `tls` feature, nothing.
+#[cfg(not(feature = "tls"))]
+pub(super) type Tls<'a> = ();
 
 /// A connection handed to its thread.
 #[derive(Debug)]
@@ -32,13 +41,13 @@ pub(super) struct Accepted {
 /// Serves one admitted connection on the calling thread, from making its
 /// handler to `on_close`. Never panics: a panic that escapes the handler's
 /// callbacks (its factory, its `Drop`) is caught and logged here.
-pub(super) fn serve<F, H>(shared: &Shared, config: &Config, factory: &F, accepted: Accepted)
+pub(super) fn serve<F, H>(shared: &Shared, config: &Config, factory: &F, tls: Tls<'_>, accepted: Accepted)
 where
     F: Fn() -> H,
     H: Handler,
 {
     let served = panic::catch_unwind(AssertUnwindSafe(|| {
-        serve_unguarded(shared, config, factory, accepted)
+        serve_unguarded(shared, config, factory, tls, accepted)
     }));
     if served.is_err() {
         shared.count_panic();
@@ -47,7 +56,7 @@ where
 }
 
 /// [`serve`] without the last-resort catch.
-fn serve_unguarded<F, H>(shared: &Shared, config: &Config, factory: &F, accepted: Accepted)
+fn serve_unguarded<F, H>(shared: &Shared, config: &Config, factory: &F, tls: Tls<'_>, accepted: Accepted)
 where
     F: Fn() -> H,
     H: Handler,
@@ -69,8 +78,27 @@ where
         return registration.close(CloseReason::Panicked);
     };
     let state = ConnState::new(id, peer, config.idle_timeout);
+    #[cfg(feature = "tls")]
+    let tls = match tls.map(TlsAcceptor::accept).transpose() {
+        Ok(tls) => tls.map(|conn| TlsState::new(conn, None)),
+        Err(e) => {
+            error!("{id}: cannot start the TLS server side: {e}");
+            return registration.close(CloseReason::Tls);
+        }
+    };
+    #[cfg(not(feature = "tls"))]
+    let () = tls;
+    let connection = Connection::new(
+        link,
+        shared,
+        config,
+        handler,
+        state,
+        #[cfg(feature = "tls")]
+        tls,
+    );
     // The session calls `on_close`; the socket closes when the registration drops.
-    let reason = Connection::new(link, shared, config, handler, state).run();
+    let reason = connection.run();
     registration.close(reason);
 }
 

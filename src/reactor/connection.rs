@@ -13,6 +13,11 @@
 //! * **settle** — after every event, a finished connection is deregistered
 //!   and queued for release at the end of the turn (dropping the socket
 //!   closes its fd); one owing deferred work is carried to the next turn.
+//!
+//! A TLS connection lends the session a [`TlsLayer`](crate::tls) over the
+//! same socket instead of the socket itself; the session then reads and
+//! writes plaintext, and this file does not change. A plain connection pays
+//! one pointer check per call into the session.
 
 use std::net::Shutdown;
 use std::os::fd::AsFd;
@@ -29,8 +34,10 @@ use super::io::{self, NoSigPipe};
 use super::slot::Slot;
 use crate::buf::OutputQueue;
 use crate::conn::TimerKind;
-use crate::session::{Env, Read, Session, Transport};
+use crate::session::{Read, Session, Transport};
 use crate::timer::TimerId;
+#[cfg(feature = "tls")]
+use crate::tls::{TlsLayer, TlsState};
 use crate::{CloseReason, Handler};
 
 /// A connection owned by a reactor loop.
@@ -40,6 +47,9 @@ pub(crate) struct Connection<H> {
     stream: TcpStream,
     /// The connection's policy and state.
     session: Session<H>,
+    /// TLS over the socket, if the connection speaks it.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<TlsState>>,
     /// Its place in the server (cap, load, live id), given back on drop.
     _slot: Slot,
     /// This connection's token: slab key and generation.
@@ -72,6 +82,11 @@ struct Socket<'a> {
 impl Transport for Socket<'_> {
     fn read(&mut self, input: &mut bytes::BytesMut, min_space: usize) -> std::io::Result<Read> {
         io::read_into(self.stream.as_fd(), input, min_space)
+    }
+
+    #[cfg(feature = "tls")]
+    fn read_slice(&mut self, buf: &mut [u8]) -> std::io::Result<Read> {
+        io::read_slice(self.stream.as_fd(), buf)
     }
 
     fn write(&mut self, out: &mut OutputQueue) -> std::io::Result<usize> {
@@ -120,14 +135,52 @@ impl Socket<'_> {
     }
 }
 
+/// Calls into a connection's session with the loop's environment and the
+/// connection's transport: its socket, or the TLS layer over it. `$f` is a
+/// closure, expanded once per transport so that each is typed for its own.
+macro_rules! with {
+    ($conn:expr, $core:expr, $f:expr) => {{
+        let conn = &mut *$conn;
+        let (mut env, registry) = $core.split();
+        let mut socket = Socket {
+            stream: &mut conn.stream,
+            registry,
+            token: conn.token,
+            writable_interest: &mut conn.writable_interest,
+        };
+        #[cfg(feature = "tls")]
+        match conn.tls.as_deref_mut() {
+            None => call(&mut conn.session, &mut env, &mut socket, $f),
+            Some(tls) => call(&mut conn.session, &mut env, &mut TlsLayer::new(socket, tls), $f),
+        }
+        #[cfg(not(feature = "tls"))]
+        call(&mut conn.session, &mut env, &mut socket, $f)
+    }};
+}
+
+/// Calls `f` with the session, environment and transport, so that the
+/// closure's parameter types come from the call.
+#[inline(always)]
+fn call<S, E, T, R>(session: S, env: E, io: T, f: impl FnOnce(S, E, T) -> R) -> R {
+    f(session, env, io)
+}
+
 impl<H: Handler> Connection<H> {
     /// Wraps a registered socket and its session; `connecting` if the
     /// socket is registered for WRITABLE to learn how its handshake ends.
-    pub(crate) fn new(stream: TcpStream, session: Session<H>, slot: Slot, token: Token) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        session: Session<H>,
+        #[cfg(feature = "tls")] tls: Option<Box<TlsState>>,
+        slot: Slot,
+        token: Token,
+    ) -> Self {
         let connecting = session.is_connecting();
         Connection {
             stream,
             session,
+            #[cfg(feature = "tls")]
+            tls,
             _slot: slot,
             token,
             writable_interest: connecting,
@@ -153,25 +206,9 @@ impl<H: Handler> Connection<H> {
         self.session.is_finished()
     }
 
-    /// Calls into the session with the loop's environment and this socket.
-    fn with<R>(
-        &mut self,
-        core: &mut Core,
-        f: impl FnOnce(&mut Session<H>, &mut Env<'_>, &mut Socket<'_>) -> R,
-    ) -> R {
-        let (mut env, registry) = core.split();
-        let mut socket = Socket {
-            stream: &mut self.stream,
-            registry,
-            token: self.token,
-            writable_interest: &mut self.writable_interest,
-        };
-        f(&mut self.session, &mut env, &mut socket)
-    }
-
     /// Calls `on_open`.
     pub(crate) fn open(&mut self, core: &mut Core) {
-        self.with(core, |s, env, io| s.open(env, io));
+        with!(self, core, |s, env, io| s.open(env, io));
         self.settle(core);
     }
 
@@ -189,7 +226,7 @@ impl<H: Handler> Connection<H> {
         } else if error {
             let err = self.stream.take_error().ok().flatten();
             let reason = err.as_ref().map_or(CloseReason::Reset, CloseReason::from_io);
-            self.with(core, |s, env, _| s.failed(env, reason));
+            with!(self, core, |s, env, _| s.failed(env, reason));
         } else {
             self.fin_seen |= read_closed;
             if readable || read_closed {
@@ -197,7 +234,7 @@ impl<H: Handler> Connection<H> {
                 self.read(core);
             }
             if writable {
-                self.with(core, |s, env, io| s.writable(env, io));
+                with!(self, core, |s, env, io| s.writable(env, io));
             }
         }
         self.settle(core);
@@ -215,8 +252,8 @@ impl<H: Handler> Connection<H> {
             },
         };
         match failure {
-            Some(err) => self.with(core, |s, env, _| s.finish(env, connect_failure(&err))),
-            None => self.with(core, |s, env, io| s.connected(env, io)),
+            Some(err) => with!(self, core, |s, env, _| s.finish(env, connect_failure(&err))),
+            None => with!(self, core, |s, env, io| s.connected(env, io)),
         }
     }
 
@@ -225,10 +262,10 @@ impl<H: Handler> Connection<H> {
     /// wanting input.
     fn read(&mut self, core: &mut Core) {
         let (mut budget, until_eof) = (core.config().read_budget, self.fin_seen);
-        let spent = self.with(core, |s, env, io| {
+        let spent = with!(self, core, |s, env, io| {
             while s.wants_read() {
                 match s.read(env, io) {
-                    Read::Data { n, short } => {
+                    Read::Data { n, short } | Read::Again { n, short } => {
                         budget = budget.saturating_sub(n);
                         if short && !until_eof {
                             return false;
@@ -237,7 +274,7 @@ impl<H: Handler> Connection<H> {
                             return true;
                         }
                     }
-                    Read::Eof | Read::WouldBlock => return false,
+                    Read::Eof | Read::Truncated | Read::WouldBlock => return false,
                 }
             }
             false
@@ -251,32 +288,32 @@ impl<H: Handler> Connection<H> {
     /// reading.
     pub(crate) fn serve_carried(&mut self, core: &mut Core) {
         self.carried = false;
-        self.with(core, |s, env, io| s.serve_deferred(env, io));
+        with!(self, core, |s, env, io| s.serve_deferred(env, io));
         self.read(core);
         self.settle(core);
     }
 
     /// Runs one expired timer of this connection.
     pub(crate) fn timer(&mut self, core: &mut Core, id: TimerId, kind: TimerKind) {
-        self.with(core, |s, env, io| s.timer(env, io, id, kind));
+        with!(self, core, |s, env, io| s.timer(env, io, id, kind));
         self.settle(core);
     }
 
     /// Begins a graceful close for shutdown: flush, then close.
     pub(crate) fn shutdown(&mut self, core: &mut Core) {
-        self.with(core, |s, env, io| s.shutdown(env, io));
+        with!(self, core, |s, env, io| s.shutdown(env, io));
         self.settle(core);
     }
 
     /// Closes now, for the end of a shutdown's grace period.
     pub(crate) fn force_close(&mut self, core: &mut Core) {
-        self.with(core, |s, env, io| s.force_close(env, io));
+        with!(self, core, |s, env, io| s.force_close(env, io));
         self.settle(core);
     }
 
     /// Runs a closure sent through [`Remote`](crate::Remote) as a callback.
     pub(crate) fn run_task(&mut self, core: &mut Core, task: Task) {
-        self.with(core, |s, env, io| s.run_task(env, io, task));
+        with!(self, core, |s, env, io| s.run_task(env, io, task));
         self.settle(core);
     }
 

@@ -111,6 +111,9 @@ pub struct EventLoop<F, H> {
     pub(super) shutting_down: bool,
     /// When a slow turn was last logged, to log at most one a second.
     pub(super) last_slow_warning: Option<Instant>,
+    /// Serves TLS on accepted connections, if set.
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl<F, H> std::fmt::Debug for EventLoop<F, H> {
@@ -212,6 +215,8 @@ where
             shutdown_deadline: None,
             shutting_down: false,
             last_slow_warning: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -354,6 +359,14 @@ where
             Command::Adopt(stream, peer, slot) => return self.adopt(stream, peer, slot),
             Command::Connect(addr, timeout) => {
                 if let Err(e) = self.connect(addr, timeout) {
+                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
+                }
+                return;
+            }
+            #[cfg(feature = "tls")]
+            Command::ConnectTls(dial) => {
+                let (addr, timeout) = (dial.addr, dial.timeout);
+                if let Err(e) = self.connect_tls(addr, timeout, dial.config, dial.server_name) {
                     warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
                 }
                 return;

@@ -35,6 +35,9 @@ pub(crate) enum Command {
     Adopt(mio::net::TcpStream, SocketAddr, super::slot::Slot),
     /// Open an outbound connection with a handler from the loop's factory.
     Connect(SocketAddr, Duration),
+    /// The same over TLS.
+    #[cfg(feature = "tls")]
+    ConnectTls(Box<TlsDial>),
     /// Queue bytes on a connection.
     Write(Token, Bytes),
     /// Close a connection after flushing.
@@ -49,11 +52,26 @@ impl fmt::Debug for Command {
             Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
             Command::Adopt(_, peer, _) => write!(f, "Adopt({peer})"),
             Command::Connect(addr, timeout) => write!(f, "Connect({addr}, {timeout:?})"),
+            #[cfg(feature = "tls")]
+            Command::ConnectTls(dial) => write!(f, "ConnectTls({}, {:?})", dial.addr, dial.timeout),
             Command::Write(token, data) => write!(f, "Write({token:?}, {} bytes)", data.len()),
             Command::Close(token) => write!(f, "Close({token:?})"),
             Command::Run(token, _) => write!(f, "Run({token:?})"),
         }
     }
+}
+
+/// An outbound TLS connection asked of a loop from another thread.
+#[cfg(feature = "tls")]
+pub(crate) struct TlsDial {
+    /// Where to connect.
+    pub(crate) addr: SocketAddr,
+    /// The connect timeout.
+    pub(crate) timeout: Duration,
+    /// The client's TLS settings.
+    pub(crate) config: Arc<crate::tls::rustls::ClientConfig>,
+    /// The name the server's certificate must be valid for.
+    pub(crate) server_name: crate::tls::rustls::pki_types::ServerName<'static>,
 }
 
 /// One loop's door: everything other threads share with it.
@@ -212,6 +230,29 @@ impl LoopHandle {
     /// and is logged as a warning.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> bool {
         self.door.send(Command::Connect(addr, timeout))
+    }
+
+    /// Asks the loop to open an outbound TLS connection, as
+    /// [`EventLoop::connect_tls`](crate::EventLoop::connect_tls) does, with
+    /// a handler from the loop's own factory; otherwise as
+    /// [`connect`](Self::connect).
+    ///
+    /// Returns at once: false if the loop has exited.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+        config: Arc<crate::tls::rustls::ClientConfig>,
+        server_name: crate::tls::rustls::pki_types::ServerName<'static>,
+    ) -> bool {
+        let dial = TlsDial {
+            addr,
+            timeout,
+            config,
+            server_name,
+        };
+        self.door.send(Command::ConnectTls(Box::new(dial)))
     }
 
     /// Shuts the loop down gracefully: it stops accepting at once (the

@@ -45,6 +45,30 @@ pub(crate) fn read_into(socket: BorrowedFd<'_>, input: &mut BytesMut, min_space:
     }
 }
 
+/// Reads once from `socket` into `buf`, for a layer with a buffer of its
+/// own (TLS records): as [`read_into`], `short` if `buf` was not filled.
+///
+/// # Errors
+///
+/// Socket errors other than `WouldBlock`; `EINTR` is retried here.
+#[cfg(feature = "tls")]
+pub(crate) fn read_slice(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Read> {
+    loop {
+        match sys::recv_slice(socket, buf) {
+            Ok(0) if !buf.is_empty() => return Ok(Read::Eof),
+            Ok(n) => {
+                return Ok(Read::Data {
+                    n,
+                    short: n < buf.len(),
+                });
+            }
+            Err(e) if would_block(&e) => return Ok(Read::WouldBlock),
+            Err(e) if interrupted(&e) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The socket has no data or no room right now.
 #[inline]
 pub(crate) fn would_block(err: &io::Error) -> bool {

@@ -22,6 +22,8 @@ pub(crate) use accept::{
     Accepted, Acceptor, Episodes, MAX_BACKOFF, MIN_BACKOFF, is_resource_exhaustion, is_transient, listen,
 };
 pub(crate) use handle::{Command, Door};
+#[cfg(feature = "tls")]
+pub(crate) use io::read_slice;
 pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
 pub(crate) use parts::Parts;
 pub(crate) use slot::Slot;

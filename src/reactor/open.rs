@@ -19,6 +19,15 @@ use super::token;
 use crate::Handler;
 use crate::conn::{ConnId, ConnState};
 use crate::session::Session;
+#[cfg(feature = "tls")]
+use crate::tls::{TlsAcceptor, TlsState, rustls};
+
+/// A new connection's TLS state, if it speaks TLS.
+#[cfg(feature = "tls")]
+type Tls = Option<Box<TlsState>>;
+/// Without the `tls` feature, nothing.
+#[cfg(not(feature = "tls"))]
+type Tls = ();
 
 /// How a new connection starts.
 enum Start {
@@ -54,6 +63,102 @@ where
     /// socket cannot be created, connected or registered (no fds, an address
     /// the OS rejects at once).
     pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> io::Result<ConnId> {
+        #[cfg(feature = "tls")]
+        return self.dial(addr, timeout, None);
+        #[cfg(not(feature = "tls"))]
+        self.dial(addr, timeout, ())
+    }
+
+    /// Serves TLS on every connection this loop accepts from now on, with
+    /// the acceptor's current config (an `Arc<rustls::ServerConfig>` will do;
+    /// keep a [`TlsAcceptor`] clone to swap the certificate later). The
+    /// handshake completes before [`on_open`](Handler::on_open); see
+    /// [`evloop::tls`](crate::tls).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Config, Conn, EventLoop, Handler};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    ///
+    /// let tls = evloop::tls::server_config("cert.pem", "key.pem")?;
+    /// let addr = "127.0.0.1:7443".parse().unwrap();
+    /// EventLoop::bind(addr, Config::default(), || Echo)?.tls(tls).run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: impl Into<TlsAcceptor>) -> Self {
+        self.tls = Some(acceptor.into());
+        self
+    }
+
+    /// Opens an outbound TLS connection to `addr`, as
+    /// [`connect`](Self::connect) does, then shakes hands as a client of
+    /// `server_name` with `config`, whose root store decides which servers
+    /// are trusted ([`tls::client_config`](crate::tls::client_config)).
+    /// [`on_open`](Handler::on_open) runs once the TLS handshake has
+    /// completed too; a handshake that fails (a certificate not trusted for
+    /// `server_name`, say) closes with
+    /// [`CloseReason::Tls`](crate::CloseReason::Tls), one that takes longer
+    /// than [`Config::handshake_timeout`](crate::Config::handshake_timeout)
+    /// with [`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and `InvalidInput` if rustls refuses
+    /// `config` for a client.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::tls::{self, rustls::RootCertStore};
+    /// use evloop::{Config, Conn, EventLoop, Handler};
+    ///
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"hello\n");
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         println!("{:?}", input.split());
+    ///         conn.close();
+    ///     }
+    /// }
+    ///
+    /// let mut roots = RootCertStore::empty();
+    /// roots.add_parsable_certificates(tls::certificates(&std::fs::read("ca.pem")?)?);
+    /// let mut client = EventLoop::new(Config::default(), || Hello)?;
+    /// let name = "localhost".try_into().expect("a DNS name");
+    /// client.connect_tls("127.0.0.1:7443".parse().unwrap(), Duration::from_secs(1), tls::client_config(roots), name)?;
+    /// client.run_until_idle()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    ) -> io::Result<ConnId> {
+        let name = server_name.to_str().into_owned();
+        let client = rustls::ClientConnection::new(config, server_name).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("TLS client for {name}: {e}"))
+        })?;
+        self.dial(addr, timeout, Some(TlsState::new(client.into(), Some(name))))
+    }
+
+    /// Starts an outbound connection, speaking TLS over it if `tls` says so.
+    fn dial(&mut self, addr: SocketAddr, timeout: Duration, tls: Tls) -> io::Result<ConnId> {
         if self.shutting_down {
             return Err(io::Error::other("the loop is shutting down"));
         }
@@ -64,7 +169,7 @@ where
         self.core.now = Instant::now();
         let until = crate::timer::deadline(self.core.now, timeout);
         let stream = super::io::dial(addr, self.core.config())?;
-        let id = self.insert(stream, addr, slot, Start::Connecting(until))?;
+        let id = self.insert(stream, addr, slot, Start::Connecting(until), tls)?;
         trace!("{id}: connecting to {addr}");
         Ok(id)
     }
@@ -103,13 +208,31 @@ where
     /// Opens an accepted connection; on failure the socket is closed and
     /// the slot given back.
     fn open(&mut self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
-        match self.insert(stream, peer, slot, Start::Accepted) {
+        let inserted = self
+            .server_tls()
+            .and_then(|tls| self.insert(stream, peer, slot, Start::Accepted, tls));
+        match inserted {
             Ok(id) => {
                 trace!("{id}: accepted from {peer}");
                 self.core.counters.accepted += 1;
             }
             Err(e) => warn!("cannot serve a connection from {peer}: {e}"),
         }
+    }
+
+    /// The TLS state of a connection accepted now: the server side, with the
+    /// acceptor's current config, if this loop serves TLS.
+    fn server_tls(&self) -> io::Result<Tls> {
+        #[cfg(feature = "tls")]
+        return match &self.tls {
+            None => Ok(None),
+            Some(acceptor) => match acceptor.accept() {
+                Ok(conn) => Ok(Some(TlsState::new(conn, None))),
+                Err(e) => Err(io::Error::other(format!("TLS server side: {e}"))),
+            },
+        };
+        #[cfg(not(feature = "tls"))]
+        Ok(())
     }
 
     /// Registers a socket under a fresh token, sets the config's socket
@@ -122,6 +245,7 @@ where
         peer: SocketAddr,
         mut slot: Slot,
         start: Start,
+        tls: Tls,
     ) -> io::Result<ConnId> {
         let entry = self.conns.vacant_entry();
         if entry.key() > token::MAX_KEY {
@@ -142,7 +266,13 @@ where
             Start::Accepted => Session::new(handler, state, self.core.now),
             Start::Connecting(until) => Session::connecting(handler, state, &mut self.core.split().0, until),
         };
-        let conn = entry.insert(Connection::new(stream, session, slot, token));
+        #[cfg(feature = "tls")]
+        let conn = entry.insert(Connection::new(stream, session, tls, slot, token));
+        #[cfg(not(feature = "tls"))]
+        let conn = {
+            let () = tls;
+            entry.insert(Connection::new(stream, session, slot, token))
+        };
         if matches!(start, Start::Accepted) {
             conn.open(&mut self.core);
         }

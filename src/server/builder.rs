@@ -105,6 +105,9 @@ pub struct Server {
     model: Model,
     /// Stack size of connection threads under [`Model::Threads`].
     stack_size: usize,
+    /// Serves TLS on every connection, if set.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Server {
@@ -120,7 +123,45 @@ impl Server {
             max_connections: usize::MAX,
             model: Model::Reactor,
             stack_size: crate::baseline::DEFAULT_STACK_SIZE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves TLS on every connection, on either [`Model`]: each accepted
+    /// connection shakes hands with the acceptor's config of the moment
+    /// before [`on_open`](Handler::on_open), and handlers read and write
+    /// plaintext. Takes an `Arc<rustls::ServerConfig>`, or a
+    /// [`TlsAcceptor`](crate::tls::TlsAcceptor) whose clone you keep to
+    /// swap the certificate without a restart. See [`evloop::tls`](crate::tls).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::tls::{self, TlsAcceptor};
+    /// use evloop::{Conn, Handler, Server};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    ///
+    /// let acceptor = TlsAcceptor::new(tls::server_config("cert.pem", "key.pem")?);
+    /// let server = Server::new("127.0.0.1:7443".parse().unwrap()).tls(acceptor.clone()).start(|| Echo)?;
+    /// // A renewed certificate, for the connections that come next:
+    /// acceptor.set_config(tls::server_config("renewed-cert.pem", "renewed-key.pem")?);
+    /// server.shutdown(Duration::from_secs(5));
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: impl Into<crate::tls::TlsAcceptor>) -> Self {
+        self.tls = Some(acceptor.into());
+        self
     }
 
     /// The execution model; [`Model::Reactor`] by default.
@@ -233,6 +274,10 @@ impl Server {
     {
         let listener = listen(self.addr, false)?;
         let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls {
+            server = server.tls(tls);
+        }
         if self.max_connections != usize::MAX {
             server = server.max_connections(self.max_connections);
         }
@@ -284,7 +329,11 @@ impl Server {
                 listener: own_listeners[index].take(),
                 episodes: Arc::clone(&episodes),
             };
-            match spawn_loop(index, parts, self.config.clone(), Arc::clone(&factory)) {
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
+            #[cfg(not(feature = "tls"))]
+            let tls = ();
+            match spawn_loop(index, parts, self.config.clone(), tls, Arc::clone(&factory)) {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
                     // Stop what already runs, so a failed start leaves nothing behind.
@@ -333,12 +382,20 @@ impl Server {
     }
 }
 
+/// A server's TLS settings, if it serves TLS.
+#[cfg(feature = "tls")]
+type Tls = Option<crate::tls::TlsAcceptor>;
+/// Without the `tls` feature, nothing.
+#[cfg(not(feature = "tls"))]
+type Tls = ();
+
 /// Starts loop `index` on a thread of its own; the loop (and so every handler)
 /// is created on that thread, so handlers need not be `Send`.
 fn spawn_loop<F, H>(
     index: usize,
     parts: Parts,
     config: Config,
+    tls: Tls,
     factory: Arc<F>,
 ) -> io::Result<JoinHandle<io::Result<()>>>
 where
@@ -350,6 +407,13 @@ where
         .name(format!("evloop-{index}"))
         .spawn(move || {
             let built = EventLoop::from_parts(parts, config, move || factory());
+            #[cfg(feature = "tls")]
+            let built = built.map(|event_loop| match tls {
+                Some(tls) => event_loop.tls(tls),
+                None => event_loop,
+            });
+            #[cfg(not(feature = "tls"))]
+            let () = tls;
             match built {
                 Ok(event_loop) => {
                     let _ = ready_tx.send(Ok(()));

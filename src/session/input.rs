@@ -54,15 +54,20 @@ impl<H: Handler> Session<H> {
             retried = !progressed;
         }
         self.progress(env, io);
-        if self.phase == Phase::ReadClosed {
+        if self.phase.is_read_closed() {
             self.end_of_input(env, io);
         }
     }
 
-    /// The peer's end of stream was read.
-    pub(super) fn peer_closed(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
-        trace!("{}: end of stream", self.state.id);
-        self.phase = Phase::ReadClosed;
+    /// The peer's end of stream was read; `truncated` if it came without
+    /// TLS's `close_notify`.
+    pub(super) fn peer_closed(&mut self, env: &mut Env<'_>, io: &mut impl Transport, truncated: bool) {
+        if truncated {
+            debug!("{}: end of stream without TLS close_notify", self.state.id);
+        } else {
+            trace!("{}: end of stream", self.state.id);
+        }
+        self.phase = Phase::ReadClosed { truncated };
         self.end_of_input(env, io);
     }
 
@@ -71,7 +76,10 @@ impl<H: Handler> Session<H> {
     /// output flushed), `on_eof` sees what is left; what it still leaves is discarded and
     /// counted, and the connection closes once output is flushed.
     pub(super) fn end_of_input(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
-        if self.phase != Phase::ReadClosed || !self.may_deliver() {
+        let Phase::ReadClosed { truncated } = self.phase else {
+            return;
+        };
+        if !self.may_deliver() {
             return;
         }
         if !self.input.is_empty() && self.has_output() {
@@ -93,7 +101,12 @@ impl<H: Handler> Session<H> {
             );
             self.input.clear();
         }
-        self.state.close_with(CloseReason::PeerClosed);
+        let reason = if truncated {
+            CloseReason::Truncated
+        } else {
+            CloseReason::PeerClosed
+        };
+        self.state.close_with(reason);
         self.apply(env, io);
     }
 
@@ -114,17 +127,17 @@ impl<H: Handler> Session<H> {
             return Read::WouldBlock;
         };
         match read {
-            Ok(Read::Data { n, short }) => {
+            Ok(read @ (Read::Data { n, .. } | Read::Again { n, .. })) => {
                 env.counters.reads += 1;
                 *left = left.saturating_sub(n);
                 if *left == 0 {
                     let reason = reason.clone();
                     self.finish(env, reason);
                 }
-                Read::Data { n, short }
+                read
             }
             Ok(Read::WouldBlock) => Read::WouldBlock,
-            Ok(Read::Eof) | Err(_) => {
+            Ok(Read::Eof | Read::Truncated) | Err(_) => {
                 let reason = reason.clone();
                 self.finish(env, reason);
                 Read::Eof

@@ -112,11 +112,12 @@ impl<H: Handler> Session<H> {
     }
 
     /// True while the driver should read: the handler takes input and is
-    /// neither paused nor backpressured, or a lingering close discards.
+    /// neither paused nor backpressured, a handshake is underway, or a
+    /// lingering close discards.
     pub(crate) fn wants_read(&self) -> bool {
         match self.phase {
             Phase::Open => self.may_deliver(),
-            Phase::Lingering { .. } => true,
+            Phase::Lingering { .. } | Phase::Handshaking { .. } => true,
             _ => false,
         }
     }
@@ -144,8 +145,17 @@ impl<H: Handler> Session<H> {
         self.input.len()
     }
 
-    /// Opens the connection: starts the idle check and calls `on_open`.
+    /// Opens the connection: starts the idle check and calls `on_open`; or,
+    /// if the transport has a handshake to make first (TLS), begins it.
     pub(crate) fn open(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
+        if io.handshaking() {
+            return self.begin_handshake(env, io);
+        }
+        self.opened(env, io);
+    }
+
+    /// Starts the idle check and calls `on_open`.
+    pub(super) fn opened(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
         self.last_active = env.now;
         self.arm_idle(env);
         self.call(env, io, |h, conn, _| h.on_open(conn));
@@ -163,15 +173,15 @@ impl<H: Handler> Session<H> {
         }
     }
 
-    /// Reads once (or, lingering, discards once) and runs the callbacks
-    /// that follow. Returns what the read gave; `WouldBlock` also when
-    /// reading is not wanted now.
+    /// Reads once (or, lingering, discards once; shaking hands, reads the
+    /// handshake) and runs the callbacks that follow. Returns what the read
+    /// gave; `WouldBlock` also when reading is not wanted now.
     pub(crate) fn read(&mut self, env: &mut Env<'_>, io: &mut impl Transport) -> Read {
-        if matches!(self.phase, Phase::Lingering { .. }) {
-            return self.discard(env, io);
-        }
-        if !self.wants_read() {
-            return Read::WouldBlock;
+        match self.phase {
+            Phase::Open if self.may_deliver() => {}
+            Phase::Lingering { .. } => return self.discard(env, io),
+            Phase::Handshaking { .. } => return self.handshake_read(env, io),
+            _ => return Read::WouldBlock,
         }
         self.borrow_scratch(env);
         let read = io.read(&mut self.input, env.config.read_size);
@@ -185,10 +195,19 @@ impl<H: Handler> Session<H> {
             }
             Ok(Read::Eof) => {
                 env.counters.reads += 1;
-                self.peer_closed(env, io);
+                self.peer_closed(env, io, false);
             }
-            Ok(Read::WouldBlock) => {}
-            Err(ref e) => self.finish(env, CloseReason::from_io(e)),
+            Ok(Read::Truncated) => {
+                env.counters.reads += 1;
+                self.peer_closed(env, io, true);
+            }
+            Ok(Read::WouldBlock | Read::Again { .. }) => {
+                if io.held() > 0 {
+                    // The transport answered the peer (a TLS key update).
+                    self.progress(env, io);
+                }
+            }
+            Err(ref e) => self.read_failed(env, io, e),
         }
         self.return_scratch(env);
         read.unwrap_or(Read::WouldBlock)
@@ -228,6 +247,11 @@ impl<H: Handler> Session<H> {
                 debug!("{}: not connected in time", self.state.id);
                 self.phase = Phase::Connecting { timer: None };
                 self.finish(env, CloseReason::ConnectTimeout);
+            }
+            (TimerKind::Handshake, Phase::Handshaking { timer: Some(t) }) if *t == id => {
+                debug!("{}: TLS handshake not complete in time", self.state.id);
+                self.phase = Phase::Handshaking { timer: None };
+                self.finish(env, CloseReason::HandshakeTimeout);
             }
             (
                 TimerKind::Linger,
@@ -279,7 +303,7 @@ impl<H: Handler> Session<H> {
         if deferred.redeliver && self.may_deliver() {
             if !self.input.is_empty() {
                 self.deliver(env, io);
-            } else if self.phase == Phase::ReadClosed {
+            } else if self.phase.is_read_closed() {
                 self.end_of_input(env, io);
             }
         }

@@ -16,26 +16,42 @@
 //! # Lifecycle
 //!
 //! ```text
-//!  Connecting ──connected────────────────────────────► Open
+//!  Connecting ──connected──► (Handshaking) ─────────────► Open
 //!      │ └────refused / error / connect timeout───────► Finished
-//!  Open ──peer's FIN read──► ReadClosed ──input offered, on_eof──► Closing(PeerClosed)
+//!  Handshaking ──TLS failure, alert held──► Closing(Tls)
+//!      └────handshake timeout / end of stream / error──► Finished
+//!  Open ──peer's FIN read──► ReadClosed ──input offered, on_eof──► Closing(PeerClosed | Truncated)
 //!   │                            │
-//!   ├──close / input limit / shutdown──► Closing(reason) ──output flushed──► Finished
+//!   ├──close / input limit / shutdown / TLS failure──► Closing(reason) ──output flushed──► Finished
 //!   │                            │            └─peer may still send─► Lingering ─FIN, 1 MiB, 2 s─► Finished
 //!   └──abort / panic / error / idle (from any phase)──────────────────────► Finished
 //! ```
 //!
-//! | event | Connecting | Open | ReadClosed | Closing | Lingering |
-//! |---|---|---|---|---|---|
-//! | connected | → Open, `on_open` | – | – | – | – |
-//! | bytes read | – | `on_data` while it consumes | – | – | discarded |
-//! | end of stream | – | → ReadClosed | – | – | → Finished |
-//! | output drained | – | `on_drained`, input offered again | same, then `on_eof` | close or linger | – |
-//! | handler resumes reading | – | input offered again, socket read again | input offered, then `on_eof` | – | – |
-//! | `close()`, input limit, shutdown | → Finished | → Closing | → Closing | – | – |
-//! | abort, panic, socket error | → Finished | → Finished | → Finished | → Finished | → Finished |
-//! | idle timer | – | → Finished | → Finished | → Finished | – |
-//! | linger timer | – | – | – | – | → Finished |
+//! An accepted connection starts in Open, or in Handshaking when its
+//! transport has a handshake to make first (TLS: [`Transport::handshaking`]);
+//! an outbound one in Connecting, then the same. `on_open` runs on entering
+//! Open, so a handler never sees a connection whose handshake failed.
+//!
+//! | event | Connecting | Handshaking | Open | ReadClosed | Closing | Lingering |
+//! |---|---|---|---|---|---|---|
+//! | connected | → Handshaking or Open, `on_open` | – | – | – | – | – |
+//! | bytes read | – | handshake records; done → Open, `on_open`, input offered | `on_data` while it consumes | – | – | discarded |
+//! | end of stream | – | → Finished (`PeerClosed`, `Truncated`) | → ReadClosed | – | – | → Finished |
+//! | TLS failure (alert to send) | – | → Closing(`Tls`) | → Closing(`Tls`) | → Closing(`Tls`) | – | → Finished |
+//! | output drained | – | – | `on_drained`, input offered again | same, then `on_eof` | `close_notify`, then close or linger | – |
+//! | handler resumes reading | – | – | input offered again, socket read again | input offered, then `on_eof` | – | – |
+//! | `close()`, input limit, shutdown | → Finished | → Finished | → Closing | → Closing | – | – |
+//! | abort, panic, socket error | → Finished | → Finished | → Finished | → Finished | → Finished | → Finished |
+//! | idle timer | – | – | → Finished | → Finished | → Finished | – |
+//! | handshake timer | – | → Finished (`HandshakeTimeout`) | – | – | – | – |
+//! | linger timer | – | – | – | – | → Finished | – |
+//!
+//! End of stream is `PeerClosed` after the peer's TLS `close_notify` (or on
+//! a plain connection), `Truncated` without it; both offer the input and
+//! run `on_eof` alike. A graceful close ends a TLS stream with our
+//! `close_notify` ([`Transport::end_output`]) before the FIN or the close;
+//! the records a TLS transport holds ([`Transport::held`]) count as output
+//! waiting, against the watermarks too.
 //!
 //! The write half moves on its own ([`WriteHalf`](phase::WriteHalf)): open,
 //! then shut once a requested [`shutdown_write`](crate::Conn::shutdown_write)
@@ -53,6 +69,7 @@
 
 #[cfg(test)]
 mod fake;
+mod handshake;
 mod input;
 mod machine;
 mod output;

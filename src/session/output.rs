@@ -73,13 +73,13 @@ impl<H: Handler> Session<H> {
     pub(super) fn requests(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
         match (&self.state.end, &self.phase) {
             (Some(End::Abort), _) => self.reset(env, io, CloseReason::Aborted),
-            (Some(End::Close(reason)), Phase::Connecting { .. }) => {
-                // Nothing was sent yet; nothing needs flushing.
+            (Some(End::Close(reason)), Phase::Connecting { .. } | Phase::Handshaking { .. }) => {
+                // Nothing of the handler's was sent yet; nothing needs flushing.
                 let reason = reason.clone();
                 self.finish(env, reason);
             }
-            (Some(End::Close(reason)), Phase::Open | Phase::ReadClosed) => {
-                let peer_done = self.phase == Phase::ReadClosed;
+            (Some(End::Close(reason)), Phase::Open | Phase::ReadClosed { .. }) => {
+                let peer_done = self.phase.is_read_closed();
                 self.phase = Phase::Closing {
                     reason: reason.clone(),
                     peer_done,
@@ -90,20 +90,31 @@ impl<H: Handler> Session<H> {
     }
 
     /// Writes queued output, then moves a flushed connection on: a close
-    /// proceeds, a requested shutdown of the write half happens; write
-    /// interest and the watermarks follow what is left.
+    /// proceeds (after the transport's own end of stream, a TLS
+    /// `close_notify`), a requested shutdown of the write half happens;
+    /// write interest and the watermarks follow what is left, the
+    /// transport's held bytes counted with the queue.
     pub(super) fn progress(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
         if !matches!(
             self.phase,
-            Phase::Open | Phase::ReadClosed | Phase::Closing { .. }
+            Phase::Open | Phase::ReadClosed { .. } | Phase::Closing { .. }
         ) {
+            if matches!(self.phase, Phase::Handshaking { .. }) {
+                self.flush_handshake(env, io);
+            }
             return;
         }
-        let queued = self.state.out.len();
+        let queued = self.state.out.len() + io.held();
         if queued > 0 && !self.flush(env, io) {
             return;
         }
-        let pending = self.state.out.len();
+        let mut pending = self.state.out.len() + io.held();
+        if pending == 0 && self.ends_output() && io.end_output() {
+            if !self.flush(env, io) {
+                return;
+            }
+            pending = io.held();
+        }
         if pending == 0 {
             if let Phase::Closing { reason, peer_done } = &self.phase {
                 let (reason, peer_done) = (reason.clone(), *peer_done);
@@ -119,14 +130,21 @@ impl<H: Handler> Session<H> {
         self.watermarks(env, queued, pending);
     }
 
-    /// Writes until the queue is empty or the socket is full. Returns false
-    /// if the connection failed and finished.
+    /// True once output is to end: a graceful close, or a requested
+    /// shutdown of the write half not yet done.
+    fn ends_output(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+            || (self.state.shutdown_write && self.write == WriteHalf::Open)
+    }
+
+    /// Writes until the queue and what the transport holds are empty or the
+    /// socket is full. Returns false if the connection failed and finished.
     pub(super) fn flush(&mut self, env: &mut Env<'_>, io: &mut impl Transport) -> bool {
-        while !self.state.out.is_empty() {
+        while !self.state.out.is_empty() || io.held() > 0 {
             let wrote = io.write(&mut self.state.out);
             io.refresh(&mut env.now);
             match wrote {
-                Ok(0) => {
+                Ok(0) if io.held() == 0 && !self.state.out.is_empty() => {
                     self.finish(env, CloseReason::Error(std::io::ErrorKind::WriteZero));
                     return false;
                 }
@@ -179,7 +197,12 @@ impl<H: Handler> Session<H> {
         reason: CloseReason,
         peer_done: bool,
     ) {
-        let lingers = matches!(reason, CloseReason::Closed | CloseReason::InputLimit);
+        // A TLS failure lingers too: the peer that sent something other
+        // than TLS (a plaintext request) reads our alert, not a reset.
+        let lingers = matches!(
+            reason,
+            CloseReason::Closed | CloseReason::InputLimit | CloseReason::Tls
+        );
         if peer_done || !lingers || (self.input.is_empty() && !io.has_unread()) {
             return self.finish(env, reason);
         }
@@ -232,7 +255,10 @@ impl<H: Handler> Session<H> {
         if let Some(id) = self.idle_timer.take() {
             env.timers.cancel(id);
         }
-        if !matches!(self.phase, Phase::Lingering { .. } | Phase::Connecting { .. }) {
+        if !matches!(
+            self.phase,
+            Phase::Lingering { .. } | Phase::Connecting { .. } | Phase::Handshaking { .. }
+        ) {
             self.arm_idle(env);
         }
     }
@@ -270,7 +296,9 @@ impl<H: Handler> Session<H> {
             return;
         }
         let phase_timer = match &mut self.phase {
-            Phase::Connecting { timer } | Phase::Lingering { timer, .. } => timer.take(),
+            Phase::Connecting { timer } | Phase::Handshaking { timer } | Phase::Lingering { timer, .. } => {
+                timer.take()
+            }
             _ => None,
         };
         let own = [self.idle_timer.take(), phase_timer];

@@ -18,11 +18,23 @@ pub(crate) enum Phase {
         /// The connect timeout.
         timer: Option<TimerId>,
     },
+    /// The transport's handshake (TLS) is underway, after the connection
+    /// was accepted or connected: its records are read and written, nothing
+    /// reaches the handler, no `on_open` yet.
+    Handshaking {
+        /// The handshake timeout.
+        timer: Option<TimerId>,
+    },
     /// Established: reading and writing.
     Open,
     /// The peer's end of stream was read. Input that arrived before it is
     /// still offered to the handler; `on_eof` follows.
-    ReadClosed,
+    ReadClosed {
+        /// The stream ended without TLS's `close_notify`: the connection
+        /// closes with [`CloseReason::Truncated`] rather than
+        /// [`CloseReason::PeerClosed`].
+        truncated: bool,
+    },
     /// Ending gracefully: output is flushed, then the connection finishes
     /// (or lingers) with `reason`.
     Closing {
@@ -54,7 +66,13 @@ impl Phase {
     /// True in the phases where the handler is still offered input.
     #[inline]
     pub(crate) fn takes_input(&self) -> bool {
-        matches!(self, Phase::Open | Phase::ReadClosed)
+        matches!(self, Phase::Open | Phase::ReadClosed { .. })
+    }
+
+    /// True once the peer's end of stream was read and input is still offered.
+    #[inline]
+    pub(crate) fn is_read_closed(&self) -> bool {
+        matches!(self, Phase::ReadClosed { .. })
     }
 
     /// True once the connection has ended.

@@ -254,13 +254,13 @@ impl Harness {
         let mut budget = self.config.read_budget;
         while self.session.wants_read() {
             match self.with(|s, env, io| s.read(env, io)) {
-                Read::Data { n, short } => {
+                Read::Data { n, short } | Read::Again { n, short } => {
                     budget = budget.saturating_sub(n);
                     if (short && !self.socket.fin) || budget == 0 {
                         return;
                     }
                 }
-                Read::Eof | Read::WouldBlock => return,
+                Read::Eof | Read::Truncated | Read::WouldBlock => return,
             }
         }
     }

@@ -41,6 +41,8 @@ pub use rusage::{CpuTime, context_switches, cpu_time};
 #[cfg(test)]
 pub(crate) use error::errno;
 pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};
+#[cfg(feature = "tls")]
+pub(crate) use net::recv_slice;
 pub(crate) use net::{
     REUSE_PORT_BALANCES, peek_unread, poll_readable, recv, send_nosignal, send_vectored_nosignal,
     set_reuse_port,

@@ -59,6 +59,21 @@ pub(crate) fn recv(socket: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::R
     result(n)
 }
 
+/// `recv` into an initialised buffer, for a layer that keeps its own (TLS
+/// records); otherwise as [`recv`].
+///
+/// # Errors
+///
+/// As [`recv`].
+#[inline]
+#[cfg(feature = "tls")]
+pub(crate) fn recv_slice(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let fd = socket.as_raw_fd();
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
+    let n = unsafe { raw::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    result(n)
+}
+
 /// A `ssize_t` result as `io::Result`: -1 means `errno`.
 #[inline]
 fn result(n: isize) -> io::Result<usize> {

@@ -138,6 +138,34 @@ impl TestServer {
         }
     }
 
+    /// Starts a server of `model` that serves TLS with `tls`.
+    #[cfg(feature = "tls")]
+    pub fn start_tls<F, H>(
+        model: Model,
+        config: Config,
+        tls: evloop::tls::TlsAcceptor,
+        factory: F,
+    ) -> TestServer
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Handler + Send,
+    {
+        match model {
+            Model::Reactor => {
+                let event_loop = EventLoop::bind(localhost(), config, factory).unwrap().tls(tls);
+                let handle = event_loop.handle();
+                let thread = std::thread::spawn(move || event_loop.run());
+                TestServer {
+                    addr: handle.local_addr(),
+                    running: Some(Running::Reactor { handle, thread }),
+                }
+            }
+            Model::Threads => {
+                TestServer::threads(ThreadServer::bind(localhost(), config, factory).unwrap().tls(tls))
+            }
+        }
+    }
+
     /// Starts a thread-per-connection server configured by the caller.
     pub fn threads<F, H>(server: ThreadServer<F>) -> TestServer
     where

@@ -76,6 +76,7 @@
 
 mod acceptor;
 mod config;
+mod event_loop;
 mod info;
 mod layer;
 

@@ -55,15 +55,22 @@ use std::fmt;
 pub struct ConnId {
     /// Index of the loop that owns the connection.
     loop_index: u32,
-    /// The connection's key in its model: on a loop, its token (slab key
-    /// plus generation); on the thread baseline, its serial number.
-    key: usize,
+    /// Which use of its slot this is: a slot is reused, an id never.
+    generation: u32,
+    /// The connection's slot: on a loop, its slab key; on the thread
+    /// baseline, its serial number (with generation 0).
+    slot: usize,
 }
 
 impl ConnId {
-    /// Makes the id of the connection with `key` on loop `loop_index`.
-    pub(crate) fn new(loop_index: u32, key: usize) -> Self {
-        ConnId { loop_index, key }
+    /// Makes the id of the connection in `slot`, of `generation`, on loop
+    /// `loop_index`.
+    pub(crate) fn new(loop_index: u32, slot: usize, generation: u32) -> Self {
+        ConnId {
+            loop_index,
+            generation,
+            slot,
+        }
     }
 
     /// Index of the event loop that owns this connection.
@@ -71,9 +78,14 @@ impl ConnId {
         self.loop_index
     }
 
-    /// The connection's key in its model (see the field).
-    pub(crate) fn key(&self) -> usize {
-        self.key
+    /// The connection's slot (see the field).
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Which use of its slot this connection is.
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
     }
 }
 
@@ -87,7 +99,6 @@ impl fmt::Debug for ConnId {
 /// Shown as `loop.slot.generation`, e.g. `1.42.7`.
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (key, generation) = crate::reactor::decode_token(mio::Token(self.key));
-        write!(f, "{}.{key}.{generation}", self.loop_index)
+        write!(f, "{}.{}.{}", self.loop_index, self.slot, self.generation)
     }
 }

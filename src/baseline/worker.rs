@@ -69,7 +69,7 @@ where
     } = accepted;
     let registration = Registration::open(shared, serial, link, place);
     let link = registration.link();
-    let id = ConnId::new(0, serial as usize);
+    let id = ConnId::new(0, serial as usize, 0);
     debug!("{id}: accepted from {peer}");
     let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(factory)) else {
         link.counters.panicked();

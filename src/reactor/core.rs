@@ -124,7 +124,7 @@ impl Core {
     /// release at the end of the turn.
     pub(super) fn retire(&mut self, stream: &mut TcpStream, token: Token) {
         if let Err(e) = self.registry.deregister(stream) {
-            let id = crate::ConnId::new(self.door.index, token.0);
+            let id = super::token::id(self.door.index, token);
             log::debug!("{id}: deregistering failed: {e}");
         }
         self.closed.push(token);

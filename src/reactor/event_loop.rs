@@ -37,7 +37,7 @@ use super::handle::{Command, LoopHandle};
 use super::parts::Parts;
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
-use crate::{Config, ConnId, Handler};
+use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
 /// handler is doing slow work on the loop thread.
@@ -379,7 +379,7 @@ where
             Some(conn) => conn.run_task(&mut self.core, task),
             None => trace!(
                 "command for closed connection {} dropped",
-                ConnId::new(self.core.door().index, token.0)
+                token::id(self.core.door().index, token)
             ),
         }
     }
@@ -401,7 +401,7 @@ where
     fn run_timers(&mut self) {
         let now = self.core.now;
         while let Some((id, owner)) = self.core.timers.pop_expired(now) {
-            match live(&mut self.conns, Token(owner.conn.key())) {
+            match live(&mut self.conns, token::of(owner.conn)) {
                 Some(conn) => conn.timer(&mut self.core, id, owner.kind),
                 None => trace!("timer {id:?} outlived its connection"),
             }

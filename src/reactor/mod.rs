@@ -27,4 +27,3 @@ pub(crate) use io::read_slice;
 pub(crate) use io::{NoSigPipe, has_unread, interrupted, read_into};
 pub(crate) use parts::Parts;
 pub(crate) use slot::Slot;
-pub(crate) use token::decode as decode_token;

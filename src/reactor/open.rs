@@ -170,7 +170,8 @@ where
         if entry.key() > token::MAX_KEY {
             return Err(io::Error::other("too many connections on one loop"));
         }
-        let token = token::encode(entry.key(), self.core.next_generation());
+        let (key, generation) = (entry.key(), self.core.next_generation());
+        let token = token::encode(key, generation);
         let interest = match start {
             Start::Accepted => Interest::READABLE,
             Start::Connecting(_) => Interest::READABLE | Interest::WRITABLE,
@@ -178,7 +179,7 @@ where
         self.core.registry().register(&mut stream, token, interest)?;
         self.core.config().apply_socket_options(SockRef::from(&stream));
         slot.publish(token);
-        let id = ConnId::new(self.core.door().index, token.0);
+        let id = ConnId::new(self.core.door().index, key, generation);
         let state = ConnState::new(id, peer, self.core.config().idle_timeout);
         let handler = (self.factory)();
         let session = match start {

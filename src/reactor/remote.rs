@@ -138,7 +138,7 @@ impl Remote {
     /// Routes a command to the loop that owns `id`.
     fn send(&self, id: ConnId, cmd: impl FnOnce(Token) -> Command) -> Result<(), ConnClosed> {
         let door = self.doors.get(id.loop_index() as usize).ok_or(ConnClosed(id))?;
-        let token = mio::Token(id.key());
+        let token = super::token::of(id);
         if door.send_to(token, cmd(token)) {
             Ok(())
         } else {

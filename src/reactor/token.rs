@@ -21,6 +21,8 @@
 
 use mio::Token;
 
+use crate::ConnId;
+
 /// Bits of a token used by the slab key; the rest holds the generation.
 const KEY_BITS: u32 = usize::BITS / 2;
 /// Mask selecting the slab key from a token.
@@ -54,6 +56,17 @@ pub(crate) fn decode(token: Token) -> (usize, u32) {
 /// Hands out generations: one per inserted connection, wrapping, never zero.
 ///
 /// Zero is skipped so that a zeroed id can never name a live connection.
+/// The token of connection `id` on its loop.
+pub(crate) fn of(id: ConnId) -> Token {
+    encode(id.slot(), id.generation())
+}
+
+/// The id of the connection with `token` on loop `loop_index`.
+pub(crate) fn id(loop_index: u32, token: Token) -> ConnId {
+    let (slot, generation) = decode(token);
+    ConnId::new(loop_index, slot, generation)
+}
+
 #[derive(Debug)]
 pub(crate) struct Generations {
     /// The last generation handed out.

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evloop::{Balance, Conn, Handler, Model, Server};
+use evloop::{Balance, Conn, Handler, Model, Pin, Server};
 
 use crate::cli::{Arg, Cli, Error, Parser, bad};
 
@@ -60,7 +60,7 @@ const CLI: Cli = Cli {
     name: "echo_server",
     usage: "\
 usage: echo_server [--addr HOST:PORT] [--model reactor|threads] [--threads N] [--balance MODE]
-                   [--tls-cert FILE --tls-key FILE]
+                   [--pin] [--tls-cert FILE --tls-key FILE]
 
 An echo server: every byte a client sends comes straight back.
 
@@ -71,6 +71,8 @@ options:
   --threads N        event loops, reactor only (default: one per core)
   --balance MODE     how connections reach the loops, reactor only:
                      reuseport (default on Linux), roundrobin or least
+  --pin              pin loop i to the i-th CPU this process may use, reactor
+                     only (Linux)
   --tls-cert FILE    serve TLS with this PEM certificate chain (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
   -h, --help         print this help
@@ -90,6 +92,8 @@ struct Options {
     balance: Option<Balance>,
     /// Event loops or a thread per connection.
     model: Model,
+    /// Pin each loop to a CPU.
+    pin: bool,
     /// Serve TLS with this certificate chain and key (PEM files).
     tls: Option<(PathBuf, PathBuf)>,
 }
@@ -111,6 +115,9 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     if let Some(balance) = options.balance {
         server = server.balance(balance);
+    }
+    if options.pin {
+        server = server.pin(Pin::Allowed);
     }
     let addr = options.addr;
     let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -154,6 +161,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         threads: None,
         balance: None,
         model: Model::Reactor,
+        pin: false,
         tls: None,
     };
     let (mut cert, mut key) = (None, None);
@@ -164,6 +172,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("balance") => options.balance = Some(cli::choice(parser, "--balance", BALANCES)?),
             Arg::Long("model") => options.model = cli::choice(parser, "--model", MODELS)?,
+            Arg::Long("pin") => options.pin = true,
             Arg::Long("tls-cert") => cert = Some(PathBuf::from(cli::string(parser, "--tls-cert")?)),
             Arg::Long("tls-key") => key = Some(PathBuf::from(cli::string(parser, "--tls-key")?)),
             _ => return Err(arg.unexpected()),
@@ -178,6 +187,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         let reactor_only = [
             ("--threads", options.threads.is_some()),
             ("--balance", options.balance.is_some()),
+            ("--pin", options.pin),
         ];
         if let Some((flag, _)) = reactor_only.iter().find(|(_, given)| *given) {
             return Err(bad(format!(

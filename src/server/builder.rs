@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use super::acceptor::AcceptorThread;
 use super::balance::Balance;
 use super::handle::ServerHandle;
+use super::pin::{Pin, pin_current_thread};
 use crate::baseline::ThreadServer;
 use crate::limit::ConnLimit;
 use crate::reactor::{Door, Episodes, Parts, listen};
@@ -105,6 +106,8 @@ pub struct Server {
     model: Model,
     /// Stack size of connection threads under [`Model::Threads`].
     stack_size: usize,
+    /// Where loop threads run.
+    pin: Pin,
     /// Serves TLS on every connection, if set.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
@@ -123,9 +126,40 @@ impl Server {
             max_connections: usize::MAX,
             model: Model::Reactor,
             stack_size: crate::baseline::DEFAULT_STACK_SIZE,
+            pin: Pin::Off,
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Pins loop threads to CPUs (default [`Pin::Off`]); see [`Pin`] for the
+    /// trade-offs. Applies to [`Model::Reactor`]: starting a
+    /// [`Model::Threads`] server with pinning fails, as its threads are the
+    /// connections'.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Conn, Handler, Pin, Server};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    ///
+    /// // Two loops, on CPUs 2 and 3.
+    /// Server::new("127.0.0.1:7000".parse().unwrap())
+    ///     .threads(2)
+    ///     .pin(Pin::Cpus(vec![2, 3]))
+    ///     .run(|| Echo)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pin(mut self, pin: Pin) -> Self {
+        self.pin = pin;
+        self
     }
 
     /// Serves TLS on every connection, on either [`Model`]: each accepted
@@ -272,6 +306,11 @@ impl Server {
         F: Fn() -> H + Send + Sync + 'static,
         H: Handler,
     {
+        if self.pin != Pin::Off {
+            let msg =
+                "pinning applies to event loops; under Model::Threads each connection has its own thread";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        }
         let listener = listen(self.addr, false)?;
         let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
         #[cfg(feature = "tls")]
@@ -290,6 +329,7 @@ impl Server {
         F: Fn() -> H + Send + Sync + 'static,
         H: Handler,
     {
+        let cpus = self.pin.cpus(self.threads)?;
         let listeners = self.listeners()?;
         let local_addr = listeners[0].local_addr()?;
         let mut polls = Vec::with_capacity(self.threads);
@@ -333,7 +373,8 @@ impl Server {
             let tls = self.tls.clone();
             #[cfg(not(feature = "tls"))]
             let tls = ();
-            match spawn_loop(index, parts, self.config.clone(), tls, Arc::clone(&factory)) {
+            let cpu = cpus.as_ref().map(|cpus| cpus[index]);
+            match spawn_loop(index, cpu, parts, self.config.clone(), tls, Arc::clone(&factory)) {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
                     // Stop what already runs, so a failed start leaves nothing behind.
@@ -389,10 +430,12 @@ type Tls = Option<crate::tls::TlsAcceptor>;
 #[cfg(not(feature = "tls"))]
 type Tls = ();
 
-/// Starts loop `index` on a thread of its own; the loop (and so every handler)
-/// is created on that thread, so handlers need not be `Send`.
+/// Starts loop `index` on a thread of its own, pinned to `cpu` if given; the
+/// loop (and so every handler) is created on that thread, so handlers need
+/// not be `Send`.
 fn spawn_loop<F, H>(
     index: usize,
+    cpu: Option<usize>,
     parts: Parts,
     config: Config,
     tls: Tls,
@@ -406,7 +449,8 @@ where
     let thread = std::thread::Builder::new()
         .name(format!("evloop-{index}"))
         .spawn(move || {
-            let built = EventLoop::from_parts(parts, config, move || factory());
+            let pinned = cpu.map_or(Ok(()), pin_current_thread);
+            let built = pinned.and_then(|()| EventLoop::from_parts(parts, config, move || factory()));
             #[cfg(feature = "tls")]
             let built = built.map(|event_loop| match tls {
                 Some(tls) => event_loop.tls(tls),

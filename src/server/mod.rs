@@ -4,7 +4,9 @@ mod acceptor;
 mod balance;
 mod builder;
 mod handle;
+mod pin;
 
 pub use balance::Balance;
 pub use builder::{Model, Server};
 pub use handle::ServerHandle;
+pub use pin::Pin;

@@ -68,6 +68,7 @@ mod chunked;
 mod client;
 mod client_exchange;
 mod client_response;
+mod client_url;
 mod date;
 pub(crate) mod decode;
 mod discard;

@@ -258,13 +258,15 @@ impl ClientRequest {
     ///   not resolve, or an `https://` URL without a [`tls`](ClientRequest::tls)
     ///   config (or whose host is not a valid TLS server name);
     /// * `ConnectionRefused` — nothing listens at the address;
-    /// * `TimedOut` — no complete response within the time limit;
+    /// * `TimedOut` — no complete response within the time limit (over
+    ///   TLS, the handshake gets that limit again once connected);
     /// * `InvalidData` — a malformed head or chunked body, a head over
     ///   64 KiB, a body over the limit;
     /// * `UnexpectedEof` — the server closed before the response was
     ///   complete;
-    /// * for `https://`, a failed TLS handshake (a certificate not trusted
-    ///   for the host, say) is an `Other` error naming the address;
+    /// * `InvalidData` too, for `https://`, when TLS fails: a certificate
+    ///   not trusted for the URL's host, say (the error names the address;
+    ///   the log, at debug, says what rustls refused);
     /// * other kinds for other socket errors.
     pub fn send(self) -> io::Result<ClientResponse> {
         let target = Target::parse(&self.url)?;
@@ -282,7 +284,12 @@ impl ClientRequest {
             }
             .start(),
         );
-        let config = Config::default().idle_timeout(None).nodelay(true);
+        let mut config = Config::default().idle_timeout(None).nodelay(true);
+        // The exchange's own timer starts in `on_open`, after any TLS
+        // handshake; this bounds the handshake by the same limit.
+        if !self.timeout.is_zero() {
+            config = config.handshake_timeout(self.timeout);
+        }
         let mut client = EventLoop::new(config, move || {
             exchange.take().expect("one connection per request")
         })?;

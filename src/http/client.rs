@@ -85,7 +85,7 @@ pub fn post(url: &str, body: impl Into<Bytes>, timeout: Duration) -> io::Result<
 /// # Behaviour
 ///
 /// * Only `http://host[:port][/path][?query]` URLs, and `https://` ones
-///   given a TLS client config ([`tls`](ClientRequest::tls)); the host is resolved
+///   given a TLS client config (`ClientRequest::tls`, feature `tls`); the host is resolved
 ///   with the system resolver (which may block), and the first address is
 ///   used. The request says `Connection: close`; a body goes with its
 ///   `Content-Length`.
@@ -255,7 +255,7 @@ impl ClientRequest {
     /// Every failure closes the socket before returning:
     ///
     /// * `InvalidInput` — not an `http://` or `https://` URL, one that does
-    ///   not resolve, or an `https://` URL without a [`tls`](ClientRequest::tls)
+    ///   not resolve, or an `https://` URL without a `tls`
     ///   config (or whose host is not a valid TLS server name);
     /// * `ConnectionRefused` — nothing listens at the address;
     /// * `TimedOut` — no complete response within the time limit (over

@@ -85,9 +85,9 @@ pub fn post(url: &str, body: impl Into<Bytes>, timeout: Duration) -> io::Result<
 /// # Behaviour
 ///
 /// * Only `http://host[:port][/path][?query]` URLs, and `https://` ones
-///   given a TLS client config (`ClientRequest::tls`, feature `tls`); the host is resolved
-///   with the system resolver (which may block), and the first address is
-///   used. The request says `Connection: close`; a body goes with its
+///   given a TLS client config (`ClientRequest::tls`, feature `tls`); the
+///   host is resolved with the system resolver (which may block), and the
+///   first address is used. The request says `Connection: close`; a body goes with its
 ///   `Content-Length`.
 /// * The response body is framed as RFC 9112 §6.3 says: none for `HEAD`,
 ///   1xx, 204 and 304; decoded from the chunked coding; `Content-Length`
@@ -255,8 +255,8 @@ impl ClientRequest {
     /// Every failure closes the socket before returning:
     ///
     /// * `InvalidInput` — not an `http://` or `https://` URL, one that does
-    ///   not resolve, or an `https://` URL without a `tls`
-    ///   config (or whose host is not a valid TLS server name);
+    ///   not resolve, or an `https://` URL without a `tls` config (or whose
+    ///   host is not a valid TLS server name);
     /// * `ConnectionRefused` — nothing listens at the address;
     /// * `TimedOut` — no complete response within the time limit (over
     ///   TLS, the handshake gets that limit again once connected);

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 const EXAMPLES: &[&str] = &[
     "echo_server",
     "hello_http",
+    "hello_https",
     "chat",
     "http_get",
     "mio_echo",
@@ -29,7 +30,14 @@ const EXAMPLES: &[&str] = &[
 ];
 
 /// The examples that serve on `--addr`.
-const SERVERS: &[&str] = &["echo_server", "hello_http", "chat", "mio_echo", "tokio_echo"];
+const SERVERS: &[&str] = &[
+    "echo_server",
+    "hello_http",
+    "hello_https",
+    "chat",
+    "mio_echo",
+    "tokio_echo",
+];
 
 /// The directory the examples are built into, if they are all there.
 fn examples_dir() -> Option<PathBuf> {
@@ -170,6 +178,7 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     assert_one_line("echo_server", &["--threads", "0"], 2, &["bad --threads 0"]);
     assert_one_line("echo_server", &["--model", "fibers"], 2, &["reactor or threads"]);
     assert_one_line("hello_http", &["--nodelay", "maybe"], 2, &["on or off"]);
+    assert_one_line("hello_https", &["--model", "fibers"], 2, &["reactor or threads"]);
     assert_one_line("loadgen", &["--conns", "x"], 2, &["bad --conns \"x\""]);
 }
 
@@ -355,5 +364,91 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
         assert_eq!(&got, b"hello over tls", "--model {model}");
         let _ = server.kill(); // our own child, by its PID
         let _ = server.wait();
+    }
+}
+
+#[test]
+fn hello_https_options_go_together_and_name_a_file_it_cannot_load() {
+    if examples_dir().is_none() {
+        return;
+    }
+    for args in [&["--cert", "cert.pem"][..], &["--key", "key.pem"]] {
+        assert_one_line("hello_https", args, 2, &["--cert and --key go together"]);
+    }
+    assert_one_line(
+        "hello_https",
+        &["--model", "threads", "--threads", "2"],
+        2,
+        &["--threads applies to --model reactor only"],
+    );
+    if cfg!(all(feature = "http", feature = "tls")) {
+        assert_one_line(
+            "hello_https",
+            &[
+                "--addr",
+                "127.0.0.1:0",
+                "--cert",
+                "/no/such/cert.pem",
+                "--key",
+                "/no/such/key.pem",
+            ],
+            1,
+            &["cannot load the TLS certificate", "/no/such/cert.pem"],
+        );
+    }
+}
+
+/// hello_https without a certificate, on both models: it writes the one it
+/// made where `$TMPDIR` says, and evloop's client trusting that file gets
+/// `Hello world!` over HTTPS from `localhost`.
+#[cfg(all(feature = "http", feature = "tls"))]
+#[test]
+fn hello_https_serves_with_the_certificate_it_makes_and_names() {
+    use evloop::tls::rustls::RootCertStore;
+
+    if examples_dir().is_none() {
+        return;
+    }
+    for model in ["reactor", "threads"] {
+        let tmp = std::env::temp_dir().join(format!("evloop-hello-https-{}-{model}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let cert_file = tmp.join("hello_https-cert.pem");
+        let _ = std::fs::remove_file(&cert_file);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut server = Command::new(examples_dir().unwrap().join("hello_https"))
+            .args(["--addr", &addr, "--model", model])
+            .env("TMPDIR", &tmp)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The file is written once the server listens.
+        let pem = loop {
+            match std::fs::read(&cert_file) {
+                Ok(pem) if !pem.is_empty() => break pem,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => panic!("hello_https --model {model} wrote no {}", cert_file.display()),
+            }
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in evloop::tls::certificates(&pem).unwrap() {
+            roots.add(cert).unwrap();
+        }
+        let response = evloop::http::ClientRequest::get(&format!("https://localhost:{port}/"))
+            .tls(evloop::tls::client_config(roots))
+            .timeout(Duration::from_secs(10))
+            .send();
+        let _ = server.kill(); // our own child, by its PID
+        let _ = server.wait();
+        let response = response.unwrap_or_else(|e| panic!("--model {model}: {e}"));
+        assert_eq!(&response.body()[..], b"Hello world!", "--model {model}");
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::client_exchange::{Exchange, Outcome};
 use super::client_response::ClientResponse;
+use super::client_url::Target;
 use crate::{Config, EventLoop};
 
 /// The body limit of [`get`], [`post`] and [`ClientRequest`] unless set:
@@ -83,9 +84,10 @@ pub fn post(url: &str, body: impl Into<Bytes>, timeout: Duration) -> io::Result<
 ///
 /// # Behaviour
 ///
-/// * Only `http://host[:port][/path][?query]` URLs; the host is resolved
-///   with the system resolver (which may block), and the first address is
-///   used. The request says `Connection: close`; a body goes with its
+/// * Only `http://host[:port][/path][?query]` URLs, and `https://` ones
+///   given a TLS client config (`ClientRequest::tls`, feature `tls`); the
+///   host is resolved with the system resolver (which may block), and the
+///   first address is used. The request says `Connection: close`; a body goes with its
 ///   `Content-Length`.
 /// * The response body is framed as RFC 9112 §6.3 says: none for `HEAD`,
 ///   1xx, 204 and 304; decoded from the chunked coding; `Content-Length`
@@ -127,6 +129,9 @@ pub struct ClientRequest {
     timeout: Duration,
     /// Largest response body accepted.
     max_body: usize,
+    /// The TLS client config for `https://` URLs; none refuses them.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
 }
 
 impl ClientRequest {
@@ -150,6 +155,8 @@ impl ClientRequest {
             body: Bytes::new(),
             timeout: Duration::from_secs(30),
             max_body: DEFAULT_MAX_BODY,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -209,6 +216,37 @@ impl ClientRequest {
         self
     }
 
+    /// The TLS client config for an `https://` URL: its root store decides
+    /// which servers are trusted (see
+    /// [`tls::client_config`](crate::tls::client_config)); the server name
+    /// checked, and sent as SNI, is the URL's host. Without one, an
+    /// `https://` URL fails with `InvalidInput`; an `http://` URL ignores
+    /// it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use evloop::http::ClientRequest;
+    /// use evloop::tls::{self, rustls::RootCertStore};
+    ///
+    /// let mut roots = RootCertStore::empty();
+    /// for ca in tls::certificates(&std::fs::read("ca.pem")?)? {
+    ///     roots.add(ca).map_err(std::io::Error::other)?;
+    /// }
+    /// let response = ClientRequest::get("https://localhost:3443/")
+    ///     .tls(tls::client_config(roots))
+    ///     .timeout(Duration::from_secs(5))
+    ///     .send()?;
+    /// println!("{}", response.status());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<crate::tls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Sends the request and returns the whole response, or an error,
     /// within the time limit.
     ///
@@ -216,14 +254,19 @@ impl ClientRequest {
     ///
     /// Every failure closes the socket before returning:
     ///
-    /// * `InvalidInput` — not an `http://` URL, or one that does not
-    ///   resolve;
+    /// * `InvalidInput` — not an `http://` or `https://` URL, one that does
+    ///   not resolve, or an `https://` URL without a `tls` config (or whose
+    ///   host is not a valid TLS server name);
     /// * `ConnectionRefused` — nothing listens at the address;
-    /// * `TimedOut` — no complete response within the time limit;
+    /// * `TimedOut` — no complete response within the time limit (over
+    ///   TLS, the handshake gets that limit again once connected);
     /// * `InvalidData` — a malformed head or chunked body, a head over
     ///   64 KiB, a body over the limit;
     /// * `UnexpectedEof` — the server closed before the response was
     ///   complete;
+    /// * `InvalidData` too, for `https://`, when TLS fails: a certificate
+    ///   not trusted for the URL's host, say (the error names the address;
+    ///   the log, at debug, says what rustls refused);
     /// * other kinds for other socket errors.
     pub fn send(self) -> io::Result<ClientResponse> {
         let target = Target::parse(&self.url)?;
@@ -241,11 +284,20 @@ impl ClientRequest {
             }
             .start(),
         );
-        let config = Config::default().idle_timeout(None).nodelay(true);
+        let mut config = Config::default().idle_timeout(None).nodelay(true);
+        // The exchange's own timer starts in `on_open`, after any TLS
+        // handshake; this bounds the handshake by the same limit.
+        if !self.timeout.is_zero() {
+            config = config.handshake_timeout(self.timeout);
+        }
         let mut client = EventLoop::new(config, move || {
             exchange.take().expect("one connection per request")
         })?;
-        client.connect(addr, self.timeout)?;
+        if target.https {
+            self.dial_tls(&mut client, &target, addr)?;
+        } else {
+            client.connect(addr, self.timeout)?;
+        }
         client.run_until_idle()?;
         drop(client);
         let result = outcome.borrow_mut().take();
@@ -253,86 +305,38 @@ impl ClientRequest {
     }
 }
 
-/// A parsed `http://` URL.
-#[derive(Debug)]
-struct Target {
-    /// `host[:port]` as written, for the `Host` header.
-    authority: String,
-    /// Path and query, at least `/`.
-    path: String,
-}
-
-impl Target {
-    /// Splits `url` into authority and path.
-    fn parse(url: &str) -> io::Result<Target> {
-        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{why}: {url:?}"));
-        let rest = url
-            .get(..7)
-            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
-            .map(|_| &url[7..])
-            .ok_or_else(|| bad("only http:// URLs are supported"))?;
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (authority, path) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad("the URL needs a host (and no user info)"));
-        }
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(bad("the URL holds whitespace or control characters"));
-        }
-        let path = match path.strip_prefix('?') {
-            Some(_) => format!("/{path}"),
-            None if path.is_empty() => "/".to_owned(),
-            None => path.to_owned(),
-        };
-        Ok(Target {
-            authority: authority.to_owned(),
-            path,
-        })
+impl ClientRequest {
+    /// Dials `addr` over TLS with the request's config, for the host of
+    /// `target`.
+    #[cfg(feature = "tls")]
+    fn dial_tls<F: FnMut() -> H, H: crate::Handler>(
+        &self,
+        client: &mut EventLoop<F, H>,
+        target: &Target,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        use crate::tls::rustls::pki_types::ServerName;
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{why}: {:?}", self.url));
+        let config = self
+            .tls
+            .clone()
+            .ok_or_else(|| bad("an https:// URL needs a TLS client config (ClientRequest::tls)"))?;
+        let name = ServerName::try_from(target.host().to_owned())
+            .map_err(|_| bad("the URL's host is not a valid TLS server name"))?;
+        client.connect_tls(addr, self.timeout, config, name)?;
+        Ok(())
     }
 
-    /// The first address the host resolves to, port 80 unless given.
-    fn resolve(&self) -> io::Result<SocketAddr> {
-        // A ':' after any ']' of an IPv6 literal starts the port.
-        let has_port = self
-            .authority
-            .rfind(':')
-            .is_some_and(|i| !self.authority[i..].contains(']'));
-        let host_port = if has_port {
-            self.authority.clone()
-        } else {
-            format!("{}:80", self.authority)
-        };
-        // The resolver's own message names neither the host nor the port.
-        let failed = |why: &dyn std::fmt::Display| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot resolve {host_port}: {why}"),
-            )
-        };
-        let mut addrs = host_port.to_socket_addrs().map_err(|e| failed(&e))?;
-        addrs.next().ok_or_else(|| failed(&"no address"))
-    }
-
-    /// The request's bytes: `method`, this target, the fixed headers,
-    /// `headers`, and `body` with its length.
-    fn request(&self, method: &str, headers: &[(String, String)], body: &Bytes) -> Bytes {
-        let mut out = format!(
-            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: evloop\r\nAccept: */*\r\nConnection: close\r\n",
-            self.path, self.authority
-        );
-        for (name, value) in headers {
-            out.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(body);
-        bytes.into()
+    /// Without the `tls` feature, `https://` URLs are refused.
+    #[cfg(not(feature = "tls"))]
+    fn dial_tls<F: FnMut() -> H, H: crate::Handler>(
+        &self,
+        _: &mut EventLoop<F, H>,
+        _: &Target,
+        _: SocketAddr,
+    ) -> io::Result<()> {
+        let msg = format!("https:// URLs need evloop's tls feature: {:?}", self.url);
+        Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
     }
 }
 
@@ -341,52 +345,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_splits_into_authority_and_path() {
-        let t = Target::parse("http://127.0.0.1:3000/a/b?c=d#frag").unwrap();
-        assert_eq!(
-            (t.authority.as_str(), t.path.as_str()),
-            ("127.0.0.1:3000", "/a/b?c=d")
-        );
-        let t = Target::parse("HTTP://example.com?q").unwrap();
-        assert_eq!((t.authority.as_str(), t.path.as_str()), ("example.com", "/?q"));
-        assert_eq!(Target::parse("http://[::1]").unwrap().path, "/");
-    }
-
-    #[test]
-    fn other_schemes_and_hostless_urls_are_invalid_input() {
-        for url in [
-            "https://x/",
-            "ftp://x",
-            "http:///path",
-            "http://u@x/",
-            "x",
-            "http://x/a b",
-        ] {
-            let err = Target::parse(url).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{url}");
-        }
-    }
-
-    #[test]
-    fn port_defaults_to_80_and_ipv6_literals_resolve() {
-        let t = Target::parse("http://[::1]/").unwrap();
-        assert_eq!(t.resolve().unwrap(), "[::1]:80".parse().unwrap());
-        let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(t.resolve().unwrap().port(), 8080);
-    }
-
-    #[test]
-    fn a_host_that_does_not_resolve_is_invalid_input_naming_it() {
-        for (url, named) in [
-            ("http://127.0.0.1:99999/", "127.0.0.1:99999"),
-            ("http://no-such-host.invalid/", "no-such-host.invalid:80"),
-        ] {
-            let err = Target::parse(url).unwrap().resolve().unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{url}: {err}");
-            assert!(
-                err.to_string().starts_with(&format!("cannot resolve {named}: ")),
-                "{err}"
-            );
-        }
+    fn an_https_url_without_a_tls_config_is_invalid_input_naming_it() {
+        let url = "https://127.0.0.1:1/";
+        let err = ClientRequest::get(url).send().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(url), "{err}");
     }
 }

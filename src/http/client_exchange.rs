@@ -180,6 +180,16 @@ impl Running {
                 io::ErrorKind::ConnectionReset,
                 format!("connection to {addr} reset"),
             ),
+            CloseReason::Tls => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "TLS with {addr} failed (a certificate not trusted for the host, or a protocol error)"
+                ),
+            ),
+            CloseReason::HandshakeTimeout => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the TLS handshake with {addr} took over {timeout:?}"),
+            ),
             CloseReason::Error(kind) => io::Error::new(*kind, format!("connection to {addr}: {reason}")),
             other => io::Error::other(format!("connection to {addr} closed: {other}")),
         }

@@ -38,7 +38,9 @@
 //!   past, and which bodies reach a deferring application in pieces
 //!   ([`RequestBody`], from [`Request::body_reader`]).
 //! * [`get`], [`post`], [`ClientRequest`] — a client: one request to an
-//!   `http://` URL, driven by an [`EventLoop`](crate::EventLoop) on the
+//!   `http://` URL (or `https://`, with a TLS client config:
+//!   `ClientRequest::tls`, feature `tls`), driven by an
+//!   [`EventLoop`](crate::EventLoop) on the
 //!   caller's thread, returning a [`ClientResponse`] that owns its status,
 //!   headers and body (by length, chunked or to the end of the stream,
 //!   bounded); redirects are not followed; every failure (refused, timed
@@ -68,6 +70,7 @@ mod chunked;
 mod client;
 mod client_exchange;
 mod client_response;
+mod client_url;
 mod date;
 pub(crate) mod decode;
 mod discard;

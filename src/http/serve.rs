@@ -175,6 +175,28 @@ impl HttpServer {
         self
     }
 
+    /// Serves HTTPS: every connection shakes hands as a TLS server with
+    /// `acceptor` (an `Arc<rustls::ServerConfig>` will do) before its first
+    /// request, on either [`Model`]; see [`Server::tls`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use evloop::http::{HttpServer, Response};
+    ///
+    /// let tls = evloop::tls::server_config("cert.pem", "key.pem")?;
+    /// let server = HttpServer::new("127.0.0.1:3443".parse().unwrap())
+    ///     .tls(tls)
+    ///     .start(|_req| Response::text("Hello over TLS!"))?;
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: impl Into<crate::tls::TlsAcceptor>) -> Self {
+        self.server = self.server.tls(acceptor);
+        self
+    }
+
     /// Per-connection config; see [`Server::config`]. Its idle timeout is
     /// replaced by [`HttpConfig::keep_alive_timeout`] once a connection
     /// opens, and its `max_input` is raised to `max_head + max_body` if

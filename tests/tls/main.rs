@@ -15,6 +15,7 @@ mod common;
 mod client;
 mod clients;
 mod echo;
+mod https;
 mod lifecycle;
 mod limits;
 mod outbound;

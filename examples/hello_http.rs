@@ -31,13 +31,14 @@ use crate::cli::{Arg, Cli, Error, Parser};
 const CLI: Cli = Cli {
     name: "hello_http",
     usage: "\
-usage: hello_http [--addr HOST:PORT] [--threads N] [--nodelay on|off]
+usage: hello_http [--addr HOST:PORT] [--threads N] [--pin] [--nodelay on|off]
 
 Hello world over HTTP/1.1: every request gets `Hello world!`.
 
 options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000)
   --threads N        event loops (default: one per core)
+  --pin              pin loop i to the i-th CPU this process may use (Linux)
   --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
                      Nagle's algorithm on, as servers that never set it do
   -h, --help         print this help
@@ -53,6 +54,8 @@ struct Options {
     threads: Option<usize>,
     /// Whether accepted sockets get TCP_NODELAY.
     nodelay: bool,
+    /// Pin each loop to a CPU.
+    pin: bool,
 }
 
 fn main() {
@@ -73,6 +76,9 @@ fn serve(options: &Options) -> Result<(), String> {
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
+    if options.pin {
+        server = server.pin(evloop::Pin::Allowed);
+    }
     let server = (server.start(|_req: &Request| Response::text("Hello world!")))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     log::info!("serving http://{}/", server.local_addr());
@@ -92,8 +98,9 @@ fn serve(options: &Options) -> Result<(), String> {
         addr,
         threads,
         nodelay,
+        pin,
     } = options;
-    let _ = (threads, nodelay);
+    let _ = (threads, nodelay, pin);
     Err(format!(
         "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
     ))
@@ -105,12 +112,14 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         addr: "127.0.0.1:3000".parse().unwrap(),
         threads: None,
         nodelay: true,
+        pin: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => CLI.help(),
             Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
+            Arg::Long("pin") => options.pin = true,
             Arg::Long("nodelay") => {
                 options.nodelay = cli::choice(parser, "--nodelay", &[("on", true), ("off", false)])?
             }

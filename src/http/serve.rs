@@ -158,6 +158,12 @@ impl HttpServer {
         self
     }
 
+    /// Pins loop threads to CPUs; see [`Server::pin`].
+    pub fn pin(mut self, pin: crate::Pin) -> Self {
+        self.server = self.server.pin(pin);
+        self
+    }
+
     /// The execution model; see [`Server::model`].
     pub fn model(mut self, model: Model) -> Self {
         self.server = self.server.model(model);

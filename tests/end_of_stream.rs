@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ fn send_then_half_close(stream: &TcpStream, data: Vec<u8>) -> std::thread::JoinH
 fn a_pipelined_batch_then_half_close_gets_every_response(model: Model) {
     use common::http::read_reply;
     use evloop::http::{HttpServer, Response};
+    use std::io::BufReader;
 
     let server = HttpServer::new(common::localhost())
         .threads(1)

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[cfg(feature = "http")]
 pub mod http;
 
 use std::io::{self, Read, Write};

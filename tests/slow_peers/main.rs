@@ -26,6 +26,9 @@
 //! the memory that grows is the server's; kernel socket buffers are not
 //! resident memory of the process. The clients live in [`clients`].
 
+// Its slowloris scenarios speak HTTP, and its helpers are shared by all.
+#![cfg(feature = "http")]
+
 mod clients;
 #[path = "../common/mod.rs"]
 mod common;

@@ -22,7 +22,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::cli::{Arg, Cli, Error, Parser};
+use crate::cli::Cli;
 
 const LISTENER: Token = Token(usize::MAX);
 
@@ -48,7 +48,7 @@ struct Conn {
 }
 
 fn main() {
-    let addr = CLI.parse(parse_addr);
+    let addr = CLI.parse(|parser| CLI.addr_only(parser, SocketAddr::from(([127, 0, 0, 1], 7001))));
     let listener = CLI.or_fail(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")));
     CLI.or_fail(serve(listener).map_err(|e| format!("serving on {addr}: {e}")));
 }
@@ -155,17 +155,4 @@ fn echo(conn: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
             }
         }
     }
-}
-
-/// Reads `--addr HOST:PORT` (default 127.0.0.1:7001).
-fn parse_addr(parser: &mut Parser) -> Result<SocketAddr, Error> {
-    let mut addr = SocketAddr::from(([127, 0, 0, 1], 7001));
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Arg::Short('h') | Arg::Long("help") => CLI.help(),
-            Arg::Long("addr") => addr = cli::addr(parser, "--addr")?,
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(addr)
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::cli::{Arg, Cli, Error, Parser};
+use crate::cli::Cli;
 
 /// This program's name and usage.
 const CLI: Cli = Cli {
@@ -51,7 +51,7 @@ options:
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let addr = CLI.parse(parse_addr);
+    let addr = CLI.parse(|parser| CLI.addr_only(parser, SocketAddr::from(([127, 0, 0, 1], 7000))));
     let bound = TcpListener::bind(addr).await;
     let listener = CLI.or_fail(bound.map_err(|e| format!("cannot listen on {addr}: {e}")));
     let local = listener.local_addr().unwrap_or(addr);
@@ -86,17 +86,4 @@ async fn echo(mut stream: TcpStream) {
             }
         }
     }
-}
-
-/// Reads `--addr HOST:PORT` (default 127.0.0.1:7000).
-fn parse_addr(parser: &mut Parser) -> Result<SocketAddr, Error> {
-    let mut addr = SocketAddr::from(([127, 0, 0, 1], 7000));
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Arg::Short('h') | Arg::Long("help") => CLI.help(),
-            Arg::Long("addr") => addr = cli::addr(parser, "--addr")?,
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(addr)
 }

@@ -14,7 +14,7 @@ mod common;
 use std::io::{BufReader, Read, Write};
 use std::time::Duration;
 
-use common::http::{Http, assert_refused, python, read_reply, read_until_closed, replies, run_tool};
+use common::http::{Http, assert_refused, chunked, python, read_reply, read_until_closed, replies, run_tool};
 use evloop::Model;
 use evloop::http::{HttpConfig, Request, Response};
 
@@ -48,18 +48,6 @@ fn fnv(bytes: &[u8]) -> u64 {
 /// What [`measure`] answers for `body`.
 fn measured(body: &[u8]) -> String {
     format!("{} {:016x}", body.len(), fnv(body))
-}
-
-/// `body` in the chunked coding, cut into chunks of `size` bytes.
-fn chunked(body: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for chunk in body.chunks(size) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
 }
 
 fn a_chunked_upload_is_decoded_and_the_connection_kept(model: Model) {

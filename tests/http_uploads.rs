@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::http::{read_reply, read_until_closed, replies, run_tool};
+use common::http::{chunked, read_reply, read_until_closed, replies, run_tool};
 use evloop::http::{HttpConfig, HttpServer, Request, Responder, Response};
 use evloop::sys::ProcessStats;
 use evloop::{Model, ServerHandle};
@@ -91,18 +91,6 @@ fn measure(req: Request, responder: Responder) {
         }
         responder.send(Response::text(format!("{len} {hash:016x} {pieces}")));
     });
-}
-
-/// `body` chunked in chunks of `size`.
-fn chunked(body: &[u8], size: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for chunk in body.chunks(size) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
 }
 
 fn a_large_upload_reaches_the_application_in_pieces_with_memory_flat(model: Model) {

@@ -54,6 +54,20 @@ impl Cli {
         std::process::exit(1)
     }
 
+    /// Parses a command line of `--addr HOST:PORT` alone (and `--help`),
+    /// `default` when it is not given.
+    pub fn addr_only(&self, parser: &mut Parser, default: SocketAddr) -> Result<SocketAddr, Error> {
+        let mut at = default;
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Arg::Short('h') | Arg::Long("help") => self.help(),
+                Arg::Long("addr") => at = addr(parser, "--addr")?,
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(at)
+    }
+
     /// The value of `result`, or exits with status 1 printing its error.
     pub fn or_fail<T>(&self, result: Result<T, impl Display>) -> T {
         result.unwrap_or_else(|e| self.fail(e))

@@ -268,3 +268,15 @@ impl Drop for ExternalServer {
         let _ = self.child.wait();
     }
 }
+
+/// `body` in the chunked coding, cut into chunks of `size` bytes.
+pub fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}

@@ -407,3 +407,33 @@ pub fn scaled<T>(ci: T, soak: T) -> T {
 pub fn figure(scenario: &str, what: &str, value: impl std::fmt::Display) {
     eprintln!("FIGURE {scenario} | {what} | {value}");
 }
+
+/// Asserts that a server whose client stopped reading (after `sent` of
+/// `len` bytes) has stopped reading too: nothing more is read over 300 ms,
+/// the reactor counted a read pause, and the bytes it holds (read, not yet
+/// written) stay under the high watermark `high` plus one turn's read
+/// `budget`. Returns the stats at the end.
+#[track_caller]
+pub fn assert_reading_stopped_within(
+    server: &TestServer,
+    model: Model,
+    sent: usize,
+    len: usize,
+    high: usize,
+    budget: usize,
+) -> Stats {
+    assert!(
+        sent < len,
+        "the server kept reading from a client that never reads"
+    );
+    let before = server.stats();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = server.stats();
+    assert_eq!(before.bytes_read, after.bytes_read, "server still reading");
+    if model == Model::Reactor {
+        assert!(after.read_pauses >= 1, "no read pause counted");
+    }
+    let held = after.bytes_read - after.bytes_written;
+    assert!(held as usize <= high + budget, "server holds {held} bytes");
+    after
+}

@@ -23,6 +23,11 @@
 //!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
 //!   `--duration` seconds (or until killed); a connection closed by the server
 //!   is an error. For measuring memory per connection.
+//! * **TLS** (`--tls CA_FILE`, in `loadgen/tls.rs`): any of the above over
+//!   TLS (rustls, ring), each connection's handshake completed while it is
+//!   opened; with `--handshakes`, `--conns` connections at a time each make
+//!   a new connection, a full handshake, one echo and a close, so that
+//!   `msgs` are handshakes.
 //!
 //! In echo mode every echoed byte is checked: message `seq` on connection `c` is a window
 //! into a fixed pseudo-random alphanumeric table, shifted by
@@ -58,6 +63,8 @@ mod cli;
 mod http;
 #[path = "loadgen/options.rs"]
 mod options;
+#[path = "loadgen/tls.rs"]
+mod tls;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
@@ -66,10 +73,10 @@ use std::time::{Duration, Instant};
 
 use evloop::sys::{self, ProcessStats};
 use hdrhistogram::Histogram;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::options::{CLI, Opts, parse_opts};
+use crate::tls::Stream;
 
 /// Number of distinct shifts of the pattern table (prime).
 const PERIOD: usize = 251;
@@ -85,6 +92,7 @@ macro_rules! fail {
         std::process::exit(1)
     }};
 }
+pub(crate) use fail;
 
 /// Message contents: message `seq` of connection `conn` is `size` bytes of a
 /// fixed table, starting at a shift that changes with every message.
@@ -143,8 +151,8 @@ impl Schedule {
 
 /// One client connection.
 struct Conn {
-    /// The socket, nonblocking.
-    stream: TcpStream,
+    /// The connection, nonblocking: plain TCP or TLS.
+    stream: Stream,
     /// Bytes queued for sending; `out[..out_pos]` is already sent.
     out: Vec<u8>,
     /// See `out`.
@@ -313,6 +321,11 @@ impl Load {
 
 /// Writes what `conn` has queued until done or the socket is full.
 fn flush(conn: &mut Conn, idx: usize) {
+    match conn.stream.flush() {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+        Err(e) => fail!("conn {idx}: write: {e}"),
+    }
     while conn.out_pos < conn.out.len() {
         match conn.stream.write(&conn.out[conn.out_pos..]) {
             Ok(0) => fail!("conn {idx}: write returned 0"),
@@ -335,7 +348,7 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
                 load.received(conn, idx, &buf[..n], now);
                 // epoll(7): on a stream socket a short read means the socket
                 // is drained, so skip the read that would only say WouldBlock.
-                if n < buf.len() {
+                if n < buf.len() && conn.stream.short_read_drains() {
                     return;
                 }
             }
@@ -346,8 +359,15 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
     }
 }
 
-/// Opens `n` connections, registered with `interest`.
-fn connect_all(poll: &Poll, addr: SocketAddr, n: usize, interest: Interest) -> Vec<TcpStream> {
+/// Opens `n` connections (with `tls`, over TLS, handshake done), registered
+/// with `interest`.
+fn connect_all(
+    poll: &Poll,
+    addr: SocketAddr,
+    n: usize,
+    interest: Interest,
+    tls: Option<&tls::Client>,
+) -> Vec<Stream> {
     (0..n)
         .map(|idx| {
             let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
@@ -355,11 +375,9 @@ fn connect_all(poll: &Poll, addr: SocketAddr, n: usize, interest: Interest) -> V
             stream
                 .set_nodelay(true)
                 .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
-            stream
-                .set_nonblocking(true)
-                .unwrap_or_else(|e| fail!("nonblocking: {e}"));
-            let mut stream = TcpStream::from_std(stream);
-            (poll.registry().register(&mut stream, Token(idx), interest))
+            let mut stream = Stream::start(stream, tls)
+                .unwrap_or_else(|e| fail!("conn {idx} of {n}: TLS handshake or nonblocking: {e}"));
+            (poll.registry().register(stream.socket(), Token(idx), interest))
                 .unwrap_or_else(|e| fail!("register: {e}"));
             stream
         })
@@ -460,17 +478,19 @@ impl Progress {
 
 fn main() {
     let o = CLI.parse(parse_opts);
-    match o.idle {
-        Some(n) => hold_idle(&o, n),
-        None => run_load(&o),
+    let tls = (o.tls.as_deref()).map(|ca| tls::Client::new(ca, o.addr).unwrap_or_else(|e| fail!("{e}")));
+    match (o.idle, &tls) {
+        (Some(n), _) => hold_idle(&o, n, tls.as_ref()),
+        (None, Some(client)) if o.handshakes => tls::run_handshakes(&o, client),
+        (None, _) => run_load(&o, tls.as_ref()),
     }
 }
 
 /// `--idle N`: connects, reports, holds the connections for `--duration`.
-fn hold_idle(o: &Opts, n: usize) {
+fn hold_idle(o: &Opts, n: usize, tls: Option<&tls::Client>) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let start = Instant::now();
-    let mut streams = connect_all(&poll, o.addr, n, Interest::READABLE);
+    let mut streams = connect_all(&poll, o.addr, n, Interest::READABLE, tls);
     println!("idle_conns={n} connect_secs={:.3}", start.elapsed().as_secs_f64());
     std::io::stdout().flush().unwrap_or_else(|e| fail!("stdout: {e}"));
 
@@ -496,10 +516,16 @@ fn hold_idle(o: &Opts, n: usize) {
 }
 
 /// The closed-loop and fixed-rate modes.
-fn run_load(o: &Opts) {
+fn run_load(o: &Opts, tls: Option<&tls::Client>) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let connect_start = Instant::now();
-    let streams = connect_all(&poll, o.addr, o.conns, Interest::READABLE | Interest::WRITABLE);
+    let streams = connect_all(
+        &poll,
+        o.addr,
+        o.conns,
+        Interest::READABLE | Interest::WRITABLE,
+        tls,
+    );
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let mut conns: Vec<Conn> = (streams.into_iter())
         .map(|stream| Conn {

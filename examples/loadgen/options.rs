@@ -2,6 +2,7 @@
 //! refuse values no run can use and options the chosen mode would ignore.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::cli::{self, Arg, Cli, Error, Parser, bad};
 
@@ -11,8 +12,10 @@ pub(crate) const CLI: Cli = Cli {
     usage: "\
 usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
-               [--http PATH]
-       loadgen --idle N [--addr HOST:PORT] [--duration SECS]
+               [--http PATH] [--tls CA_FILE]
+       loadgen --idle N [--addr HOST:PORT] [--duration SECS] [--tls CA_FILE]
+       loadgen --tls CA_FILE --handshakes [--addr ..] [--conns C] [--size BYTES] [--warmup ..]
+               [--duration ..] [--pid PID]
 
 Echo (or HTTP) load from one thread, every byte checked; prints one line of
 results: msgs=.. msgs_per_s=.. p50_us=.. p99_us=.. server_cpu_us_per_msg=..
@@ -34,6 +37,11 @@ options:
                       echo messages (--depth of them in flight per connection)
   --idle N            open N connections that send nothing, print
                       idle_conns=N once all are up, hold them for --duration
+  --tls CA_FILE       speak TLS, trusting the PEM certificates in CA_FILE; the
+                      server's certificate must name --addr's IP address
+  --handshakes        with --tls: every connection is new, makes a full
+                      handshake (no resumption), one echo, and closes; --conns
+                      of them at a time; msgs are handshakes
   -h, --help          print this help
 
 Exit status: 0 done, 1 a failed run (a wrong echo, a closed connection), 2 bad arguments.",
@@ -67,6 +75,10 @@ pub(crate) struct Opts {
     pub(crate) idle: Option<usize>,
     /// HTTP mode: the path to `GET`.
     pub(crate) http: Option<String>,
+    /// TLS: the PEM file of the CA certificates to trust.
+    pub(crate) tls: Option<PathBuf>,
+    /// Handshake mode: a new TLS connection per echo.
+    pub(crate) handshakes: bool,
 }
 
 /// Parses and checks the command line.
@@ -85,6 +97,8 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
         pid: None,
         idle: None,
         http: None,
+        tls: None,
+        handshakes: false,
     };
     let mut given = Vec::new();
     while let Some(arg) = parser.next()? {
@@ -121,6 +135,8 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
         "--pid" => o.pid = Some(cli::value(parser, flag, "a process id")?),
         "--idle" => o.idle = Some(cli::count(parser, flag)?),
         "--http" => o.http = Some(cli::string(parser, flag)?),
+        "--tls" => o.tls = Some(PathBuf::from(cli::string(parser, flag)?)),
+        "--handshakes" => o.handshakes = true,
         _ => return Err(bad(format!("unknown option {flag}"))),
     }
     Ok(())
@@ -156,12 +172,30 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
     let has = |flag: &str| given.iter().any(|g| g == flag);
     let refuse = |flag: &str, why: &str| Err(bad(format!("{flag} {why}")));
     if o.idle.is_some() {
-        let idle_ok = ["--idle", "--addr", "--duration"];
+        let idle_ok = ["--idle", "--addr", "--duration", "--tls"];
         if let Some(flag) = given.iter().find(|g| !idle_ok.contains(&g.as_str())) {
             return refuse(
                 flag,
-                "does not apply to --idle, which only takes --addr and --duration",
+                "does not apply to --idle, which only takes --addr, --duration and --tls",
             );
+        }
+    }
+    if o.handshakes {
+        if o.tls.is_none() {
+            return refuse("--handshakes", "needs --tls CA_FILE");
+        }
+        let ok = [
+            "--handshakes",
+            "--tls",
+            "--addr",
+            "--conns",
+            "--size",
+            "--warmup",
+            "--duration",
+            "--pid",
+        ];
+        if let Some(flag) = given.iter().find(|g| !ok.contains(&g.as_str())) {
+            return refuse(flag, "does not apply to --handshakes");
         }
     }
     if o.http.is_some() && has("--size") {

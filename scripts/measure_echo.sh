@@ -26,6 +26,8 @@
 #   SERVERS="echo_server mio_echo"   servers to compare (each takes --addr ADDR)
 #   ROUNDS=3 CONNS=100 SIZE=64 DEPTH=1 WARMUP=1 DURATION=5
 #   STRACE=0 PERF=0 STRACE_COUNT=200000 BASE_PORT=7100 SERVER_CPU=0 CLIENT_CPU=1
+#   LOADGEN_ARGS=""                  more loadgen options, split at spaces
+#                                    (scripts/measure_tls.sh passes --tls CA_FILE)
 # Examples: SERVERS=mio_echo ROUNDS=1 DURATION=2 STRACE=1 scripts/measure_echo.sh
 #           SERVERS="echo_server:--model,reactor,--threads,1 echo_server:--model,threads" scripts/measure_echo.sh
 set -euo pipefail
@@ -46,6 +48,10 @@ PERF=${PERF:-0}
 BASE_PORT=${BASE_PORT:-7100}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+read -r -a loadgen_args <<<"${LOADGEN_ARGS:-}"
+# --depth only where it is not the default, as loadgen --handshakes takes none.
+shape=(--conns "$CONNS" --size "$SIZE")
+[[ $DEPTH == 1 ]] || shape+=(--depth "$DEPTH")
 
 BIN=target/release/examples
 read -r -a servers <<<"$SERVERS"
@@ -160,8 +166,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
         next_port=$((port + 1))
         start_server "$s" "$port"
         line=$(timeout "$run_limit" taskset -c "$CLIENT_CPU" "$BIN/loadgen" --addr "127.0.0.1:$port" \
-            --conns "$CONNS" --size "$SIZE" --depth "$DEPTH" --warmup "$WARMUP" --duration "$DURATION" \
-            --pid "$SERVER_PID") || die "loadgen against $s failed (exit $?)"
+            "${shape[@]}" --warmup "$WARMUP" --duration "$DURATION" --pid "$SERVER_PID" \
+            "${loadgen_args[@]}") || die "loadgen against $s failed (exit $?)"
         stop_server
         printf 'round %d %-12s %s\n' "$round" "$s" "$line"
         awk -v s="$(field server_cpu_pct "$line")" -v c="$(field client_cpu_pct "$line")" \
@@ -198,8 +204,8 @@ fi
 # echoes against the server on $port; prints its result line.
 count_load() {
     timeout 180 taskset -c "$CLIENT_CPU" "$BIN/loadgen" --addr "127.0.0.1:$port" \
-        --conns "$CONNS" --size "$SIZE" --depth "$DEPTH" --warmup 0 --count "$STRACE_COUNT" \
-        --timeout 150 "${@:2}" || die "loadgen against $1 (counted run) failed (exit $?)"
+        "${shape[@]}" --warmup 0 --count "$STRACE_COUNT" \
+        --timeout 150 "${loadgen_args[@]}" "${@:2}" || die "loadgen against $1 (counted run) failed (exit $?)"
 }
 
 # print_counts MSGS: reads "syscall calls errors" lines (one named "total")

@@ -82,7 +82,7 @@ impl Server {
     /// Starts `model` on a free port and waits until it accepts connections.
     pub(crate) fn start(model: &Model, o: &Opts, serial: usize) -> Result<Server, String> {
         let addr = free_addr()?;
-        let words = expand(&model.command, addr, o.loops);
+        let words = expand(&model.command, addr, o);
         let program = resolve(&words[0], &o.bin_dir).ok_or_else(|| format!("{} not found", words[0]))?;
         let log = std::env::temp_dir().join(format!("evloop-compare-{}-{serial}.log", std::process::id()));
         let file = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -150,11 +150,22 @@ fn free_addr() -> Result<SocketAddr, String> {
 }
 
 /// The words of a command template with its placeholders filled in.
-fn expand(template: &str, addr: SocketAddr, loops: usize) -> Vec<String> {
-    let filled = (template.replace("{addr}", &addr.to_string()))
+fn expand(template: &str, addr: SocketAddr, o: &Opts) -> Vec<String> {
+    let mut filled = (template.replace("{addr}", &addr.to_string()))
         .replace("{port}", &addr.port().to_string())
-        .replace("{loops}", &loops.to_string());
+        .replace("{loops}", &o.loops.to_string());
+    if let Some(pki) = &o.tls {
+        filled = (filled.replace("{cert}", &pki.cert.display().to_string()))
+            .replace("{key}", &pki.key.display().to_string());
+    }
     filled.split_whitespace().map(String::from).collect()
+}
+
+/// loadgen's `--tls CA_FILE` with `--tls`, else nothing.
+pub(crate) fn loadgen_tls(o: &Opts) -> Vec<String> {
+    (o.tls.iter())
+        .flat_map(|pki| ["--tls".to_string(), pki.ca.display().to_string()])
+        .collect()
 }
 
 /// Starts loadgen with `args`, pinned to the client CPUs, output piped.

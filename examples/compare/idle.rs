@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use evloop::sys::ProcessStats;
 
 use crate::chart::{Panel, Series, XAxis, draw_chart};
-use crate::children::{Kid, Server, collect, start_loadgen};
+use crate::children::{Kid, Server, collect, loadgen_tls, start_loadgen};
 use crate::load::{alternate, median};
 use crate::options::{Model, Opts};
 use crate::report::{aligned, markdown_table, settings, write};
@@ -45,7 +45,8 @@ fn idle_once(o: &Opts, model: &Model, conns: usize, serial: usize) -> Result<Idl
         "--duration",
         "3600",
     ];
-    let mut kid = start_loadgen(o, &args.map(String::from))?;
+    let args: Vec<String> = args.map(String::from).into_iter().chain(loadgen_tls(o)).collect();
+    let mut kid = start_loadgen(o, &args)?;
     let connect_limit = Duration::from_secs_f64(30.0 + conns as f64 / 200.0);
     wait_for_line(&mut kid, connect_limit).map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     let held = wait_accepted(&server, base.open_fds + conns, connect_limit)?;

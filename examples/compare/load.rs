@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::children::{Server, field, fields, run_loadgen};
+use crate::children::{Server, field, fields, loadgen_tls, run_loadgen};
 use crate::options::{Model, Opts};
 
 /// Where a column's value comes from.
@@ -176,6 +176,7 @@ fn run_once(o: &Opts, model: &Model, conns: usize, serial: usize) -> Result<Metr
     if let Some(rate) = o.rate {
         args.extend(["--rate".to_string(), rate.to_string()]);
     }
+    args.extend(loadgen_tls(o));
     let timeout = Duration::from_secs_f64(o.warmup + o.duration + 30.0 + conns as f64 / 500.0);
     let line = run_loadgen(o, &args, timeout).map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     let map = fields(&line);

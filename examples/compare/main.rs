@@ -20,10 +20,17 @@
 //! ```
 //!
 //! A model is a command template: built in are `reactor`, `threads` (both
-//! `echo_server`, with `--model`), `tokio` (`tokio_echo`) and `mio`
-//! (`mio_echo`); `--server NAME=COMMAND` defines another or replaces one.
-//! `{addr}`, `{port}` and `{loops}` in a command are filled in; words are
-//! split on spaces, without quoting. Default: `--models reactor,threads,tokio`.
+//! `echo_server`, with `--model`), `tokio` (`tokio_echo`), `tokio-tls`
+//! (`tokio_tls_echo`) and `mio` (`mio_echo`); `--server NAME=COMMAND`
+//! defines another or replaces one. `{addr}`, `{port}`, `{loops}`, `{cert}`
+//! and `{key}` in a command are filled in; words are split on spaces,
+//! without quoting. Default: `--models reactor,threads,tokio`.
+//!
+//! `--tls` runs everything over TLS: compare makes a CA and a certificate it
+//! signs (rcgen, ECDSA P-256) for the run, `echo_server` models get
+//! `--tls-cert {cert} --tls-key {key}`, loadgen `--tls` with the CA, so idle
+//! connections have completed a handshake; the default models become
+//! `reactor,threads,tokio-tls`, and a model that cannot serve TLS is refused.
 //!
 //! Output: one table on stdout; with `--out DIR` also `compare.md` (the same
 //! table and the settings), `compare.csv` (every run) and `compare.svg`
@@ -61,6 +68,7 @@ mod load;
 mod options;
 mod redraw;
 mod report;
+mod tls;
 
 use crate::idle::{idle_sweep, report_idle};
 use crate::load::{medians, sweep};

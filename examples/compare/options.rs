@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use evloop::sys;
 
 use crate::cli::{self, Arg, Cli, Error, Parser};
+use crate::tls::Pki;
 
 /// This program's name and usage, printed by `--help`.
 pub(crate) const CLI: Cli = Cli {
@@ -18,6 +19,7 @@ usage: compare [--models M,M..] [--server NAME=COMMAND].. [--conns N,N..] [--rou
                [--warmup SECS] [--duration SECS] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--loops N] [--pin SERVER_CPUS:CLIENT_CPUS] [--out DIR] [--bin-dir DIR]
        compare --idle [--models ..] [--server ..] [--conns ..] [--rounds R] [--loops N] [--pin ..] [--out DIR]
+       (either with --tls)
        compare --redraw DIR
 
 Echo servers side by side, each in its own process under loadgen: messages/s,
@@ -25,8 +27,11 @@ latency, CPU per message, context switches, memory, threads.
 
 defaults: --models reactor,threads,tokio --conns 1,10,100,1000,5000 (idle: 1000,5000,10000)
           --rounds 3 --warmup 1 --duration 5 --size 64 --depth 1 --loops 1
-models: reactor, threads, tokio, mio, or any defined with --server, whose COMMAND may use
-        {addr}, {port} and {loops}, e.g. --server 'r2=echo_server --addr {addr} --threads 2'
+models: reactor, threads, tokio, tokio-tls, mio, or any defined with --server, whose COMMAND
+        may use {addr}, {port}, {loops}, {cert} and {key}, e.g.
+        --server 'r2=echo_server --addr {addr} --threads 2'
+--tls runs over TLS with a certificate made for the run (default models then
+      reactor,threads,tokio-tls; echo_server models get --tls-cert/--tls-key);
 --pin 0:1 runs servers on CPU 0 and loadgen on CPU 1 (lists like 0-3,6 work too);
 --out DIR writes compare.md, compare.csv and compare.svg (idle.* with --idle);
 --idle measures resident memory per idle connection instead of load;
@@ -41,6 +46,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("threads", "echo_server --addr {addr} --model threads"),
     ("tokio", "tokio_echo --addr {addr}"),
+    (
+        "tokio-tls",
+        "tokio_tls_echo --addr {addr} --cert {cert} --key {key}",
+    ),
     ("mio", "mio_echo --addr {addr}"),
 ];
 /// Fds a process needs besides its connections (listener, poller, stdio, logs).
@@ -105,6 +114,8 @@ pub(crate) struct Opts {
     pub(crate) idle: bool,
     /// Redraw mode: the directory whose charts to draw again.
     pub(crate) redraw: Option<PathBuf>,
+    /// `--tls`: the run's certificates.
+    pub(crate) tls: Option<Pki>,
     /// The command line, for the report.
     pub(crate) command_line: String,
 }
@@ -161,6 +172,7 @@ pub(crate) fn parse_opts() -> Opts {
         bin_dir: default_bin_dir(),
         idle: false,
         redraw: None,
+        tls: None,
         command_line: std::env::args()
             .map(|a| shell_quote(&a))
             .collect::<Vec<_>>()
@@ -171,7 +183,15 @@ pub(crate) fn parse_opts() -> Opts {
     if o.redraw.is_some() {
         return o;
     }
-    o.models = select(&raw.defined, &raw.selected);
+    if raw.given.iter().any(|g| g == "--tls") {
+        o.tls = Some(Pki::make().unwrap_or_else(|e| CLI.fail(e)));
+    }
+    let selected = match raw.given.iter().any(|g| g == "--models") {
+        false if o.tls.is_some() => "reactor,threads,tokio-tls",
+        _ => &raw.selected,
+    };
+    o.models = select(&raw.defined, selected);
+    check_tls(&mut o.models, o.tls.is_some());
     o.pin = raw.pin.map(|p| parse_pin(&p));
     o.conns = check_conns(raw.conns, o.idle);
     check_binaries(&o);
@@ -196,6 +216,10 @@ fn read_args(parser: &mut Parser, o: &mut Opts) -> Result<Raw, Error> {
             Arg::Long("idle") => {
                 o.idle = true;
                 raw.given.push("--idle".to_string());
+                continue;
+            }
+            Arg::Long("tls") => {
+                raw.given.push("--tls".to_string());
                 continue;
             }
             Arg::Long(name) if VALUED.contains(&format!("--{name}").as_str()) => format!("--{name}"),
@@ -284,8 +308,10 @@ fn check_template(name: &str, command: &str) {
             usage!("--server {name}: unclosed '{{' in {command:?}")
         };
         let key = &rest[open + 1..close];
-        if !["addr", "port", "loops"].contains(&key) {
-            usage!("--server {name}: unknown placeholder {{{key}}} (known: {{addr}} {{port}} {{loops}})");
+        if !["addr", "port", "loops", "cert", "key"].contains(&key) {
+            usage!(
+                "--server {name}: unknown placeholder {{{key}}} (known: {{addr}} {{port}} {{loops}} {{cert}} {{key}})"
+            );
         }
         rest = &rest[close + 1..];
     }
@@ -316,6 +342,26 @@ fn select(defined: &BTreeMap<String, String>, list: &str) -> Vec<Model> {
         usage!("--models names no model");
     }
     models
+}
+
+/// With `tls`, gives `echo_server` models the certificate and refuses
+/// models that serve no TLS; without, refuses models that need `--tls`.
+fn check_tls(models: &mut [Model], tls: bool) {
+    for model in models {
+        let serves_tls = model.command.contains("{cert}");
+        let program = model.command.split_whitespace().next().unwrap_or_default();
+        if tls && !serves_tls {
+            if !program.ends_with("echo_server") {
+                usage!(
+                    "model {:?} serves no TLS: with --tls, give it {{cert}} and {{key}}",
+                    model.name
+                );
+            }
+            model.command += " --tls-cert {cert} --tls-key {key}";
+        } else if !tls && serves_tls {
+            usage!("model {:?} serves TLS ({{cert}}): add --tls", model.name);
+        }
+    }
 }
 
 /// A number no smaller than `min`.

@@ -290,6 +290,22 @@ pub fn open_fds() -> usize {
     evloop::sys::open_fds().expect("fd counting needs Linux /proc")
 }
 
+/// Sets this process's soft limit on open fds to `limit` (never above the
+/// hard limit); returns the soft limit it had.
+pub fn set_fd_limit(limit: usize) -> usize {
+    let mut rlim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rlim` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) }, 0);
+    let before = rlim.rlim_cur as usize;
+    rlim.rlim_cur = (limit as libc::rlim_t).min(rlim.rlim_max);
+    // SAFETY: `rlim` is a valid rlimit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) }, 0);
+    before
+}
+
 /// Asserts that the process's open fd count comes back to `start`.
 ///
 /// Fewer than `start` after the wait is not a leak of the test's own: an fd

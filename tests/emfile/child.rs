@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use evloop::{Config, Server};
 
-use super::common::{Echo, localhost};
+use super::common::{Echo, localhost, set_fd_limit};
 use super::{FD_HEADROOM, KINDS, Kind};
 
 /// Set in the environment of the child that runs the server, to the name of
@@ -54,7 +54,7 @@ fn server_process() {
         server = server.max_connections(cap);
     }
     let handle = server.start(|| Echo).unwrap();
-    limit_open_fds(evloop::sys::open_fds().expect("needs Linux /proc") + FD_HEADROOM);
+    set_fd_limit(evloop::sys::open_fds().expect("needs Linux /proc") + FD_HEADROOM);
     let mut stdout = std::io::stdout();
     writeln!(stdout, "PORT {}", handle.local_addr().port()).unwrap();
     stdout.flush().unwrap();
@@ -72,20 +72,6 @@ fn server_process() {
         "STATS accepted={accepted} backoffs={backoffs} rejected={rejected}"
     )
     .unwrap();
-}
-
-/// Lowers this process's soft limit on open fds to `limit` (never above the
-/// hard limit).
-fn limit_open_fds(limit: usize) {
-    let mut rlim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rlim` is a valid, writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlim) }, 0);
-    rlim.rlim_cur = (limit as libc::rlim_t).min(rlim.rlim_max);
-    // SAFETY: `rlim` is a valid rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) }, 0);
 }
 
 /// The server's process, killed if the test fails before stopping it.

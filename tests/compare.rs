@@ -1,7 +1,9 @@
 //! The measuring tools end to end: `compare` runs a tiny sweep and writes its
 //! reports, draws its charts again from saved CSV files, rejects impossible
 //! arguments with status 2 and one line, fails cleanly when a server cannot
-//! start; `loadgen --rate` paces its messages.
+//! start; `loadgen --rate` paces its messages; `loadgen --tls` echoes and
+//! makes full handshakes over TLS, and `compare --idle --tls` measures
+//! evloop and tokio-rustls.
 //!
 //! The tools are examples, which `cargo test` builds (in the test profile)
 //! before it runs the tests; they are found in `target/<profile>/examples/`
@@ -22,9 +24,15 @@ fn examples_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     // target/<profile>/deps/compare-HASH -> target/<profile>/examples
     let dir = exe.parent()?.parent()?.join("examples");
-    let built = ["compare", "loadgen", "echo_server", "tokio_echo"]
-        .iter()
-        .all(|b| dir.join(b).is_file());
+    let built = [
+        "compare",
+        "loadgen",
+        "echo_server",
+        "tokio_echo",
+        "tokio_tls_echo",
+    ]
+    .iter()
+    .all(|b| dir.join(b).is_file());
     if !built {
         eprintln!(
             "SKIPPED: examples not built in {}; run `cargo build --examples`",
@@ -172,6 +180,8 @@ fn impossible_arguments_exit_with_status_2_and_say_why() {
             &["--redraw", "docs/compare", "--rounds", "2"],
             "does not apply to --redraw",
         ),
+        (&["--tls", "--models", "mio"], "serves no TLS"),
+        (&["--models", "tokio-tls"], "add --tls"),
     ];
     for (args, says) in cases {
         let output = run(&dir, "compare", args);
@@ -305,4 +315,98 @@ fn loadgen_idle_reports_once_every_connection_is_up() {
     assert!(output.status.success(), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("idle_conns=30 connect_secs="));
     assert!(stats.accepted >= 30, "{stats:?}");
+}
+
+#[test]
+fn idle_mode_over_tls_measures_evloop_and_tokio_rustls() {
+    let Some(dir) = examples_dir() else { return };
+    let args = [
+        "--idle",
+        "--tls",
+        "--models",
+        "reactor,tokio-tls",
+        "--conns",
+        "10,30",
+        "--rounds",
+        "1",
+    ];
+    let output = run(&dir, "compare", &args);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for model in ["reactor", "tokio-tls"] {
+        assert!(
+            stdout.contains(&format!("{model}: ")) && stdout.contains("KiB per idle connection"),
+            "{model}:\n{all}"
+        );
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 in a file for loadgen to trust,
+/// and the TLS acceptor that serves it.
+#[cfg(feature = "tls")]
+fn self_signed(test: &str) -> (PathBuf, evloop::tls::TlsAcceptor) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = out_dir(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let key = cert.key_pair.serialize_pem();
+    let config = evloop::tls::server_config_from_pem(cert.cert.pem().as_bytes(), key.as_bytes()).unwrap();
+    (ca, evloop::tls::TlsAcceptor::new(config))
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn loadgen_over_tls_echoes_and_makes_a_connection_per_handshake() {
+    let Some(dir) = examples_dir() else { return };
+    let (ca, acceptor) = self_signed("loadgen-tls");
+    let event_loop = EventLoop::bind("127.0.0.1:0".parse().unwrap(), Config::default(), || Echo).unwrap();
+    let event_loop = event_loop.tls(acceptor);
+    let handle = event_loop.handle();
+    let thread = std::thread::spawn(move || event_loop.run());
+    let addr = handle.local_addr().to_string();
+    let ca = ca.display().to_string();
+    let common = [
+        "--addr",
+        &addr,
+        "--tls",
+        &ca,
+        "--conns",
+        "3",
+        "--warmup",
+        "0",
+        "--duration",
+        "0.3",
+    ];
+    let echo = run(&dir, "loadgen", &common);
+    let accepted_by_echo = handle.stats().accepted;
+    let handshakes = run(&dir, "loadgen", &[&common[..], &["--handshakes"]].concat());
+    let stats = handle.stats();
+    handle.shutdown(Duration::from_secs(1));
+    thread.join().unwrap().unwrap();
+
+    for output in [&echo, &handshakes] {
+        assert!(output.status.success(), "{}", text(output));
+    }
+    let field = |output: &Output, key: &str| -> u64 {
+        let line = String::from_utf8_lossy(&output.stdout).to_string();
+        let kv = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")[..]).map(String::from));
+        kv.and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    };
+    assert!(field(&echo, "msgs") > 0, "{}", text(&echo));
+    assert_eq!(accepted_by_echo, 3, "the echo load's connections");
+    let total = field(&handshakes, "handshakes_total");
+    assert!(field(&handshakes, "msgs") > 0 && total >= field(&handshakes, "msgs"));
+    // Each handshake its own connection: those done, and up to --conns cut
+    // off unfinished at the end.
+    let accepted = stats.accepted - accepted_by_echo;
+    assert!(
+        (total..=total + 3).contains(&accepted),
+        "{accepted} connections for {total} handshakes"
+    );
+    let _ = std::fs::remove_dir_all(out_dir("loadgen-tls"));
 }

@@ -25,6 +25,7 @@ const EXAMPLES: &[&str] = &[
     "http_get",
     "mio_echo",
     "tokio_echo",
+    "tokio_tls_echo",
     "loadgen",
     "compare",
 ];
@@ -166,7 +167,7 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     if examples_dir().is_none() {
         return;
     }
-    for example in SERVERS.iter().chain(&["loadgen"]) {
+    for example in SERVERS.iter().chain(&["loadgen", "tokio_tls_echo"]) {
         assert_one_line(example, &["--addr"], 2, &["--addr needs a value"]);
         assert_one_line(
             example,
@@ -218,6 +219,12 @@ fn options_that_do_not_apply_to_the_chosen_mode_are_refused() {
             "loadgen",
             &["--timeout", "3"],
             "--timeout bounds a --count run only",
+        ),
+        ("loadgen", &["--handshakes"], "--handshakes needs --tls"),
+        (
+            "loadgen",
+            &["--tls", "ca.pem", "--handshakes", "--depth", "2"],
+            "--depth does not apply to --handshakes",
         ),
         (
             "compare",
@@ -295,6 +302,21 @@ fn echo_server_tls_options_go_together_and_name_a_file_it_cannot_load() {
         &["--tls-cert and --tls-key go together"],
     );
     assert_one_line("echo_server", &["--tls-cert"], 2, &["--tls-cert needs a value"]);
+    assert_one_line(
+        "tokio_tls_echo",
+        &["--cert", "c.pem"],
+        2,
+        &["--cert and --key are both needed"],
+    );
+    if cfg!(feature = "tls") {
+        let missing = ["--cert", "/no/such/cert.pem", "--key", "/no/such/key.pem"];
+        assert_one_line(
+            "tokio_tls_echo",
+            &missing,
+            1,
+            &["cannot load the TLS certificate", "/no/such/cert.pem"],
+        );
+    }
     if cfg!(feature = "tls") {
         assert_one_line(
             "echo_server",
@@ -312,11 +334,12 @@ fn echo_server_tls_options_go_together_and_name_a_file_it_cannot_load() {
     }
 }
 
-/// The echo server over TLS on both models, with a certificate made for the
-/// test: a rustls client trusting it gets its bytes back.
+/// The TLS echo servers, `echo_server` on both models and `tokio_tls_echo`,
+/// with a certificate made for the test: a rustls client trusting it gets
+/// its bytes back.
 #[cfg(feature = "tls")]
 #[test]
-fn echo_server_serves_tls_with_the_certificate_it_is_given() {
+fn tls_echo_servers_serve_with_the_certificate_they_are_given() {
     use std::io::{Read, Write};
     use std::sync::Arc;
 
@@ -331,10 +354,36 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
     let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_file, cert.cert.pem()).unwrap();
     std::fs::write(&key_file, cert.key_pair.serialize_pem()).unwrap();
+    let (cert_file, key_file) = (cert_file.to_str().unwrap(), key_file.to_str().unwrap());
     let mut roots = RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
     let config: Arc<_> = evloop::tls::client_config(roots);
-    for model in ["reactor", "threads"] {
+    let servers: [(&str, &[&str]); 3] = [
+        (
+            "echo_server",
+            &[
+                "--model",
+                "reactor",
+                "--tls-cert",
+                cert_file,
+                "--tls-key",
+                key_file,
+            ],
+        ),
+        (
+            "echo_server",
+            &[
+                "--model",
+                "threads",
+                "--tls-cert",
+                cert_file,
+                "--tls-key",
+                key_file,
+            ],
+        ),
+        ("tokio_tls_echo", &["--cert", cert_file, "--key", key_file]),
+    ];
+    for (example, args) in servers {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -342,11 +391,9 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let dir = examples_dir().unwrap();
-        let mut server = Command::new(dir.join("echo_server"))
-            .args(["--addr", &addr, "--model", model, "--tls-cert"])
-            .arg(&cert_file)
-            .arg("--tls-key")
-            .arg(&key_file)
+        let mut server = Command::new(dir.join(example))
+            .args(["--addr", &addr])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -357,7 +404,7 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
             match std::net::TcpStream::connect(&addr) {
                 Ok(sock) => break sock,
                 Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("echo_server --model {model} did not listen: {e}"),
+                Err(e) => panic!("{example} {args:?} did not listen: {e}"),
             }
         };
         sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -366,7 +413,12 @@ fn echo_server_serves_tls_with_the_certificate_it_is_given() {
         tls.write_all(b"hello over tls").unwrap();
         let mut got = [0; 14];
         tls.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"hello over tls", "--model {model}");
+        assert_eq!(&got, b"hello over tls", "{example} {args:?}");
+        if example == "tokio_tls_echo" {
+            // Its address is now in use: a second one says so.
+            let again = [&["--addr", &addr][..], args].concat();
+            assert_one_line(example, &again, 1, &[&format!("cannot listen on {addr}: ")]);
+        }
         let _ = server.kill(); // our own child, by its PID
         let _ = server.wait();
     }

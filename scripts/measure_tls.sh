@@ -18,11 +18,16 @@
 #   cpu_us/msg is per handshake, msgs/s is handshakes per second. The client
 #   checks the certificate, which costs it more than the server pays, so the
 #   server need not be busy all the time: compare CPU per handshake.
+# * callgrind (PARTS="callgrind", not run by default): user-space
+#   instructions per echo over TLS ($CG_N and 3 x $CG_N echoes) and per
+#   handshake ($CG_HS_N and 3 x $CG_HS_N), with scripts/callgrind_echo.sh:
+#   figures that do not move with the machine's load.
 #
 # Usage: scripts/measure_tls.sh
 # Environment (defaults): PARTS="echo handshakes" ROUNDS=5 CONNS=100
 #   HS_CONNS=16 SIZE=64 WARMUP=1 DURATION=3 SERVER_CPU=0 CLIENT_CPU=1
-# Needs openssl (the command) for the certificates.
+#   CG_N=20000 CG_HS_N=300
+# Needs openssl (the command) for the certificates, valgrind for callgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +65,13 @@ for part in $PARTS; do
         echo "== TLS handshakes: cpu_us/msg is server CPU per handshake, msgs/s handshakes per second" >&2
         CONNS=$HS_CONNS LOADGEN_ARGS="--tls $PKI/ca.pem --handshakes" scripts/measure_echo.sh
         ;;
-    *) echo "measure_tls: unknown part $part in PARTS (echo, handshakes)" >&2; exit 2 ;;
+    callgrind)
+        echo "== callgrind: instructions per TLS echo, then per handshake" >&2
+        N=${CG_N:-20000} CONNS=$CONNS PROFILE=echo_server LOAD="--size $SIZE --tls $PKI/ca.pem" \
+            scripts/callgrind_echo.sh
+        N=${CG_HS_N:-300} CONNS=$HS_CONNS PROFILE=echo_server UNIT=handshake \
+            LOAD="--size $SIZE --tls $PKI/ca.pem --handshakes" scripts/callgrind_echo.sh
+        ;;
+    *) echo "measure_tls: unknown part $part in PARTS (echo, handshakes, callgrind)" >&2; exit 2 ;;
     esac
 done

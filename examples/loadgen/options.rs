@@ -15,7 +15,7 @@ usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate
                [--http PATH] [--tls CA_FILE]
        loadgen --idle N [--addr HOST:PORT] [--duration SECS] [--tls CA_FILE]
        loadgen --tls CA_FILE --handshakes [--addr ..] [--conns C] [--size BYTES] [--warmup ..]
-               [--duration ..] [--pid PID]
+               [--duration .. | --count N [--timeout ..]] [--pid PID]
 
 Echo (or HTTP) load from one thread, every byte checked; prints one line of
 results: msgs=.. msgs_per_s=.. p50_us=.. p99_us=.. server_cpu_us_per_msg=..
@@ -192,6 +192,8 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
             "--size",
             "--warmup",
             "--duration",
+            "--count",
+            "--timeout",
             "--pid",
         ];
         if let Some(flag) = given.iter().find(|g| !ok.contains(&g.as_str())) {

@@ -189,7 +189,8 @@ struct Dial {
 
 /// `--handshakes`: keeps `--conns` connections each doing a full handshake
 /// and one echo, replaced as they finish, for `--warmup` then `--duration`
-/// seconds; prints the result line (`msgs` are handshakes).
+/// seconds (or exactly `--count` handshakes, within `--timeout`); prints the
+/// result line (`msgs` are handshakes).
 pub(crate) fn run_handshakes(o: &Opts, client: &Client) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let pat = Pattern::new(o.size);
@@ -211,13 +212,22 @@ pub(crate) fn run_handshakes(o: &Opts, client: &Client) {
                 now + Duration::from_secs_f64(o.duration)
             }
             None => warm_end,
+            Some(_) if o.count.is_some_and(|n| window_done >= n) => break now,
+            Some((began, ..)) if o.count.is_some() && now >= began + Duration::from_secs_f64(o.timeout) => {
+                fail!(
+                    "--count: only {window_done} handshakes after --timeout {}s",
+                    o.timeout
+                )
+            }
+            Some((began, ..)) if o.count.is_some() => began + Duration::from_secs_f64(o.timeout),
             Some((began, ..)) if now >= began + Duration::from_secs_f64(o.duration) => break now,
             Some((began, ..)) => began + Duration::from_secs_f64(o.duration),
         };
         poll_once(&mut poll, &mut events, deadline.saturating_duration_since(now));
         for event in events.iter() {
             let slot = event.token().0;
-            if !advance(&mut dials[slot], slot, message, &mut buf) {
+            let counted_out = o.count.is_some_and(|n| window_done >= n);
+            if counted_out || !advance(&mut dials[slot], slot, message, &mut buf) {
                 continue;
             }
             finish(&poll, &mut dials[slot]);

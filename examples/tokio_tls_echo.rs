@@ -52,7 +52,9 @@ options:
   -h, --help         print this help",
 };
 
-/// What the command line asks for.
+/// What the command line asks for (parsed, and checked, with or without the
+/// `tls` feature).
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 struct Options {
     /// Where to listen.
     addr: SocketAddr,

@@ -317,6 +317,7 @@ fn loadgen_idle_reports_once_every_connection_is_up() {
     assert!(stats.accepted >= 30, "{stats:?}");
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn idle_mode_over_tls_measures_evloop_and_tokio_rustls() {
     let Some(dir) = examples_dir() else { return };

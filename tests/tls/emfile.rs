@@ -45,7 +45,7 @@ fn tls_connections_are_served_through_fd_exhaustion_and_new_ones_after_it(model:
     let waiting: Vec<Socket> = (0..WAITING)
         .map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap())
         .collect();
-    let soft_limit = set_fd_limit(open_fds() + HEADROOM);
+    let lowered = LoweredFdLimit::to(open_fds() + HEADROOM);
     let filler = fill_every_fd();
     for socket in &waiting {
         socket.connect(&server.addr.into()).unwrap();
@@ -65,8 +65,7 @@ fn tls_connections_are_served_through_fd_exhaustion_and_new_ones_after_it(model:
         "{accepted} accepted while fds are out"
     );
 
-    drop(filler);
-    set_fd_limit(soft_limit);
+    drop((filler, lowered));
     let mut waited: Vec<Client> = waiting.into_iter().map(|s| handshake(s, server.addr)).collect();
     assert_all_echo(&mut waited, "after waiting in the backlog");
     let mut fresh: Vec<Client> = (0..EXISTING)
@@ -81,6 +80,28 @@ fn tls_connections_are_served_through_fd_exhaustion_and_new_ones_after_it(model:
     }
     let stats = server.wait_for_stats("every connection closed", |s| s.open == 0);
     assert_eq!(stats.accepted, (2 * EXISTING + WAITING) as u64, "{stats}");
+}
+
+/// The process's fd limit lowered, until dropped (also when the test fails,
+/// so that the tests after it have their fds).
+struct LoweredFdLimit {
+    /// The soft limit before.
+    before: usize,
+}
+
+impl LoweredFdLimit {
+    /// Lowers the soft limit to `limit`.
+    fn to(limit: usize) -> LoweredFdLimit {
+        LoweredFdLimit {
+            before: set_fd_limit(limit),
+        }
+    }
+}
+
+impl Drop for LoweredFdLimit {
+    fn drop(&mut self) {
+        set_fd_limit(self.before);
+    }
 }
 
 /// Opens `/dev/null` until the process has no fd left; returns the files.

@@ -25,6 +25,8 @@ const EXAMPLES: &[&str] = &[
     "http_get",
     "mio_echo",
     "tokio_echo",
+    "udp_echo",
+    "tokio_udp_echo",
     "loadgen",
     "compare",
 ];
@@ -38,6 +40,9 @@ const SERVERS: &[&str] = &[
     "mio_echo",
     "tokio_echo",
 ];
+
+/// The examples that serve UDP on `--addr`.
+const UDP_SERVERS: &[&str] = &["udp_echo", "tokio_udp_echo"];
 
 /// The directory the examples are built into, if they are all there.
 fn examples_dir() -> Option<PathBuf> {
@@ -166,7 +171,7 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     if examples_dir().is_none() {
         return;
     }
-    for example in SERVERS.iter().chain(&["loadgen"]) {
+    for example in SERVERS.iter().chain(UDP_SERVERS).chain(&["loadgen"]) {
         assert_one_line(example, &["--addr"], 2, &["--addr needs a value"]);
         assert_one_line(
             example,
@@ -180,6 +185,8 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     assert_one_line("hello_http", &["--nodelay", "maybe"], 2, &["on or off"]);
     assert_one_line("hello_https", &["--model", "fibers"], 2, &["reactor or threads"]);
     assert_one_line("loadgen", &["--conns", "x"], 2, &["bad --conns \"x\""]);
+    assert_one_line("udp_echo", &["--threads", "0"], 2, &["bad --threads 0"]);
+    assert_one_line("udp_echo", &["--batch", "2000"], 2, &["bad --batch 2000"]);
 }
 
 #[test]
@@ -247,6 +254,66 @@ fn a_server_on_an_address_in_use_says_which_and_exits_1() {
         1,
         &[&says],
     );
+}
+
+#[test]
+fn a_udp_server_on_an_address_in_use_says_which_and_exits_1() {
+    if examples_dir().is_none() {
+        return;
+    }
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let says = format!("cannot listen on {addr}: ");
+    for example in UDP_SERVERS {
+        assert_one_line(example, &["--addr", &addr], 1, &[&says]);
+    }
+}
+
+/// Each UDP echo example, on a free port, echoes a datagram; udp_echo with
+/// two loops, and stopped by SIGTERM, logs its counters and exits 0.
+#[test]
+fn udp_echo_servers_echo_a_datagram() {
+    if examples_dir().is_none() {
+        return;
+    }
+    for (example, args) in [("udp_echo", &["--threads", "2"][..]), ("tokio_udp_echo", &[])] {
+        let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut server = Command::new(examples_dir().unwrap().join(example))
+            .args(["--addr", &addr.to_string()])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 64];
+        // Datagrams sent before the server binds are lost: ask until answered.
+        let echoed = loop {
+            client.send_to(b"hello udp", addr).unwrap();
+            if let Ok((n, from)) = client.recv_from(&mut buf) {
+                break (buf[..n].to_vec(), from);
+            }
+            if Instant::now() > deadline {
+                let _ = server.kill(); // our own child, by its PID
+                panic!("{example} never echoed");
+            }
+        };
+        // SIGTERM, by the child's own PID: the example stops and logs its counters.
+        let _ = Command::new("kill").arg(server.id().to_string()).status();
+        let output = server.wait_with_output().unwrap();
+        assert_eq!(echoed, (b"hello udp".to_vec(), addr), "{example}");
+        if example == "udp_echo" {
+            let all = text(&output);
+            assert_eq!(output.status.code(), Some(0), "{all}");
+            assert!(all.contains("stopped: datagrams in "), "{all}");
+        }
+    }
 }
 
 #[test]

@@ -12,6 +12,8 @@ pub(crate) const CLI: Cli = Cli {
 usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
                [--http PATH]
+       loadgen --udp [--addr HOST:PORT] [--conns C] [--size BYTES] [--rate MSGS_PER_S]
+               [--warmup SECS] [--duration SECS] [--pid PID]
        loadgen --idle N [--addr HOST:PORT] [--duration SECS]
 
 Echo (or HTTP) load from one thread, every byte checked; prints one line of
@@ -32,6 +34,9 @@ options:
                       threads and memory at the window's edges
   --http PATH         send pipelined keep-alive `GET PATH` requests instead of
                       echo messages (--depth of them in flight per connection)
+  --udp               UDP echo instead: C sockets send datagrams of --size
+                      bytes (at least 16) at --rate (default 10000) in all;
+                      adds sent=.. received=.. lost=.. to the line
   --idle N            open N connections that send nothing, print
                       idle_conns=N once all are up, hold them for --duration
   -h, --help          print this help
@@ -67,6 +72,8 @@ pub(crate) struct Opts {
     pub(crate) idle: Option<usize>,
     /// HTTP mode: the path to `GET`.
     pub(crate) http: Option<String>,
+    /// UDP mode: datagrams at a fixed rate.
+    pub(crate) udp: bool,
 }
 
 /// Parses and checks the command line.
@@ -85,6 +92,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
         pid: None,
         idle: None,
         http: None,
+        udp: false,
     };
     let mut given = Vec::new();
     while let Some(arg) = parser.next()? {
@@ -121,6 +129,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
         "--pid" => o.pid = Some(cli::value(parser, flag, "a process id")?),
         "--idle" => o.idle = Some(cli::count(parser, flag)?),
         "--http" => o.http = Some(cli::string(parser, flag)?),
+        "--udp" => o.udp = true,
         _ => return Err(bad(format!("unknown option {flag}"))),
     }
     Ok(())
@@ -161,6 +170,18 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
             return refuse(
                 flag,
                 "does not apply to --idle, which only takes --addr and --duration",
+            );
+        }
+    }
+    if o.udp {
+        let tcp_only = ["--http", "--idle", "--depth", "--count", "--timeout"];
+        if let Some(flag) = given.iter().find(|g| tcp_only.contains(&g.as_str())) {
+            return refuse(flag, "does not apply to --udp");
+        }
+        if o.size < 16 {
+            return refuse(
+                "--size",
+                "must be at least 16 with --udp: a datagram carries its sequence number and socket",
             );
         }
     }

@@ -26,6 +26,8 @@ pub struct UdpConfig {
     batch: usize,
     /// See [`UdpConfig::send_queue`].
     send_queue: usize,
+    /// See [`UdpConfig::recv_buffer`].
+    recv_buffer: Option<usize>,
 }
 
 impl Default for UdpConfig {
@@ -34,6 +36,7 @@ impl Default for UdpConfig {
             max_datagram: MAX_IPV4_PAYLOAD,
             batch: 32,
             send_queue: 256,
+            recv_buffer: None,
         }
     }
 }
@@ -100,6 +103,31 @@ impl UdpConfig {
         assert!(n > 0, "send_queue must be at least 1");
         self.send_queue = n;
         self
+    }
+
+    /// Asks the kernel for a receive buffer of `bytes` per socket
+    /// (`SO_RCVBUF`). Default: the system's (`net.core.rmem_default`,
+    /// 208 KiB on most Linux systems, a few hundred small datagrams).
+    ///
+    /// Datagrams that arrive while the buffer is full are dropped by the
+    /// kernel, uncounted here: a loop that loses its CPU for a few
+    /// milliseconds under a burst loses datagrams unless the buffer holds
+    /// the burst. Linux doubles the value for its bookkeeping and caps it
+    /// at `net.core.rmem_max`.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    #[track_caller]
+    pub fn recv_buffer(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "recv_buffer must be at least 1 byte");
+        self.recv_buffer = Some(bytes);
+        self
+    }
+
+    /// The receive buffer asked for, if any.
+    pub fn recv_buffer_len(&self) -> Option<usize> {
+        self.recv_buffer
     }
 
     /// The largest datagram received whole or sent, in bytes.

@@ -184,7 +184,7 @@ impl UdpServer {
         let mut addr = self.addr;
         let mut parts = Vec::with_capacity(n);
         for _ in 0..n {
-            let socket = bind(addr, n > 1, self.connect)?;
+            let socket = bind(addr, n > 1, self.connect, self.config.recv_buffer_len())?;
             let local = socket.local_addr()?;
             // Port 0 chose a port: every later socket shares it.
             addr = local;
@@ -213,10 +213,19 @@ impl UdpServer {
 }
 
 /// A non-blocking UDP socket bound to `addr` (sharing it with
-/// `SO_REUSEPORT` if `shared`), connected to `peer` if given.
-fn bind(addr: SocketAddr, shared: bool, peer: Option<SocketAddr>) -> io::Result<UdpSocket> {
+/// `SO_REUSEPORT` if `shared`), connected to `peer` if given, with a
+/// receive buffer of `recv_buffer` bytes if given.
+fn bind(
+    addr: SocketAddr,
+    shared: bool,
+    peer: Option<SocketAddr>,
+    recv_buffer: Option<usize>,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     if shared {
         sys::set_reuse_port(&socket)?;
     }
@@ -421,5 +430,18 @@ impl UdpSender {
         check_len(data.len(), usize::MAX, to)?;
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.doors.len();
         self.doors[i].hand((data.to_vec(), to), HANDED_CAP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receive_buffer_asked_for_is_set_before_binding() {
+        let socket = bind("127.0.0.1:0".parse().unwrap(), false, None, Some(64 * 1024)).unwrap();
+        let size = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        // Linux doubles it for bookkeeping; others keep it as asked.
+        assert!(size >= 64 * 1024, "SO_RCVBUF {size}");
     }
 }

@@ -16,8 +16,8 @@ use super::UdpSock;
 /// # Examples
 ///
 /// ```
-/// use std::net::SocketAddr;
-/// use evloop::udp::{DatagramHandler, UdpSock};
+/// use std::net::{SocketAddr, UdpSocket};
+/// use evloop::udp::{DatagramHandler, UdpServer, UdpSock};
 ///
 /// /// Answers every datagram with its length, as text.
 /// struct Length;
@@ -27,6 +27,16 @@ use super::UdpSock;
 ///         let _ = sock.send_to(data.len().to_string().as_bytes(), from);
 ///     }
 /// }
+///
+/// let handle = UdpServer::new("127.0.0.1:0".parse().unwrap()).threads(1).start(|| Length)?;
+/// let client = UdpSocket::bind("127.0.0.1:0")?;
+/// client.send_to(b"hello", handle.local_addr())?;
+/// let mut buf = [0; 8];
+/// let n = client.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"5");
+/// handle.shutdown();
+/// handle.join()?;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait DatagramHandler {
     /// Called once when the loop starts, before any datagram: a client

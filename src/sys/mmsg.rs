@@ -70,6 +70,9 @@ pub(crate) struct RecvBatch {
     /// The `recvmmsg` headers pointing at `bytes` and `addrs`.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     headers: imp::Headers,
+    /// An error met after some datagrams of a batch, for the next call.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pending: Option<io::Error>,
 }
 
 impl std::fmt::Debug for RecvBatch {
@@ -106,6 +109,8 @@ impl RecvBatch {
             filled: 0,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             headers,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            pending: None,
         }
     }
 
@@ -361,18 +366,23 @@ mod imp {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod imp {
     use super::*;
-    use std::io::IoSliceMut;
 
     pub(super) fn recv_batch(socket: BorrowedFd<'_>, batch: &mut RecvBatch) -> io::Result<Done> {
+        if let Some(e) = batch.pending.take() {
+            return Err(e);
+        }
         let socket = socket2::SockRef::from(&socket);
         let mut calls = 0;
         while batch.filled < batch.slots() {
             let i = batch.filled;
             let start = i * batch.size;
             let buf = &mut batch.bytes[start..start + batch.size];
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the
+            // kernel writes only initialised bytes into the buffer.
+            let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
             calls += 1;
             let flags = libc::MSG_DONTWAIT;
-            match socket.recv_from_vectored_with_flags(&mut [IoSliceMut::new(buf)], flags) {
+            match socket.recv_from_vectored_with_flags(&mut [socket2::MaybeUninitSlice::new(buf)], flags) {
                 Ok((len, recv_flags, addr)) => {
                     let truncated = recv_flags.is_truncated();
                     // Without MSG_TRUNC's full length, a cut datagram is
@@ -382,8 +392,14 @@ mod imp {
                     batch.addrs[i] = storage_of(&addr);
                     batch.filled += 1;
                 }
-                Err(e) if batch.filled > 0 && e.kind() != io::ErrorKind::Interrupted => break,
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if batch.filled == 0 => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Returned by the next call, as recvmmsg does.
+                Err(e) => {
+                    batch.pending = Some(e);
+                    break;
+                }
             }
         }
         Ok(Done {

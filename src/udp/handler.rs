@@ -53,8 +53,9 @@ pub trait DatagramHandler {
     /// [`UdpConfig::max_datagram`](super::UdpConfig::max_datagram) and the
     /// kernel cut it: it is counted in
     /// [`UdpStats::truncated`](super::UdpStats::truncated) and never
-    /// reaches [`on_datagram`](DatagramHandler::on_datagram). Default: a
-    /// debug log line.
+    /// reaches [`on_datagram`](DatagramHandler::on_datagram). `len` is its
+    /// full length on Linux and Android; elsewhere the kernel does not tell
+    /// it, and `len` is the maximum plus one. Default: a debug log line.
     fn on_truncated(&mut self, sock: &mut UdpSock<'_>, from: SocketAddr, len: usize) {
         let _ = sock;
         log::debug!("a datagram of {len} bytes from {from} was truncated");

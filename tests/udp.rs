@@ -380,3 +380,28 @@ fn shutdown_closes_every_socket_poller_and_waker() {
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
 }
+
+/// Panics on every datagram.
+struct Panics;
+
+impl DatagramHandler for Panics {
+    fn on_datagram(&mut self, _: &mut UdpSock<'_>, _: &[u8], _: SocketAddr) {
+        panic!("a handler panicked on purpose");
+    }
+}
+
+#[test]
+fn a_panicking_handler_ends_its_loop_which_join_reports_and_closes_its_fds() {
+    isolated(|| {
+        let server = UdpServer::new("127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .start(|| Panics)
+            .unwrap();
+        client().send_to(b"boom", server.local_addr()).unwrap();
+        let err = server.join().unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert_eq!(server.stats().datagrams_in, 1, "counted before the panic");
+        let late = server.sender().send_to(b"late", "127.0.0.1:9".parse().unwrap());
+        assert_eq!(late.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    });
+}

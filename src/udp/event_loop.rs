@@ -104,10 +104,16 @@ pub(crate) fn run<H: DatagramHandler>(parts: LoopParts, handler: H) -> io::Resul
         paused: false,
         parts,
     };
-    let result = udp.run();
-    udp.parts.door.stats.publish(&udp.stats);
-    udp.parts.door.close();
-    result
+    udp.run()
+}
+
+impl<H> Drop for UdpLoop<H> {
+    /// Publishes the last counters and closes the door (and its waker),
+    /// whether the loop stopped or its handler panicked.
+    fn drop(&mut self) {
+        self.parts.door.stats.publish(&self.stats);
+        self.parts.door.close();
+    }
 }
 
 impl<H: DatagramHandler> UdpLoop<H> {

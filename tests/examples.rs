@@ -223,6 +223,12 @@ fn options_that_do_not_apply_to_the_chosen_mode_are_refused() {
         ("loadgen", &["--count", "5", "--duration", "1"], "give one"),
         (
             "loadgen",
+            &["--udp", "--depth", "2"],
+            "--depth does not apply to --udp",
+        ),
+        ("loadgen", &["--udp", "--size", "8"], "at least 16 with --udp"),
+        (
+            "loadgen",
             &["--timeout", "3"],
             "--timeout bounds a --count run only",
         ),
@@ -314,6 +320,60 @@ fn udp_echo_servers_echo_a_datagram() {
             assert!(all.contains("stopped: datagrams in "), "{all}");
         }
     }
+}
+
+/// loadgen --udp against udp_echo: every echo checked, the counts add up.
+#[test]
+fn loadgen_udp_counts_what_it_sent_received_and_lost() {
+    if examples_dir().is_none() {
+        return;
+    }
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut server = Command::new(examples_dir().unwrap().join("udp_echo"))
+        .args(["--addr", &addr.to_string(), "--threads", "1"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bound: wait until it answers before loading it.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe.send_to(b"?", addr).is_ok() && probe.recv_from(&mut [0; 8]).is_err() {
+        assert!(Instant::now() < deadline, "udp_echo never answered");
+    }
+    let args = [
+        "--udp",
+        "--addr",
+        &addr.to_string(),
+        "--conns",
+        "4",
+        "--rate",
+        "2000",
+    ];
+    let output = run(
+        "loadgen",
+        &[&args[..], &["--warmup", "0", "--duration", "0.5"]].concat(),
+    );
+    let _ = server.kill(); // our own child, by its PID
+    let _ = server.wait();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let line = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> u64 {
+        let value = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")));
+        value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {all}"))
+    };
+    assert_eq!(field("sent"), field("received") + field("lost"), "{all}");
+    assert!(field("sent") >= 900 && field("received") > 0, "{all}");
 }
 
 #[test]

@@ -405,3 +405,32 @@ fn a_panicking_handler_ends_its_loop_which_join_reports_and_closes_its_fds() {
         assert_eq!(late.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     });
 }
+
+#[test]
+fn datagrams_over_ipv6_come_back_whole() {
+    isolated(|| {
+        let Ok(socket) = UdpSocket::bind("[::1]:0") else {
+            eprintln!("SKIPPED: no IPv6 loopback (::1) to bind");
+            return;
+        };
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let server = UdpServer::new("[::1]:0".parse().unwrap())
+            .threads(2)
+            .start(|| Echo { events: None })
+            .unwrap();
+        for size in [1, 1_200, 65_507] {
+            let payload = pattern(size, size as u64);
+            socket.send_to(&payload, server.local_addr()).unwrap();
+            assert!(
+                recv_from_server(&socket, server.local_addr()) == payload,
+                "{size} bytes"
+            );
+        }
+        let err = server
+            .sender()
+            .send_to(&[0; 65_528], socket.local_addr().unwrap())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        stop(server);
+    });
+}

@@ -6,8 +6,6 @@
 use std::io;
 use std::net::SocketAddr;
 
-use socket2::SockAddr;
-
 use super::config::{MAX_IPV4_PAYLOAD, MAX_IPV6_PAYLOAD};
 use crate::sys::{self, SendBatch};
 
@@ -19,7 +17,7 @@ struct Item {
     /// Its length.
     len: usize,
     /// Its destination; `None`: the connected peer.
-    to: Option<SockAddr>,
+    to: Option<SocketAddr>,
 }
 
 /// Datagrams queued for sending, oldest first, at most `cap` of them.
@@ -84,14 +82,14 @@ impl Outbox {
         self.items.push(Item {
             start,
             len: data.len(),
-            to: to.map(SockAddr::from),
+            to,
         });
         Ok(())
     }
 
     /// The destination of the oldest unsent datagram.
     pub(crate) fn front_to(&self) -> Option<SocketAddr> {
-        self.items.get(self.head)?.to.as_ref()?.as_socket()
+        self.items.get(self.head)?.to
     }
 
     /// Forgets the `n` oldest unsent datagrams (sent, or dropped after an error).
@@ -123,8 +121,8 @@ impl Outbox {
         scratch: &mut SendBatch,
     ) -> io::Result<sys::BatchDone> {
         let bytes = &self.bytes;
-        let pending = (self.items[self.head..].iter())
-            .map(|item| (&bytes[item.start..item.start + item.len], item.to.as_ref()));
+        let pending =
+            (self.items[self.head..].iter()).map(|item| (&bytes[item.start..item.start + item.len], item.to));
         let done = sys::send_batch(socket, scratch, pending);
         if let Ok(done) = &done {
             self.consume(done.datagrams);

@@ -176,6 +176,13 @@ if ((ROUNDS > 0)); then
         awk -v a="$a" -v b="$b" -v x="${cpu_median[$a]}" -v y="${cpu_median[$b]}" 'BEGIN {
             if (x == "NA" || y == "NA" || y + 0 == 0) print "ratio " a "/" b " of cpu_us/echo medians: NA"
             else printf "ratio %s/%s of cpu_us/echo medians: %.3f\n", a, b, x / y }'
+        # The same ratio round by round: each pair ran back to back, so the
+        # machine's drift between rounds cancels out of it.
+        ratio=$(paste -d' ' "$WORK/$(file_of "$a").results" "$WORK/$(file_of "$b").results" |
+            awk '{ x = y = ""; for (i = 1; i <= NF; i++) { split($i, kv, "=")
+                       if (kv[1] == "server_cpu_us_per_msg") { if (x == "") x = kv[2]; else y = kv[2] } }
+                   if (x + 0 > 0 && y + 0 > 0) printf "%.3f\n", x / y }')
+        echo "ratio $a/$b round by round: $(tr '\n' ' ' <<<"$ratio")(median $(median <<<"$ratio"))"
     fi
     echo "(medians over $ROUNDS rounds; syscalls/dgram from evloop's own counters, NA for other servers:" \
         "STRACE=1 counts them for all; loss% high with srv_cpu% low means the machine was busy)"
@@ -188,7 +195,7 @@ if [[ $STRACE == 1 ]]; then
         start_server "$s" "$port"
         trace="$WORK/$(file_of "$s").strace"
         # Bounded: strace detaches when `timeout` ends it, after the load.
-        timeout -s INT "$((WARMUP + STRACE_SECS + 1))" strace -c -f -S calls -o "$trace" -p "$SERVER_PID" 2>/dev/null &
+        timeout -s INT "$(awk -v w="$WARMUP" -v d="$STRACE_SECS" 'BEGIN { print w + d + 1 }')" strace -c -f -S calls -o "$trace" -p "$SERVER_PID" 2>/dev/null &
         strace_pid=$!
         LIVE+=("$strace_pid")
         sleep 0.5 # let strace attach before the load starts

@@ -2,7 +2,8 @@
 //! several loops on one `SO_REUSEPORT` address all serving, truncated
 //! datagrams counted and not delivered, ICMP errors on a connected socket
 //! reported, oversized sends refused before any system call, batched
-//! receives visible in the counters, and every fd closed at shutdown.
+//! receives visible in the counters, loops pinned to CPUs, IPv6, a
+//! panicking handler, and every fd closed at shutdown.
 //!
 //! Backpressure (a full send buffer pauses reading) is tested in
 //! `src/udp/tests.rs` through a seam: loopback never fills a UDP socket's
@@ -431,6 +432,40 @@ fn datagrams_over_ipv6_come_back_whole() {
             .send_to(&[0; 65_528], socket.local_addr().unwrap())
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        stop(server);
+    });
+}
+
+/// The CPU lists the kernel allows this process's threads named `name`.
+#[cfg(target_os = "linux")]
+fn allowed_cpus_of(name: &str) -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap().flatten();
+    let status_of = |task: &std::fs::DirEntry| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        (comm.trim() == name).then(|| std::fs::read_to_string(task.path().join("status")).unwrap_or_default())
+    };
+    (tasks.filter_map(|task| status_of(&task)))
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            Some(line["Cpus_allowed_list:".len()..].trim().to_owned())
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn each_loop_runs_on_the_cpu_it_is_pinned_to() {
+    isolated(|| {
+        let cpu = *evloop::sys::cpu_affinity().unwrap().last().unwrap();
+        let server = UdpServer::new("127.0.0.1:0".parse().unwrap())
+            .threads(1)
+            .pin(evloop::Pin::Cpus(vec![cpu]))
+            .start(|| Echo { events: None })
+            .unwrap();
+        let socket = client();
+        socket.send_to(b"pinned", server.local_addr()).unwrap();
+        assert_eq!(recv_from_server(&socket, server.local_addr()), b"pinned");
+        assert_eq!(allowed_cpus_of("evloop-udp-0"), [cpu.to_string()]);
         stop(server);
     });
 }

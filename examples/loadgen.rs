@@ -19,6 +19,11 @@
 //!   `httparse` (status line, headers, `Content-Length` body); a status other
 //!   than 200 counts in `errors=`, a malformed or unframed response (chunked,
 //!   no `Content-Length`) or `Connection: close` aborts. `msgs` are responses.
+//! * **UDP** (`--udp`): `--conns` UDP sockets send datagrams of `--size`
+//!   bytes to an echo server at a fixed total `--rate` (default 10,000/s),
+//!   spread round-robin; each echo is checked and its latency runs from its
+//!   due time. Datagrams not back by the end are counted lost, not retried
+//!   (see examples/loadgen/udp.rs).
 //! * **idle** (`--idle N`): opens N connections that send nothing, prints
 //!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
 //!   `--duration` seconds (or until killed); a connection closed by the server
@@ -93,6 +98,10 @@ macro_rules! fail {
     }};
 }
 pub(crate) use fail;
+
+// After `fail!`, which it uses.
+#[path = "loadgen/udp.rs"]
+mod udp;
 
 /// Message contents: message `seq` of connection `conn` is `size` bytes of a
 /// fixed table, starting at a shift that changes with every message.
@@ -478,6 +487,9 @@ impl Progress {
 
 fn main() {
     let o = CLI.parse(parse_opts);
+    if o.udp {
+        return udp::run(&o);
+    }
     let tls = (o.tls.as_deref()).map(|ca| tls::Client::new(ca, o.addr).unwrap_or_else(|e| fail!("{e}")));
     match (o.idle, &tls) {
         (Some(n), _) => hold_idle(&o, n, tls.as_ref()),

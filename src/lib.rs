@@ -57,6 +57,9 @@
 //!   application is one `Fn(&Request) -> Response`, run with
 //!   `http::serve` or `http::HttpServer`; and `http::get`, a client built on
 //!   an outbound connection.
+//! * [`udp`] — UDP on the same kind of loops: a `DatagramHandler` per
+//!   socket, several loops on one address with `SO_REUSEPORT`, datagrams
+//!   received and sent in batches (`recvmmsg`, `sendmmsg`).
 //! * [`Stats`] — per-loop counters, printable with every counter labelled;
 //!   [`sys`] — OS measurements (CPU time, context switches, memory, threads,
 //!   open fds) for this or another process.
@@ -106,6 +109,7 @@ pub mod sys;
 mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod udp;
 
 /// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
 /// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.

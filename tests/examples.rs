@@ -26,6 +26,8 @@ const EXAMPLES: &[&str] = &[
     "mio_echo",
     "tokio_echo",
     "tokio_tls_echo",
+    "udp_echo",
+    "tokio_udp_echo",
     "loadgen",
     "compare",
 ];
@@ -39,6 +41,9 @@ const SERVERS: &[&str] = &[
     "mio_echo",
     "tokio_echo",
 ];
+
+/// The examples that serve UDP on `--addr`.
+const UDP_SERVERS: &[&str] = &["udp_echo", "tokio_udp_echo"];
 
 /// The directory the examples are built into, if they are all there.
 fn examples_dir() -> Option<PathBuf> {
@@ -167,7 +172,11 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     if examples_dir().is_none() {
         return;
     }
-    for example in SERVERS.iter().chain(&["loadgen", "tokio_tls_echo"]) {
+    for example in SERVERS
+        .iter()
+        .chain(UDP_SERVERS)
+        .chain(&["loadgen", "tokio_tls_echo"])
+    {
         assert_one_line(example, &["--addr"], 2, &["--addr needs a value"]);
         assert_one_line(
             example,
@@ -181,6 +190,8 @@ fn an_option_without_its_value_or_with_a_bad_one_is_named() {
     assert_one_line("hello_http", &["--nodelay", "maybe"], 2, &["on or off"]);
     assert_one_line("hello_https", &["--model", "fibers"], 2, &["reactor or threads"]);
     assert_one_line("loadgen", &["--conns", "x"], 2, &["bad --conns \"x\""]);
+    assert_one_line("udp_echo", &["--threads", "0"], 2, &["bad --threads 0"]);
+    assert_one_line("udp_echo", &["--batch", "2000"], 2, &["bad --batch 2000"]);
 }
 
 #[test]
@@ -215,6 +226,12 @@ fn options_that_do_not_apply_to_the_chosen_mode_are_refused() {
             "--size does not apply to --http",
         ),
         ("loadgen", &["--count", "5", "--duration", "1"], "give one"),
+        (
+            "loadgen",
+            &["--udp", "--depth", "2"],
+            "--depth does not apply to --udp",
+        ),
+        ("loadgen", &["--udp", "--size", "8"], "at least 16 with --udp"),
         (
             "loadgen",
             &["--timeout", "3"],
@@ -254,6 +271,120 @@ fn a_server_on_an_address_in_use_says_which_and_exits_1() {
         1,
         &[&says],
     );
+}
+
+#[test]
+fn a_udp_server_on_an_address_in_use_says_which_and_exits_1() {
+    if examples_dir().is_none() {
+        return;
+    }
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let says = format!("cannot listen on {addr}: ");
+    for example in UDP_SERVERS {
+        assert_one_line(example, &["--addr", &addr], 1, &[&says]);
+    }
+}
+
+/// Each UDP echo example, on a free port, echoes a datagram; udp_echo with
+/// two loops, and stopped by SIGTERM, logs its counters and exits 0.
+#[test]
+fn udp_echo_servers_echo_a_datagram() {
+    if examples_dir().is_none() {
+        return;
+    }
+    for (example, args) in [("udp_echo", &["--threads", "2"][..]), ("tokio_udp_echo", &[])] {
+        let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut server = Command::new(examples_dir().unwrap().join(example))
+            .args(["--addr", &addr.to_string()])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 64];
+        // Datagrams sent before the server binds are lost: ask until answered.
+        let echoed = loop {
+            client.send_to(b"hello udp", addr).unwrap();
+            if let Ok((n, from)) = client.recv_from(&mut buf) {
+                break (buf[..n].to_vec(), from);
+            }
+            if Instant::now() > deadline {
+                let _ = server.kill(); // our own child, by its PID
+                panic!("{example} never echoed");
+            }
+        };
+        // SIGTERM, by the child's own PID: the example stops and logs its counters.
+        let _ = Command::new("kill").arg(server.id().to_string()).status();
+        let output = server.wait_with_output().unwrap();
+        assert_eq!(echoed, (b"hello udp".to_vec(), addr), "{example}");
+        if example == "udp_echo" {
+            let all = text(&output);
+            assert_eq!(output.status.code(), Some(0), "{all}");
+            assert!(all.contains("stopped: datagrams in "), "{all}");
+        }
+    }
+}
+
+/// loadgen --udp against udp_echo: every echo checked, the counts add up.
+#[test]
+fn loadgen_udp_counts_what_it_sent_received_and_lost() {
+    if examples_dir().is_none() {
+        return;
+    }
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut server = Command::new(examples_dir().unwrap().join("udp_echo"))
+        .args(["--addr", &addr.to_string(), "--threads", "1"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bound: wait until it answers before loading it.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe.send_to(b"?", addr).is_ok() && probe.recv_from(&mut [0; 8]).is_err() {
+        assert!(Instant::now() < deadline, "udp_echo never answered");
+    }
+    let args = [
+        "--udp",
+        "--addr",
+        &addr.to_string(),
+        "--conns",
+        "4",
+        "--rate",
+        "2000",
+    ];
+    let output = run(
+        "loadgen",
+        &[&args[..], &["--warmup", "0", "--duration", "0.5"]].concat(),
+    );
+    let _ = server.kill(); // our own child, by its PID
+    let _ = server.wait();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let line = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> u64 {
+        let value = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")));
+        value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {all}"))
+    };
+    assert_eq!(field("sent"), field("received") + field("lost"), "{all}");
+    assert!(field("sent") >= 900 && field("received") > 0, "{all}");
 }
 
 #[test]

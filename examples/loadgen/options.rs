@@ -13,6 +13,8 @@ pub(crate) const CLI: Cli = Cli {
 usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
                [--http PATH] [--tls CA_FILE]
+       loadgen --udp [--addr HOST:PORT] [--conns C] [--size BYTES] [--rate MSGS_PER_S]
+               [--warmup SECS] [--duration SECS] [--pid PID]
        loadgen --idle N [--addr HOST:PORT] [--duration SECS] [--tls CA_FILE]
        loadgen --tls CA_FILE --handshakes [--addr ..] [--conns C] [--size BYTES] [--warmup ..]
                [--duration .. | --count N [--timeout ..]] [--pid PID]
@@ -35,6 +37,9 @@ options:
                       threads and memory at the window's edges
   --http PATH         send pipelined keep-alive `GET PATH` requests instead of
                       echo messages (--depth of them in flight per connection)
+  --udp               UDP echo instead: C sockets send datagrams of --size
+                      bytes (at least 16) at --rate (default 10000) in all;
+                      adds sent=.. received=.. lost=.. to the line
   --idle N            open N connections that send nothing, print
                       idle_conns=N once all are up, hold them for --duration
   --tls CA_FILE       speak TLS, trusting the PEM certificates in CA_FILE; the
@@ -79,6 +84,8 @@ pub(crate) struct Opts {
     pub(crate) tls: Option<PathBuf>,
     /// Handshake mode: a new TLS connection per echo.
     pub(crate) handshakes: bool,
+    /// UDP mode: datagrams at a fixed rate.
+    pub(crate) udp: bool,
 }
 
 /// Parses and checks the command line.
@@ -99,6 +106,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
         http: None,
         tls: None,
         handshakes: false,
+        udp: false,
     };
     let mut given = Vec::new();
     while let Some(arg) = parser.next()? {
@@ -137,6 +145,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
         "--http" => o.http = Some(cli::string(parser, flag)?),
         "--tls" => o.tls = Some(PathBuf::from(cli::string(parser, flag)?)),
         "--handshakes" => o.handshakes = true,
+        "--udp" => o.udp = true,
         _ => return Err(bad(format!("unknown option {flag}"))),
     }
     Ok(())
@@ -198,6 +207,26 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
         ];
         if let Some(flag) = given.iter().find(|g| !ok.contains(&g.as_str())) {
             return refuse(flag, "does not apply to --handshakes");
+        }
+    }
+    if o.udp {
+        let tcp_only = [
+            "--http",
+            "--idle",
+            "--depth",
+            "--count",
+            "--timeout",
+            "--tls",
+            "--handshakes",
+        ];
+        if let Some(flag) = given.iter().find(|g| tcp_only.contains(&g.as_str())) {
+            return refuse(flag, "does not apply to --udp");
+        }
+        if o.size < 16 {
+            return refuse(
+                "--size",
+                "must be at least 16 with --udp: a datagram carries its sequence number and socket",
+            );
         }
     }
     if o.http.is_some() && has("--size") {

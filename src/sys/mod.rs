@@ -24,10 +24,13 @@
 //! receive queue, load-balanced `SO_REUSEPORT`) are portable but for the
 //! last, which only Linux, Android, FreeBSD and DragonFly offer; elsewhere
 //! a server spreads its connections with an acceptor thread instead.
+//! Datagrams go in batches (`recvmmsg`, `sendmmsg`) on Linux and Android,
+//! one system call per datagram elsewhere.
 
 mod affinity;
 mod error;
 mod limits;
+mod mmsg;
 mod net;
 mod process;
 mod rusage;
@@ -41,6 +44,7 @@ pub use rusage::{CpuTime, context_switches, cpu_time};
 #[cfg(test)]
 pub(crate) use error::errno;
 pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};
+pub(crate) use mmsg::{Done as BatchDone, RecvBatch, SendBatch, recv_batch, send_batch};
 #[cfg(feature = "tls")]
 pub(crate) use net::recv_slice;
 pub(crate) use net::{

@@ -84,6 +84,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+mod addr;
 pub mod baseline;
 mod buf;
 mod close;
@@ -98,6 +99,7 @@ mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 mod limit;
+mod listener;
 mod reactor;
 mod server;
 mod session;
@@ -110,6 +112,7 @@ pub mod tls;
 /// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
 /// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.
 pub use bytes;
+pub use addr::{Bind, Peer, UnixAddr, UnixBind};
 pub use close::CloseReason;
 pub use config::Config;
 pub use conn::Conn;

@@ -109,10 +109,10 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use addr::{Bind, Peer, UnixAddr, UnixBind};
 /// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
 /// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.
 pub use bytes;
-pub use addr::{Bind, Peer, UnixAddr, UnixBind};
 pub use close::CloseReason;
 pub use config::Config;
 pub use conn::Conn;

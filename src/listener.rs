@@ -62,7 +62,10 @@ impl Drop for SocketFile {
                 Ok(()) => debug!("{}: socket file removed", self.path.display()),
                 Err(e) => debug!("{}: cannot remove the socket file: {e}", self.path.display()),
             },
-            Ok(_) => debug!("{}: another socket file is there now; left alone", self.path.display()),
+            Ok(_) => debug!(
+                "{}: another socket file is there now; left alone",
+                self.path.display()
+            ),
             Err(_) => {}
         }
     }
@@ -271,7 +274,10 @@ fn remove_if_stale(path: &Path, sockaddr: &SockAddr) -> io::Result<()> {
         }
         Err(e) => Err(io::Error::new(
             e.kind(),
-            format!("{}: cannot tell whether a server listens there: {e}", path.display()),
+            format!(
+                "{}: cannot tell whether a server listens there: {e}",
+                path.display()
+            ),
         )),
     }
 }

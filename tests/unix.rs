@@ -132,7 +132,10 @@ fn replaces_a_stale_socket_file(model: Model) {
 fn refuses_a_live_path_naming_it(model: Model) {
     let path = socket_path("live", model);
     let server = echo_server(model, Bind::unix(&path));
-    let err = Server::bind(Bind::unix(&path)).model(model).start(|| Echo).unwrap_err();
+    let err = Server::bind(Bind::unix(&path))
+        .model(model)
+        .start(|| Echo)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
     // The live server keeps its file and its clients.
@@ -140,7 +143,10 @@ fn refuses_a_live_path_naming_it(model: Model) {
     // A path that is not a socket is never removed.
     let file = socket_path("not-a-socket", model);
     std::fs::write(&file, b"data").unwrap();
-    let err = Server::bind(Bind::unix(&file)).model(model).start(|| Echo).unwrap_err();
+    let err = Server::bind(Bind::unix(&file))
+        .model(model)
+        .start(|| Echo)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"data");
@@ -169,7 +175,10 @@ fn serves_an_abstract_name(model: Model) {
     assert_echoes_through(&stream, b"abstract");
     assert_eq!(server.local().to_string(), format!("@{name}"));
     // A second server on the same name is refused, naming it.
-    let err = Server::bind(UnixBind::abstract_name(&name)).model(model).start(|| Echo).unwrap_err();
+    let err = Server::bind(UnixBind::abstract_name(&name))
+        .model(model)
+        .start(|| Echo)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
     assert!(err.to_string().contains(&name), "{err}");
     drop(stream);
@@ -200,7 +209,10 @@ impl Handler for SayCred {
 
 fn tells_the_handler_the_peers_credentials(model: Model) {
     let path = socket_path("cred", model);
-    let server = Server::bind(Bind::unix(&path)).model(model).start(|| SayCred).unwrap();
+    let server = Server::bind(Bind::unix(&path))
+        .model(model)
+        .start(|| SayCred)
+        .unwrap();
     let mut got = String::new();
     connect(&path).read_to_string(&mut got).unwrap();
     // SAFETY: getuid and getgid cannot fail and touch no memory.
@@ -237,7 +249,10 @@ impl Handler for Greeter {
 
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
         if input.len() >= 8 {
-            self.0.lock().unwrap().push(String::from_utf8_lossy(&input.split()).into_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&input.split()).into_owned());
             conn.close();
         }
     }
@@ -253,7 +268,9 @@ fn dials_a_unix_socket_from_an_event_loop(model: Model) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let factory_log = Arc::clone(&log);
     let mut client = EventLoop::new(Config::default(), move || Greeter(Arc::clone(&factory_log))).unwrap();
-    client.connect_unix(path.as_path(), Duration::from_secs(5)).unwrap();
+    client
+        .connect_unix(path.as_path(), Duration::from_secs(5))
+        .unwrap();
     client.run_until_idle().unwrap();
     assert_eq!(log.lock().unwrap().first().map(String::as_str), Some("hi there"));
 
@@ -272,7 +289,9 @@ fn dials_a_unix_socket_from_an_event_loop(model: Model) {
     // Nothing listening: the connect fails at once, naming the path.
     stop(server);
     let mut client = EventLoop::new(Config::default(), || Echo).unwrap();
-    let err = client.connect_unix(path.as_path(), Duration::from_secs(1)).unwrap_err();
+    let err = client
+        .connect_unix(path.as_path(), Duration::from_secs(1))
+        .unwrap_err();
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
 }
 
@@ -310,7 +329,9 @@ mod http {
             .unwrap();
         let mut stream = connect(&path);
         stream
-            .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(
+                b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
             .unwrap();
         let mut got = String::new();
         stream.read_to_string(&mut got).unwrap();

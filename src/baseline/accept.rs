@@ -15,10 +15,10 @@
 //! backlog, so after each success within an episode the acceptor asks
 //! ([`backlog_is_empty`]).
 
+use crate::listener::Listener;
 use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
 use crate::sys;
 use std::io;
-use crate::listener::Listener;
 use std::os::fd::AsFd;
 use std::time::Duration;
 

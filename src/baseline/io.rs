@@ -1,8 +1,8 @@
 //! Blocking socket I/O for connection threads: socket timeouts that are set
 //! only when they must change, and the predicates that classify I/O results.
 
-use std::io;
 use socket2::Socket;
+use std::io;
 use std::time::Duration;
 
 pub(super) use crate::reactor::interrupted;

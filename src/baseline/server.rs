@@ -167,7 +167,11 @@ where
     /// # Errors
     ///
     /// Fails if the listener cannot be set to blocking.
-    pub fn from_std_unix(listener: std::os::unix::net::UnixListener, config: Config, factory: F) -> io::Result<Self> {
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+        factory: F,
+    ) -> io::Result<Self> {
         Self::from_listener(listener.into(), config, factory)
     }
 

@@ -204,11 +204,7 @@ impl Shared {
         reg.deadline = Some(reg.deadline.map_or(deadline, |d| d.min(deadline)));
         if first {
             self.shutting_down.store(true, Ordering::Release);
-            debug!(
-                "{}: shutting down {} connection(s)",
-                self.local,
-                reg.links.len()
-            );
+            debug!("{}: shutting down {} connection(s)", self.local, reg.links.len());
             for link in reg.links.values() {
                 // Fails only if the peer is gone already; its thread sees that.
                 let _ = link.stream.shutdown(Shutdown::Read);

@@ -132,7 +132,8 @@ impl Socket<'_> {
             Interest::READABLE
         };
         let fd = self.stream.as_raw_fd();
-        self.registry.reregister(&mut SourceFd(&fd), self.token, interest)?;
+        self.registry
+            .reregister(&mut SourceFd(&fd), self.token, interest)?;
         *self.writable_interest = writable;
         Ok(())
     }

@@ -190,7 +190,11 @@ where
     /// # Errors
     ///
     /// Fails if the poller cannot be created or the listener registered.
-    pub fn from_std_unix(listener: std::os::unix::net::UnixListener, config: Config, factory: F) -> io::Result<Self> {
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+        factory: F,
+    ) -> io::Result<Self> {
         Self::from_parts(Parts::lone(Some(listener.into()))?, config, factory)
     }
 
@@ -281,7 +285,10 @@ where
 
     /// A handle for other threads: stats and shutdown.
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle::new(Arc::clone(self.core.door()), self.local.as_ref().and_then(Bind::tcp))
+        LoopHandle::new(
+            Arc::clone(self.core.door()),
+            self.local.as_ref().and_then(Bind::tcp),
+        )
     }
 
     /// A handle that reaches this loop's connections by id from any thread.

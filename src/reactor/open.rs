@@ -19,10 +19,10 @@ use super::slot::Slot;
 use super::token;
 use crate::addr::{Peer, UnixAddr};
 use crate::conn::{ConnId, ConnState};
-use crate::{Handler, listener};
 use crate::session::Session;
 #[cfg(feature = "tls")]
 use crate::tls::{TlsAcceptor, TlsState};
+use crate::{Handler, listener};
 
 /// A new connection's TLS state, if it speaks TLS.
 #[cfg(feature = "tls")]
@@ -240,7 +240,9 @@ where
             Start::Connecting(_) => Interest::READABLE | Interest::WRITABLE,
         };
         let fd = stream.as_raw_fd();
-        self.core.registry().register(&mut SourceFd(&fd), token, interest)?;
+        self.core
+            .registry()
+            .register(&mut SourceFd(&fd), token, interest)?;
         if matches!(peer, Peer::Tcp(_)) {
             self.core.config().apply_socket_options(SockRef::from(&stream));
         }

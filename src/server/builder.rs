@@ -355,7 +355,8 @@ impl Server {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         let listener = Listener::bind(&self.bind, false)?;
-        let mut server = ThreadServer::from_listener(listener, self.config, factory)?.stack_size(self.stack_size);
+        let mut server =
+            ThreadServer::from_listener(listener, self.config, factory)?.stack_size(self.stack_size);
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls {
             server = server.tls(tls);

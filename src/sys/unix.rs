@@ -41,7 +41,11 @@ pub struct PeerCred {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn peer_cred(socket: BorrowedFd<'_>) -> io::Result<PeerCred> {
     use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `cred` is a `ucred` that lives across the call and `len` is its
     // size, so the kernel writes within it; the fd is borrowed, hence open.
@@ -71,5 +75,8 @@ pub fn peer_cred(socket: BorrowedFd<'_>) -> io::Result<PeerCred> {
 /// Always `Unsupported`.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn peer_cred(_socket: BorrowedFd<'_>) -> io::Result<PeerCred> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "SO_PEERCRED is Linux-only"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_PEERCRED is Linux-only",
+    ))
 }

@@ -132,10 +132,7 @@ fn serve(options: &Options) -> Result<(), String> {
             handle.local(),
             handle.loops()
         ),
-        Model::Threads => log::info!(
-            "echo server on {}, one thread per connection",
-            handle.local()
-        ),
+        Model::Threads => log::info!("echo server on {}, one thread per connection", handle.local()),
     }
     let stopped = handle.join();
     log::info!("stopped: {}", handle.stats());

@@ -84,7 +84,8 @@ fn serve(options: &Options) -> Result<(), String> {
         Some(path) => evloop::Bind::unix(path),
         None => evloop::Bind::Tcp(options.addr),
     };
-    let mut server = HttpServer::bind(addr.clone()).config(evloop::Config::default().nodelay(options.nodelay));
+    let mut server =
+        HttpServer::bind(addr.clone()).config(evloop::Config::default().nodelay(options.nodelay));
     if let Some(n) = options.threads {
         server = server.threads(n);
     }

@@ -58,18 +58,19 @@ mod cli;
 mod http;
 #[path = "loadgen/options.rs"]
 mod options;
+#[path = "loadgen/stream.rs"]
+mod stream;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use evloop::sys::{self, ProcessStats};
 use hdrhistogram::Histogram;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::options::{CLI, Opts, parse_opts};
+use crate::stream::Stream;
 
 /// Number of distinct shifts of the pattern table (prime).
 const PERIOD: usize = 251;
@@ -144,7 +145,7 @@ impl Schedule {
 /// One client connection.
 struct Conn {
     /// The socket, nonblocking.
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes queued for sending; `out[..out_pos]` is already sent.
     out: Vec<u8>,
     /// See `out`.
@@ -346,19 +347,17 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
     }
 }
 
-/// Opens `n` connections, registered with `interest`.
-fn connect_all(poll: &Poll, addr: SocketAddr, n: usize, interest: Interest) -> Vec<TcpStream> {
+/// Opens `n` connections to `o`'s server, registered with `interest`.
+fn connect_all(poll: &Poll, o: &Opts, n: usize, interest: Interest) -> Vec<Stream> {
     (0..n)
         .map(|idx| {
-            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-                .unwrap_or_else(|e| fail!("connect {addr} (conn {idx} of {n}): {e}"));
-            stream
-                .set_nodelay(true)
-                .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
-            stream
-                .set_nonblocking(true)
-                .unwrap_or_else(|e| fail!("nonblocking: {e}"));
-            let mut stream = TcpStream::from_std(stream);
+            let mut stream = Stream::connect(o.addr, o.unix.as_deref()).unwrap_or_else(|e| {
+                let to = o
+                    .unix
+                    .as_ref()
+                    .map_or(o.addr.to_string(), |p| p.display().to_string());
+                fail!("connect {to} (conn {idx} of {n}): {e}")
+            });
             (poll.registry().register(&mut stream, Token(idx), interest))
                 .unwrap_or_else(|e| fail!("register: {e}"));
             stream
@@ -470,7 +469,7 @@ fn main() {
 fn hold_idle(o: &Opts, n: usize) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let start = Instant::now();
-    let mut streams = connect_all(&poll, o.addr, n, Interest::READABLE);
+    let mut streams = connect_all(&poll, o, n, Interest::READABLE);
     println!("idle_conns={n} connect_secs={:.3}", start.elapsed().as_secs_f64());
     std::io::stdout().flush().unwrap_or_else(|e| fail!("stdout: {e}"));
 
@@ -499,7 +498,7 @@ fn hold_idle(o: &Opts, n: usize) {
 fn run_load(o: &Opts) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let connect_start = Instant::now();
-    let streams = connect_all(&poll, o.addr, o.conns, Interest::READABLE | Interest::WRITABLE);
+    let streams = connect_all(&poll, o, o.conns, Interest::READABLE | Interest::WRITABLE);
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let mut conns: Vec<Conn> = (streams.into_iter())
         .map(|stream| Conn {

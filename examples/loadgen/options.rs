@@ -2,6 +2,7 @@
 //! refuse values no run can use and options the chosen mode would ignore.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::cli::{self, Arg, Cli, Error, Parser, bad};
 
@@ -9,16 +10,17 @@ use crate::cli::{self, Arg, Cli, Error, Parser, bad};
 pub(crate) const CLI: Cli = Cli {
     name: "loadgen",
     usage: "\
-usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
+usage: loadgen [--addr HOST:PORT | --unix PATH] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
                [--http PATH]
-       loadgen --idle N [--addr HOST:PORT] [--duration SECS]
+       loadgen --idle N [--addr HOST:PORT | --unix PATH] [--duration SECS]
 
 Echo (or HTTP) load from one thread, every byte checked; prints one line of
 results: msgs=.. msgs_per_s=.. p50_us=.. p99_us=.. server_cpu_us_per_msg=..
 
 options:
   --addr HOST:PORT    the server (default 127.0.0.1:7000)
+  --unix PATH         the server on a Unix domain socket instead
   --conns C           connections (default 100)
   --size BYTES        bytes per echo message (default 64; not with --http)
   --depth D           messages in flight per connection (default 1)
@@ -45,6 +47,8 @@ pub(crate) struct Opts {
     pub(crate) addr: SocketAddr,
     /// `--addr` as given, for the `Host` header.
     pub(crate) host: String,
+    /// A server on a Unix domain socket, instead of `addr`.
+    pub(crate) unix: Option<PathBuf>,
     /// Connections to open.
     pub(crate) conns: usize,
     /// Bytes per message.
@@ -74,6 +78,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
     let mut o = Opts {
         addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
         host: "127.0.0.1:7000".to_string(),
+        unix: None,
         conns: 100,
         size: 64,
         depth: 1,
@@ -110,6 +115,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
             o.addr = cli::resolve(flag, &text)?;
             o.host = text;
         }
+        "--unix" => o.unix = Some(PathBuf::from(cli::string(parser, flag)?)),
         "--conns" => o.conns = cli::count(parser, flag)?,
         "--size" => o.size = cli::count(parser, flag)?,
         "--depth" => o.depth = cli::count(parser, flag)?,
@@ -156,13 +162,16 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
     let has = |flag: &str| given.iter().any(|g| g == flag);
     let refuse = |flag: &str, why: &str| Err(bad(format!("{flag} {why}")));
     if o.idle.is_some() {
-        let idle_ok = ["--idle", "--addr", "--duration"];
+        let idle_ok = ["--idle", "--addr", "--unix", "--duration"];
         if let Some(flag) = given.iter().find(|g| !idle_ok.contains(&g.as_str())) {
             return refuse(
                 flag,
-                "does not apply to --idle, which only takes --addr and --duration",
+                "does not apply to --idle, which only takes --addr or --unix and --duration",
             );
         }
+    }
+    if has("--addr") && has("--unix") {
+        return refuse("--addr", "and --unix are two servers; give one");
     }
     if o.http.is_some() && has("--size") {
         return refuse("--size", "does not apply to --http: the request is the message");

@@ -243,6 +243,7 @@ impl<'a> Conn<'a> {
     ///         conn.write_bytes(input.split().freeze());
     ///     }
     /// }
+    /// # let _ = SameUser(0);
     /// ```
     pub fn peer(&self) -> crate::Peer {
         self.state.peer

@@ -104,7 +104,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 echo
-printf '%-6s %6s %11s %8s %11s %8s %9s %9s\n' transport rounds cpu_us/msg cs/1k msgs/s p99_us srv_cpu% cli_cpu%
+printf '%-9s %6s %11s %8s %11s %8s %9s %9s\n' transport rounds cpu_us/msg cs/1k msgs/s p99_us srv_cpu% cli_cpu%
 declare -A cpu
 for t in tcp unix; do
     med() { while read -r l; do field "$1" "$l"; done <"$WORK/$t.results" | median; }

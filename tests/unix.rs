@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::{Echo, Model, pattern, wait_until};
+use evloop::baseline::ThreadServer;
 use evloop::{Balance, Bind, CloseReason, Config, Conn, EventLoop, Handler, Server, ServerHandle, UnixBind};
 
 /// A socket path of its own for each test and model, in a fresh directory.
@@ -68,6 +69,7 @@ on_both_models!(
     removes_its_socket_file_at_shutdown_only_if_still_its_own,
     dials_a_unix_socket_from_an_event_loop,
     returns_every_fd_when_shut_down_with_clients_connected,
+    serves_a_listener_handed_in_and_leaves_its_file,
 );
 
 fn echoes_exact_bytes(model: Model) {
@@ -341,4 +343,33 @@ mod http {
         stop(server);
         assert!(!path.exists());
     }
+}
+
+fn serves_a_listener_handed_in_and_leaves_its_file(model: Model) {
+    let path = socket_path("handed-in", model);
+    let listener = UnixListener::bind(&path).unwrap();
+    match model {
+        Model::Reactor => {
+            let event_loop = EventLoop::from_std_unix(listener, Config::default(), || Echo).unwrap();
+            assert_eq!(event_loop.local(), Some(&Bind::unix(&path)));
+            let handle = event_loop.handle();
+            let thread = std::thread::spawn(move || event_loop.run());
+            assert_echoes_through(&connect(&path), b"handed in");
+            handle.shutdown(Duration::from_secs(1));
+            thread.join().unwrap().unwrap();
+        }
+        Model::Threads => {
+            let server = ThreadServer::from_std_unix(listener, Config::default(), || Echo).unwrap();
+            assert_eq!(server.local(), &Bind::unix(&path));
+            let handle = server.start().unwrap();
+            assert_echoes_through(&connect(&path), b"handed in");
+            handle.shutdown(Duration::from_secs(1));
+            handle.wait();
+        }
+    }
+    assert!(
+        path.exists(),
+        "the file of a listener handed in belongs to whoever bound it"
+    );
+    std::fs::remove_file(&path).unwrap();
 }

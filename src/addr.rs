@@ -88,9 +88,11 @@ impl From<&str> for UnixAddr {
 }
 
 /// Where a server listens: a TCP address, or a Unix domain socket with its
-/// options. Every server constructor that takes a `SocketAddr` has a
-/// `bind` twin taking `impl Into<Bind>`, so a `SocketAddr`, a [`UnixBind`]
-/// or a [`UnixAddr`] will do.
+/// options. [`Server::bind`](crate::Server::bind),
+/// [`EventLoop::listen`](crate::EventLoop::listen),
+/// [`ThreadServer::listen`](crate::baseline::ThreadServer::listen) and
+/// `http::HttpServer::bind` take `impl Into<Bind>`, so a `SocketAddr`, a
+/// [`UnixBind`] or a [`UnixAddr`] will do.
 ///
 /// # Examples
 ///

@@ -47,6 +47,10 @@
 //!   any connection by its [`ConnId`], from any thread or handler.
 //! * [`baseline`] — the same handlers on one OS thread per connection
 //!   ([`Model::Threads`]), the model an event loop is measured against.
+//! * [`Bind`] — where a server listens: a TCP address or a Unix domain
+//!   socket ([`UnixBind`]: stale files replaced, mode, removal at
+//!   shutdown, abstract names), on either model; [`Peer`] is who connected
+//!   (a TCP address, or a Unix peer's pid, uid and gid).
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
 //!   budget, idle timeout, TLS handshake timeout.
 //! * `tls` (feature `tls`, on by default) — TLS under the same handlers,

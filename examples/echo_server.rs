@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Options (`--help` lists them): `--addr HOST:PORT` (default
-//! 127.0.0.1:7000), `--model reactor|threads` (default reactor; `threads`
+//! 127.0.0.1:7000) or `--unix PATH` (a Unix domain socket instead: a stale
+//! socket file there is replaced, the file is removed on the way out),
+//! `--model reactor|threads` (default reactor; `threads`
 //! runs the same handler one OS thread per connection, the baseline the
 //! comparison tools measure against), and for the reactor only `--threads N`
 //! event loops (default: one per core) and `--balance
@@ -26,7 +28,8 @@
 //!
 //! Poke it from another terminal with `nc 127.0.0.1 7000`: type a line, get it
 //! back; Ctrl-D ends your side and the server closes after echoing the rest.
-//! `printf 'hello' | nc -N 127.0.0.1 7000` does the same in one line.
+//! `printf 'hello' | nc -N 127.0.0.1 7000` does the same in one line; over
+//! a Unix socket, `printf 'hello' | nc -N -U /tmp/echo.sock`.
 //!
 //! The handler echoes without copying: it splits the received bytes off the
 //! input buffer and queues them as `Bytes`. Idle clients are closed after the
@@ -37,12 +40,11 @@
 #[path = "common/cli.rs"]
 mod cli;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use evloop::{Balance, Conn, Handler, Model, Pin, Server};
+use evloop::{Balance, Bind, Conn, Handler, Model, Pin, Server};
 
 use crate::cli::{Arg, Cli, Error, Parser, bad};
 
@@ -59,13 +61,14 @@ impl Handler for Echo {
 const CLI: Cli = Cli {
     name: "echo_server",
     usage: "\
-usage: echo_server [--addr HOST:PORT] [--model reactor|threads] [--threads N] [--balance MODE]
+usage: echo_server [--addr HOST:PORT | --unix PATH] [--model reactor|threads] [--threads N] [--balance MODE]
                    [--pin] [--tls-cert FILE --tls-key FILE]
 
 An echo server: every byte a client sends comes straight back.
 
 options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:7000)
+  --unix PATH        listen on a Unix domain socket at PATH instead
   --model MODEL      reactor: event loops (default);
                      threads: one OS thread per connection
   --threads N        event loops, reactor only (default: one per core)
@@ -84,8 +87,8 @@ Ctrl-C stops it gracefully; RUST_LOG=debug logs every connection.",
 
 /// Command-line options.
 struct Options {
-    /// Listening address.
-    addr: SocketAddr,
+    /// Where to listen: TCP or a Unix socket.
+    bind: Bind,
     /// Event loops; `None` means one per core.
     threads: Option<usize>,
     /// How connections are spread over loops; `None`: the platform's default.
@@ -106,7 +109,7 @@ fn main() {
 
 /// Runs the server until a signal stops it.
 fn serve(options: &Options) -> Result<(), String> {
-    let mut server = Server::new(options.addr).model(options.model);
+    let mut server = Server::bind(options.bind.clone()).model(options.model);
     if let Some((cert, key)) = &options.tls {
         server = with_tls(server, cert, key)?;
     }
@@ -119,20 +122,17 @@ fn serve(options: &Options) -> Result<(), String> {
     if options.pin {
         server = server.pin(Pin::Allowed);
     }
-    let addr = options.addr;
+    let addr = &options.bind;
     let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     (handle.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
     match options.model {
         Model::Reactor => log::info!(
             "echo server on {} with {} loop(s)",
-            handle.local_addr(),
+            handle.local(),
             handle.loops()
         ),
-        Model::Threads => log::info!(
-            "echo server on {}, one thread per connection",
-            handle.local_addr()
-        ),
+        Model::Threads => log::info!("echo server on {}, one thread per connection", handle.local()),
     }
     let stopped = handle.join();
     log::info!("stopped: {}", handle.stats());
@@ -157,7 +157,7 @@ fn with_tls(_: Server, _: &std::path::Path, _: &std::path::Path) -> Result<Serve
 /// Parses the command line.
 fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     let mut options = Options {
-        addr: "127.0.0.1:7000".parse().unwrap(),
+        bind: Bind::Tcp("127.0.0.1:7000".parse().unwrap()),
         threads: None,
         balance: None,
         model: Model::Reactor,
@@ -165,10 +165,12 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         tls: None,
     };
     let (mut cert, mut key) = (None, None);
+    let (mut addr, mut unix) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => CLI.help(),
-            Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
+            Arg::Long("addr") => addr = Some(cli::addr(parser, "--addr")?),
+            Arg::Long("unix") => unix = Some(PathBuf::from(cli::string(parser, "--unix")?)),
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("balance") => options.balance = Some(cli::choice(parser, "--balance", BALANCES)?),
             Arg::Long("model") => options.model = cli::choice(parser, "--model", MODELS)?,
@@ -178,6 +180,12 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             _ => return Err(arg.unexpected()),
         }
     }
+    options.bind = match (addr, unix) {
+        (Some(_), Some(_)) => return Err(bad("--addr and --unix are two places to listen; give one")),
+        (Some(addr), None) => Bind::Tcp(addr),
+        (None, Some(path)) => Bind::unix(path),
+        (None, None) => options.bind,
+    };
     options.tls = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,

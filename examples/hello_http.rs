@@ -15,6 +15,10 @@
 //! cargo run --release --example loadgen -- --addr 127.0.0.1:3000 --http / --depth 16
 //! ```
 //!
+//! With `--unix PATH` it serves on a Unix domain socket instead (a stale
+//! socket file there is replaced, the file is removed on the way out):
+//! `curl --unix-socket PATH http://localhost/`.
+//!
 //! Ctrl-C stops it (responses in flight get five seconds) and logs the
 //! server's counters. `--help` lists the options; bad arguments exit with
 //! status 2, a failure to start (the address in use, say) with status 1.
@@ -24,6 +28,7 @@
 mod cli;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::cli::{Arg, Cli, Error, Parser};
 
@@ -31,25 +36,29 @@ use crate::cli::{Arg, Cli, Error, Parser};
 const CLI: Cli = Cli {
     name: "hello_http",
     usage: "\
-usage: hello_http [--addr HOST:PORT] [--threads N] [--pin] [--nodelay on|off]
+usage: hello_http [--addr HOST:PORT | --unix PATH] [--threads N] [--pin] [--nodelay on|off]
 
 Hello world over HTTP/1.1: every request gets `Hello world!`.
 
 options:
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000)
+  --unix PATH        listen on a Unix domain socket at PATH instead
   --threads N        event loops (default: one per core)
   --pin              pin loop i to the i-th CPU this process may use (Linux)
   --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
                      Nagle's algorithm on, as servers that never set it do
   -h, --help         print this help
 
-Try it: curl -v http://127.0.0.1:3000/",
+Try it: curl -v http://127.0.0.1:3000/
+   or, with --unix PATH: curl --unix-socket PATH http://localhost/",
 };
 
 /// Command-line options.
 struct Options {
     /// Listening address.
     addr: SocketAddr,
+    /// A Unix socket to listen on instead of `addr`.
+    unix: Option<PathBuf>,
     /// Event loops; `None` means one per core.
     threads: Option<usize>,
     /// Whether accepted sockets get TCP_NODELAY.
@@ -71,8 +80,12 @@ fn serve(options: &Options) -> Result<(), String> {
 
     use evloop::http::{HttpServer, Request, Response};
 
-    let addr = options.addr;
-    let mut server = HttpServer::new(addr).config(evloop::Config::default().nodelay(options.nodelay));
+    let addr = match &options.unix {
+        Some(path) => evloop::Bind::unix(path),
+        None => evloop::Bind::Tcp(options.addr),
+    };
+    let mut server =
+        HttpServer::bind(addr.clone()).config(evloop::Config::default().nodelay(options.nodelay));
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
@@ -81,7 +94,10 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let server = (server.start(|_req: &Request| Response::text("Hello world!")))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    log::info!("serving http://{}/", server.local_addr());
+    match server.local() {
+        evloop::Bind::Tcp(at) => log::info!("serving http://{at}/"),
+        unix => log::info!("serving on {unix}: curl --unix-socket {unix} http://localhost/"),
+    }
     // As `evloop::http::serve`: five seconds for responses in flight on the
     // first signal, a second one stops at once.
     (server.shutdown_on_signals(Duration::from_secs(5)))
@@ -96,11 +112,12 @@ fn serve(options: &Options) -> Result<(), String> {
 fn serve(options: &Options) -> Result<(), String> {
     let Options {
         addr,
+        unix,
         threads,
         nodelay,
         pin,
     } = options;
-    let _ = (threads, nodelay, pin);
+    let _ = (unix, threads, nodelay, pin);
     Err(format!(
         "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
     ))
@@ -110,14 +127,20 @@ fn serve(options: &Options) -> Result<(), String> {
 fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     let mut options = Options {
         addr: "127.0.0.1:3000".parse().unwrap(),
+        unix: None,
         threads: None,
         nodelay: true,
         pin: false,
     };
+    let mut addr_given = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => CLI.help(),
-            Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
+            Arg::Long("addr") => {
+                options.addr = cli::addr(parser, "--addr")?;
+                addr_given = true;
+            }
+            Arg::Long("unix") => options.unix = Some(PathBuf::from(cli::string(parser, "--unix")?)),
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("pin") => options.pin = true,
             Arg::Long("nodelay") => {
@@ -125,6 +148,9 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             }
             _ => return Err(arg.unexpected()),
         }
+    }
+    if addr_given && options.unix.is_some() {
+        return Err(cli::bad("--addr and --unix are two places to listen; give one"));
     }
     Ok(options)
 }

@@ -68,12 +68,13 @@ mod cli;
 mod http;
 #[path = "loadgen/options.rs"]
 mod options;
+#[path = "loadgen/stream.rs"]
+mod stream;
 #[path = "loadgen/tls.rs"]
 mod tls;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use evloop::sys::{self, ProcessStats};
@@ -368,24 +369,24 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
     }
 }
 
-/// Opens `n` connections (with `tls`, over TLS, handshake done), registered
-/// with `interest`.
+/// Opens `n` connections to `o`'s server (with `tls`, over TLS, handshake
+/// done), registered with `interest`.
 fn connect_all(
     poll: &Poll,
-    addr: SocketAddr,
+    o: &Opts,
     n: usize,
     interest: Interest,
     tls: Option<&tls::Client>,
 ) -> Vec<Stream> {
     (0..n)
         .map(|idx| {
-            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-                .unwrap_or_else(|e| fail!("connect {addr} (conn {idx} of {n}): {e}"));
-            stream
-                .set_nodelay(true)
-                .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
-            let mut stream = Stream::start(stream, tls)
-                .unwrap_or_else(|e| fail!("conn {idx} of {n}: TLS handshake or nonblocking: {e}"));
+            let mut stream = Stream::connect(o, tls).unwrap_or_else(|e| {
+                let to = o
+                    .unix
+                    .as_ref()
+                    .map_or(o.addr.to_string(), |p| p.display().to_string());
+                fail!("connect {to} (conn {idx} of {n}): {e}")
+            });
             (poll.registry().register(stream.socket(), Token(idx), interest))
                 .unwrap_or_else(|e| fail!("register: {e}"));
             stream
@@ -502,7 +503,7 @@ fn main() {
 fn hold_idle(o: &Opts, n: usize, tls: Option<&tls::Client>) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let start = Instant::now();
-    let mut streams = connect_all(&poll, o.addr, n, Interest::READABLE, tls);
+    let mut streams = connect_all(&poll, o, n, Interest::READABLE, tls);
     println!("idle_conns={n} connect_secs={:.3}", start.elapsed().as_secs_f64());
     std::io::stdout().flush().unwrap_or_else(|e| fail!("stdout: {e}"));
 
@@ -531,13 +532,7 @@ fn hold_idle(o: &Opts, n: usize, tls: Option<&tls::Client>) {
 fn run_load(o: &Opts, tls: Option<&tls::Client>) {
     let mut poll = Poll::new().unwrap_or_else(|e| fail!("poll: {e}"));
     let connect_start = Instant::now();
-    let streams = connect_all(
-        &poll,
-        o.addr,
-        o.conns,
-        Interest::READABLE | Interest::WRITABLE,
-        tls,
-    );
+    let streams = connect_all(&poll, o, o.conns, Interest::READABLE | Interest::WRITABLE, tls);
     let connect_secs = connect_start.elapsed().as_secs_f64();
     let mut conns: Vec<Conn> = (streams.into_iter())
         .map(|stream| Conn {

@@ -55,8 +55,8 @@ pub(crate) enum End {
 pub(crate) struct ConnState {
     /// This connection's id.
     pub(crate) id: ConnId,
-    /// The peer's address.
-    pub(crate) peer: SocketAddr,
+    /// Who is at the other end.
+    pub(crate) peer: crate::Peer,
     /// Bytes queued for the socket.
     pub(crate) out: OutputQueue,
     /// The handler paused reading.
@@ -78,7 +78,7 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// State of a fresh connection.
-    pub(crate) fn new(id: ConnId, peer: SocketAddr, idle: Option<Duration>) -> Self {
+    pub(crate) fn new(id: ConnId, peer: crate::Peer, idle: Option<Duration>) -> Self {
         ConnState {
             id,
             peer,
@@ -211,9 +211,49 @@ impl<'a> Conn<'a> {
         self.state.id
     }
 
-    /// The peer's address.
+    /// The TCP peer's address.
+    ///
+    /// Over a Unix domain socket, which has no IP address, this is the
+    /// unspecified `0.0.0.0:0`: [`peer`](Conn::peer) tells the two apart
+    /// and gives a Unix peer's credentials.
+    #[inline]
     pub fn peer_addr(&self) -> SocketAddr {
+        self.state.peer.socket_addr()
+    }
+
+    /// Who is at the other end: a TCP address, or a peer over a Unix
+    /// domain socket with its credentials.
+    ///
+    /// # Examples
+    ///
+    /// Serves only the user the server runs as, over a Unix socket:
+    ///
+    /// ```
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Conn, Handler};
+    ///
+    /// struct SameUser(u32);
+    /// impl Handler for SameUser {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         if conn.peer().cred().map(|c| c.uid) != Some(self.0) {
+    ///             conn.abort();
+    ///         }
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    /// # let _ = SameUser(0);
+    /// ```
+    pub fn peer(&self) -> crate::Peer {
         self.state.peer
+    }
+
+    /// The process, user and group ids of the peer over a Unix domain
+    /// socket (`SO_PEERCRED`, read when the connection was accepted or
+    /// made); `None` over TCP, or where the OS does not tell them.
+    pub fn peer_cred(&self) -> Option<crate::sys::PeerCred> {
+        self.state.peer.cred()
     }
 
     /// What the TLS handshake settled — the server name the client asked

@@ -47,6 +47,10 @@
 //!   any connection by its [`ConnId`], from any thread or handler.
 //! * [`baseline`] — the same handlers on one OS thread per connection
 //!   ([`Model::Threads`]), the model an event loop is measured against.
+//! * [`Bind`] — where a server listens: a TCP address or a Unix domain
+//!   socket ([`UnixBind`]: stale files replaced, mode, removal at
+//!   shutdown, abstract names), on either model; [`Peer`] is who connected
+//!   (a TCP address, or a Unix peer's pid, uid and gid).
 //! * [`Config`] — per-connection limits: watermarks, input limit, read
 //!   budget, idle timeout, TLS handshake timeout.
 //! * `tls` (feature `tls`, on by default) — TLS under the same handlers,
@@ -87,6 +91,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+mod addr;
 pub mod baseline;
 mod buf;
 mod close;
@@ -101,6 +106,7 @@ mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 mod limit;
+mod listener;
 mod reactor;
 mod server;
 mod session;
@@ -111,6 +117,7 @@ mod timer;
 pub mod tls;
 pub mod udp;
 
+pub use addr::{Bind, Peer, UnixAddr, UnixBind};
 /// The [`bytes`](https://docs.rs/bytes/1) crate, whose `BytesMut` and
 /// `Bytes` the [`Handler`] callbacks and [`Conn::write_bytes`] take.
 pub use bytes;

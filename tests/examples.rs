@@ -202,6 +202,21 @@ fn options_that_do_not_apply_to_the_chosen_mode_are_refused() {
     let cases: &[(&str, &[&str], &str)] = &[
         (
             "echo_server",
+            &["--addr", "127.0.0.1:0", "--unix", "/tmp/x.sock"],
+            "--addr and --unix are two places to listen",
+        ),
+        (
+            "hello_http",
+            &["--unix", "/tmp/x.sock", "--addr", "127.0.0.1:0"],
+            "--addr and --unix are two places to listen",
+        ),
+        (
+            "loadgen",
+            &["--addr", "127.0.0.1:1", "--unix", "/tmp/x.sock"],
+            "--addr and --unix are two servers",
+        ),
+        (
+            "echo_server",
             &["--model", "threads", "--threads", "2"],
             "--threads applies to --model reactor only",
         ),
@@ -639,4 +654,102 @@ fn hello_https_serves_with_the_certificate_it_makes_and_names() {
         assert_eq!(&response.body()[..], b"Hello world!", "--model {model}");
         let _ = std::fs::remove_dir_all(&tmp);
     }
+}
+
+/// Starts `example --unix PATH ARGS` and waits until its socket file
+/// appears; returns the child and the path.
+fn start_on_unix_socket(example: &str, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("evloop-examples-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{example}-{}.sock", args.join("-")));
+    let _ = std::fs::remove_file(&path);
+    let child = Command::new(examples_dir().unwrap().join(example))
+        .arg("--unix")
+        .arg(&path)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&path).is_err() {
+        assert!(Instant::now() < deadline, "{example} --unix did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, path)
+}
+
+/// Stops our own child with SIGTERM, by its PID, so that it shuts down
+/// gracefully, and asserts that it removed its socket file.
+fn stop_gracefully(mut child: std::process::Child, path: &std::path::Path) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // The server catches SIGTERM from just after it starts listening: wait
+    // until the kernel lists it as caught (`SigCgt`, bit 15 - 1).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let caught = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .unwrap_or("0");
+        u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    while !caught() {
+        assert!(Instant::now() < deadline, "the server never caught SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill takes no pointers; the PID is our own unreaped child's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!path.exists(), "{} outlived its server", path.display());
+}
+
+#[test]
+fn echo_server_serves_a_unix_socket_on_both_models() {
+    use std::io::{Read, Write};
+    if examples_dir().is_none() {
+        return;
+    }
+    for model in ["reactor", "threads"] {
+        let (child, path) = start_on_unix_socket("echo_server", &["--model", model]);
+        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        client.write_all(b"over a unix socket").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"over a unix socket", "--model {model}");
+        stop_gracefully(child, &path);
+    }
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn hello_http_answers_curl_over_a_unix_socket() {
+    if examples_dir().is_none() {
+        return;
+    }
+    let (child, path) = start_on_unix_socket("hello_http", &["--threads", "1"]);
+    let curl = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10", "--unix-socket"])
+        .arg(&path)
+        .args(["http://localhost/", "http://localhost/again"])
+        .output();
+    let output = match curl {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("SKIPPED: curl not installed");
+            eprintln!("SKIPPED: curl not installed");
+            stop_gracefully(child, &path);
+            return;
+        }
+        Err(e) => panic!("running curl: {e}"),
+    };
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Hello world!Hello world!"
+    );
+    stop_gracefully(child, &path);
 }

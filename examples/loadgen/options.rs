@@ -10,12 +10,12 @@ use crate::cli::{self, Arg, Cli, Error, Parser, bad};
 pub(crate) const CLI: Cli = Cli {
     name: "loadgen",
     usage: "\
-usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
+usage: loadgen [--addr HOST:PORT | --unix PATH] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
                [--http PATH] [--tls CA_FILE]
        loadgen --udp [--addr HOST:PORT] [--conns C] [--size BYTES] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS] [--pid PID]
-       loadgen --idle N [--addr HOST:PORT] [--duration SECS] [--tls CA_FILE]
+       loadgen --idle N [--addr HOST:PORT | --unix PATH] [--duration SECS] [--tls CA_FILE]
        loadgen --tls CA_FILE --handshakes [--addr ..] [--conns C] [--size BYTES] [--warmup ..]
                [--duration .. | --count N [--timeout ..]] [--pid PID]
 
@@ -24,6 +24,7 @@ results: msgs=.. msgs_per_s=.. p50_us=.. p99_us=.. server_cpu_us_per_msg=..
 
 options:
   --addr HOST:PORT    the server (default 127.0.0.1:7000)
+  --unix PATH         the server on a Unix domain socket instead
   --conns C           connections (default 100)
   --size BYTES        bytes per echo message (default 64; not with --http)
   --depth D           messages in flight per connection (default 1)
@@ -58,6 +59,8 @@ pub(crate) struct Opts {
     pub(crate) addr: SocketAddr,
     /// `--addr` as given, for the `Host` header.
     pub(crate) host: String,
+    /// A server on a Unix domain socket, instead of `addr`.
+    pub(crate) unix: Option<PathBuf>,
     /// Connections to open.
     pub(crate) conns: usize,
     /// Bytes per message.
@@ -93,6 +96,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
     let mut o = Opts {
         addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
         host: "127.0.0.1:7000".to_string(),
+        unix: None,
         conns: 100,
         size: 64,
         depth: 1,
@@ -132,6 +136,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
             o.addr = cli::resolve(flag, &text)?;
             o.host = text;
         }
+        "--unix" => o.unix = Some(PathBuf::from(cli::string(parser, flag)?)),
         "--conns" => o.conns = cli::count(parser, flag)?,
         "--size" => o.size = cli::count(parser, flag)?,
         "--depth" => o.depth = cli::count(parser, flag)?,
@@ -181,11 +186,11 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
     let has = |flag: &str| given.iter().any(|g| g == flag);
     let refuse = |flag: &str, why: &str| Err(bad(format!("{flag} {why}")));
     if o.idle.is_some() {
-        let idle_ok = ["--idle", "--addr", "--duration", "--tls"];
+        let idle_ok = ["--idle", "--addr", "--unix", "--duration", "--tls"];
         if let Some(flag) = given.iter().find(|g| !idle_ok.contains(&g.as_str())) {
             return refuse(
                 flag,
-                "does not apply to --idle, which only takes --addr, --duration and --tls",
+                "does not apply to --idle, which only takes --addr or --unix, --duration and --tls",
             );
         }
     }
@@ -218,6 +223,7 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
             "--timeout",
             "--tls",
             "--handshakes",
+            "--unix",
         ];
         if let Some(flag) = given.iter().find(|g| tcp_only.contains(&g.as_str())) {
             return refuse(flag, "does not apply to --udp");
@@ -228,6 +234,12 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
                 "must be at least 16 with --udp: a datagram carries its sequence number and socket",
             );
         }
+    }
+    if has("--addr") && has("--unix") {
+        return refuse("--addr", "and --unix are two servers; give one");
+    }
+    if has("--tls") && has("--unix") {
+        return refuse("--tls", "runs over TCP; --unix connections are plain");
     }
     if o.http.is_some() && has("--size") {
         return refuse("--size", "does not apply to --http: the request is the message");

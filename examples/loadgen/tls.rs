@@ -1,6 +1,6 @@
 //! The load generator's TLS (`--tls CA_FILE`), on rustls with ring as the
 //! servers use: a client config trusting the given CA, a [`Stream`] that is
-//! either plain TCP or TLS over it, and the handshake mode
+//! either a plain socket or TLS over TCP, and the handshake mode
 //! (`--tls CA_FILE --handshakes`).
 //!
 //! Echo and idle connections complete their handshake with blocking I/O
@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tokio_rustls::rustls::client::Resumption;
@@ -25,6 +26,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use crate::options::Opts;
+use crate::stream::Socket;
 use crate::{Pattern, fail, own_cpu, poll_once, server_sample};
 
 /// What every TLS connection of a run shares.
@@ -67,10 +69,10 @@ impl Client {
     }
 }
 
-/// A load connection's byte stream: plain TCP, or TLS over it.
+/// A load connection's byte stream: a plain socket, or TLS over TCP.
 pub(crate) enum Stream {
-    /// Plain TCP.
-    Plain(TcpStream),
+    /// Plain TCP or a Unix domain socket.
+    Plain(Socket),
     /// TLS; boxed, as rustls's state is large.
     Tls(Box<TlsStream>),
 }
@@ -84,13 +86,14 @@ pub(crate) struct TlsStream {
 }
 
 impl Stream {
-    /// Makes `tcp` (connected, blocking) a non-blocking stream; with
-    /// `client`, after a blocking TLS handshake over it.
-    pub(crate) fn start(mut tcp: std::net::TcpStream, client: Option<&Client>) -> io::Result<Stream> {
+    /// Connects to `o`'s server (`--addr` or `--unix`), non-blocking; with
+    /// `client`, over TCP after a blocking TLS handshake.
+    pub(crate) fn connect(o: &Opts, client: Option<&Client>) -> io::Result<Stream> {
         let Some(client) = client else {
-            tcp.set_nonblocking(true)?;
-            return Ok(Stream::Plain(TcpStream::from_std(tcp)));
+            return Socket::connect(o.addr, o.unix.as_deref()).map(Stream::Plain);
         };
+        let mut tcp = std::net::TcpStream::connect_timeout(&o.addr, Duration::from_secs(10))?;
+        tcp.set_nodelay(true)?;
         let mut tls = client.connection()?;
         while tls.is_handshaking() {
             tls.complete_io(&mut tcp)?;
@@ -101,9 +104,9 @@ impl Stream {
     }
 
     /// The socket, to register with a poll.
-    pub(crate) fn socket(&mut self) -> &mut TcpStream {
+    pub(crate) fn socket(&mut self) -> &mut dyn Source {
         match self {
-            Stream::Plain(tcp) => tcp,
+            Stream::Plain(socket) => socket,
             Stream::Tls(s) => &mut s.tcp,
         }
     }

@@ -15,10 +15,10 @@
 //! backlog, so after each success within an episode the acceptor asks
 //! ([`backlog_is_empty`]).
 
+use crate::listener::Listener;
 use crate::reactor::{Episodes, MAX_BACKOFF, MIN_BACKOFF};
 use crate::sys;
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ impl Backoff {
 /// socket, which shutdown reaches from another thread; switching the
 /// listener to non-blocking for one more `accept` would do both. On an error
 /// the answer is no: the episode stays open until the next success asks again.
-pub(super) fn backlog_is_empty(listener: &TcpListener) -> bool {
+pub(super) fn backlog_is_empty(listener: &Listener) -> bool {
     matches!(sys::poll_readable(listener.as_fd()), Ok(false))
 }
 
@@ -134,9 +134,11 @@ mod tests {
 
     #[test]
     fn the_backlog_check_sees_a_waiting_connection_without_taking_it() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = Listener::Tcp(tcp);
         assert!(backlog_is_empty(&listener));
-        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
         let start = std::time::Instant::now();
         while backlog_is_empty(&listener) {
             assert!(

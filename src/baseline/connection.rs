@@ -26,7 +26,7 @@
 //! records go out in the write step like any output, and the steps above
 //! are the same.
 
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,7 @@ pub(super) struct Connection<'a, H> {
 /// turns into a [`CloseReason::Shutdown`].
 struct Blocking<'a> {
     /// The socket.
-    stream: &'a TcpStream,
+    stream: &'a socket2::Socket,
     /// Server-wide state: the shutdown flags.
     shared: &'a Shared,
     /// The socket's current timeouts.
@@ -236,7 +236,9 @@ impl<'a, H: Handler> Connection<'a, H> {
     /// Sets the config's socket options, opens the session, then steps
     /// until it finishes (`on_close` included). Returns the reason.
     pub(super) fn run(mut self) -> CloseReason {
-        self.config.apply_socket_options(SockRef::from(&self.link.stream));
+        if matches!(self.session.peer(), crate::Peer::Tcp(_)) {
+            self.config.apply_socket_options(SockRef::from(&self.link.stream));
+        }
         call!(&mut self, false, |s, env, io| s.open(env, io));
         loop {
             self.link.counters.publish(&self.counters);

@@ -42,7 +42,7 @@ pub struct ThreadHandle {
 impl fmt::Debug for ThreadHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadHandle")
-            .field("local_addr", &self.shared.local_addr())
+            .field("local", self.shared.local())
             .finish()
     }
 }
@@ -53,9 +53,22 @@ impl ThreadHandle {
         ThreadHandle { shared }
     }
 
-    /// The address the server listens on.
+    /// The TCP address the server listens on.
+    ///
+    /// # Panics
+    ///
+    /// Panics for a server on a Unix socket; see [`local`](Self::local).
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr()
+        self.shared
+            .local()
+            .tcp()
+            .expect("this server listens on a Unix socket, not TCP; see ThreadHandle::local")
+    }
+
+    /// Where the server listens, TCP or Unix.
+    pub fn local(&self) -> &crate::Bind {
+        self.shared.local()
     }
 
     /// The server's counters now, in the same [`Stats`] as the reactor's.

@@ -1,8 +1,8 @@
 //! Blocking socket I/O for connection threads: socket timeouts that are set
 //! only when they must change, and the predicates that classify I/O results.
 
+use socket2::Socket;
 use std::io;
-use std::net::TcpStream;
 use std::time::Duration;
 
 pub(super) use crate::reactor::interrupted;
@@ -37,7 +37,7 @@ impl Timeouts {
     /// # Errors
     ///
     /// The socket's error if `setsockopt` fails.
-    pub(super) fn set_read(&mut self, stream: &TcpStream, wanted: Option<Duration>) -> io::Result<()> {
+    pub(super) fn set_read(&mut self, stream: &Socket, wanted: Option<Duration>) -> io::Result<()> {
         if !close_enough(self.read, wanted) {
             stream.set_read_timeout(wanted)?;
             self.read = wanted;
@@ -50,7 +50,7 @@ impl Timeouts {
     /// # Errors
     ///
     /// The socket's error if `setsockopt` fails.
-    pub(super) fn set_write(&mut self, stream: &TcpStream, wanted: Option<Duration>) -> io::Result<()> {
+    pub(super) fn set_write(&mut self, stream: &Socket, wanted: Option<Duration>) -> io::Result<()> {
         if !close_enough(self.write, wanted) {
             stream.set_write_timeout(wanted)?;
             self.write = wanted;

@@ -1,7 +1,6 @@
 //! A connection as the rest of the server sees it: its socket, its counters,
 //! and its place in the registry.
 
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Stats;
@@ -15,8 +14,8 @@ use crate::stats::Counters;
 #[derive(Debug)]
 #[repr(align(64))]
 pub(super) struct Link {
-    /// The socket; closed when the last reference drops.
-    pub(super) stream: TcpStream,
+    /// The socket, TCP or Unix; closed when the last reference drops.
+    pub(super) stream: socket2::Socket,
     /// The connection's counters.
     pub(super) counters: LinkCounters,
 }

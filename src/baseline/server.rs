@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, Scope};
 use std::time::Instant;
@@ -15,7 +15,8 @@ use super::handle::ThreadHandle;
 use super::shared::Shared;
 use super::worker::{self, Accepted};
 use crate::limit::ConnLimit;
-use crate::{Config, Handler};
+use crate::listener::Listener;
+use crate::{Config, Handler, Peer};
 
 /// Stack reserved for each connection thread unless
 /// [`ThreadServer::stack_size`] says otherwise: 256 KiB.
@@ -78,7 +79,7 @@ const ACCEPT_THREAD_NAME: &str = "evloop-accept";
 pub struct ThreadServer<F> {
     /// The listening socket, in blocking mode. The only strong reference:
     /// it closes when the server stops or is dropped.
-    listener: Arc<TcpListener>,
+    listener: Arc<Listener>,
     /// Per-connection limits.
     config: Config,
     /// Makes a handler for each connection, on that connection's thread.
@@ -107,7 +108,7 @@ impl Drop for StopOnDrop {
 impl<F> fmt::Debug for ThreadServer<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadServer")
-            .field("local_addr", &self.shared.0.local_addr())
+            .field("local", self.shared.0.local())
             .field("stack_size", &self.stack_size)
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
@@ -143,12 +144,45 @@ where
     ///
     /// Fails if the listener cannot be set to blocking or has no address.
     pub fn from_std(listener: TcpListener, config: Config, factory: F) -> io::Result<Self> {
+        Self::from_listener(listener.into(), config, factory)
+    }
+
+    /// Binds a listener on `bind` — a TCP address, or a Unix domain socket
+    /// (see [`UnixBind`](crate::UnixBind)) — and prepares a server that
+    /// serves it with handlers made by `factory`; otherwise as
+    /// [`bind`](Self::bind).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound (a live server on a Unix path
+    /// is `AddrInUse`, naming the path).
+    pub fn listen(bind: impl Into<crate::Bind>, config: Config, factory: F) -> io::Result<Self> {
+        Self::from_listener(Listener::bind(&bind.into(), false)?, config, factory)
+    }
+
+    /// Prepares a server for an already bound Unix listener (set to
+    /// blocking here), for example one inherited from a service manager;
+    /// its socket file, if any, stays at shutdown.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the listener cannot be set to blocking.
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+        factory: F,
+    ) -> io::Result<Self> {
+        Self::from_listener(listener.into(), config, factory)
+    }
+
+    /// Prepares a server for a listener of either kind.
+    pub(crate) fn from_listener(listener: Listener, config: Config, factory: F) -> io::Result<Self> {
         listener.set_nonblocking(false)?;
         // Accepted sockets inherit the sizes from the handshake on.
         config.apply_buffer_sizes(SockRef::from(&listener));
-        let local_addr = listener.local_addr()?;
+        let local = listener.local()?;
         let listener = Arc::new(listener);
-        let shared = Arc::new(Shared::new(local_addr, Arc::downgrade(&listener)));
+        let shared = Arc::new(Shared::new(local, Arc::downgrade(&listener)));
         Ok(ThreadServer {
             listener,
             config,
@@ -209,9 +243,23 @@ where
         self
     }
 
-    /// The address the server listens on.
+    /// The TCP address the server listens on.
+    ///
+    /// # Panics
+    ///
+    /// Panics for a server on a Unix socket; see [`local`](Self::local).
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.0.local_addr()
+        self.shared
+            .0
+            .local()
+            .tcp()
+            .expect("this server listens on a Unix socket, not TCP; see ThreadServer::local")
+    }
+
+    /// Where the server listens, TCP or Unix.
+    pub fn local(&self) -> &crate::Bind {
+        self.shared.0.local()
     }
 
     /// A handle for other threads: counters, shutdown, waiting for the end.
@@ -253,7 +301,7 @@ where
         };
         debug!(
             "{}: serving with a thread per connection",
-            acceptor.shared.local_addr()
+            acceptor.shared.local()
         );
         // Connection threads are scoped: they borrow the factory and config,
         // and the scope joins them all before `run` returns.
@@ -264,7 +312,7 @@ where
         });
         // Release what the factory holds before waiters learn of the stop.
         drop(factory);
-        debug!("{}: stopped", shared.0.local_addr());
+        debug!("{}: stopped", shared.0.local());
         drop(shared);
         Ok(())
     }
@@ -283,7 +331,7 @@ where
         thread::Builder::new()
             .name(ACCEPT_THREAD_NAME.into())
             .spawn(move || {
-                let addr = self.local_addr();
+                let addr = self.local().clone();
                 if let Err(e) = self.run() {
                     error!("{addr}: server failed: {e}");
                 }
@@ -314,7 +362,7 @@ where
     H: Handler,
 {
     /// Accepts connections and starts their threads until shutdown begins.
-    fn accept_until_shutdown<'scope>(&self, listener: &TcpListener, scope: &'scope Scope<'scope, '_>)
+    fn accept_until_shutdown<'scope>(&self, listener: &Listener, scope: &'scope Scope<'scope, '_>)
     where
         'a: 'scope,
     {
@@ -340,8 +388,8 @@ where
     fn start_thread<'scope>(
         &self,
         scope: &'scope Scope<'scope, '_>,
-        stream: TcpStream,
-        peer: SocketAddr,
+        stream: socket2::Socket,
+        peer: Peer,
     ) -> io::Result<()>
     where
         'a: 'scope,
@@ -375,7 +423,7 @@ where
 
     /// Ends an episode (noted once) when a connection has been accepted and
     /// started with nothing left in the backlog.
-    fn accepted(backoff: &mut Backoff, listener: &TcpListener) {
+    fn accepted(backoff: &mut Backoff, listener: &Listener) {
         backoff.succeeded(|| accept::backlog_is_empty(listener));
     }
 

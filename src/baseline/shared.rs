@@ -15,7 +15,7 @@
 //! which also fails a write blocked on a peer that does not read.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -24,16 +24,17 @@ use log::debug;
 use socket2::SockRef;
 
 use super::link::{Link, LinkCounters};
-use crate::{CloseReason, Stats};
+use crate::listener::Listener;
+use crate::{Bind, CloseReason, Peer, Stats};
 
 /// What the server's threads share.
 #[derive(Debug)]
 pub(super) struct Shared {
-    /// The listening address.
-    local_addr: SocketAddr,
+    /// Where the server listens.
+    local: Bind,
     /// The listener, owned by the server; reached here only to interrupt a
     /// blocked `accept`, so a handle never keeps the socket open.
-    listener: Weak<TcpListener>,
+    listener: Weak<Listener>,
     /// Connections and counters.
     registry: Mutex<Registry>,
     /// Signalled when shutdown begins: wakes paused connections and an
@@ -67,9 +68,9 @@ struct Registry {
 
 impl Shared {
     /// State for a server listening on `local_addr`.
-    pub(super) fn new(local_addr: SocketAddr, listener: Weak<TcpListener>) -> Self {
+    pub(super) fn new(local: Bind, listener: Weak<Listener>) -> Self {
         Shared {
-            local_addr,
+            local,
             listener,
             registry: Mutex::default(),
             stop: Condvar::new(),
@@ -79,9 +80,9 @@ impl Shared {
         }
     }
 
-    /// The listening address.
-    pub(super) fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// Where the server listens.
+    pub(super) fn local(&self) -> &Bind {
+        &self.local
     }
 
     /// The registry. No code panics while holding it, but a poisoned lock is
@@ -103,7 +104,7 @@ impl Shared {
     /// Registers an accepted socket that holds a place under the cap;
     /// returns its serial number and link, or `None` after closing it at
     /// once because the server is shutting down.
-    pub(super) fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<(u64, Arc<Link>)> {
+    pub(super) fn admit(&self, stream: socket2::Socket, peer: Peer) -> Option<(u64, Arc<Link>)> {
         let mut reg = self.lock();
         if self.is_shutting_down() {
             reg.totals.rejected += 1;
@@ -130,7 +131,7 @@ impl Shared {
 
     /// Counts a connection closed at once, without a handler, because the
     /// server was at its connection limit.
-    pub(super) fn reject(&self, peer: SocketAddr) {
+    pub(super) fn reject(&self, peer: Peer) {
         self.lock().totals.rejected += 1;
         debug!("refused {peer}: at the connection limit");
     }
@@ -203,11 +204,7 @@ impl Shared {
         reg.deadline = Some(reg.deadline.map_or(deadline, |d| d.min(deadline)));
         if first {
             self.shutting_down.store(true, Ordering::Release);
-            debug!(
-                "{}: shutting down {} connection(s)",
-                self.local_addr,
-                reg.links.len()
-            );
+            debug!("{}: shutting down {} connection(s)", self.local, reg.links.len());
             for link in reg.links.values() {
                 // Fails only if the peer is gone already; its thread sees that.
                 let _ = link.stream.shutdown(Shutdown::Read);
@@ -232,14 +229,7 @@ impl Shared {
             return; // the acceptor is done
         };
         if SockRef::from(&*listener).shutdown(Shutdown::Read).is_err() {
-            let mut addr = self.local_addr;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(match addr {
-                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
-            }
-            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            listener.connect_to_self();
         }
     }
 
@@ -267,7 +257,7 @@ impl Shared {
         self.forced.store(true, Ordering::Release);
         debug!(
             "{}: resetting {} connection(s) after the grace period",
-            self.local_addr,
+            self.local,
             reg.links.len()
         );
         for link in reg.links.values() {

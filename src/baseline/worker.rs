@@ -1,7 +1,6 @@
 //! The body of a connection thread: register, make the handler, serve the
 //! connection, close it, call `on_close`, with every panic caught.
 
-use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +31,8 @@ pub(super) struct Accepted {
     pub(super) serial: u64,
     /// Its socket and counters.
     pub(super) link: Arc<Link>,
-    /// The peer's address, as `accept` returned it.
-    pub(super) peer: SocketAddr,
+    /// The peer, as `accept` returned it.
+    pub(super) peer: crate::Peer,
     /// Its place under the connection cap, given back when it closes.
     pub(super) place: Place,
 }

@@ -128,8 +128,27 @@ impl HttpServer {
     /// An HTTP server on `addr` (port 0 picks a free port) with the defaults
     /// of [`Server::new`] and [`HttpConfig::default`].
     pub fn new(addr: SocketAddr) -> Self {
+        HttpServer::bind(addr)
+    }
+
+    /// An HTTP server on `bind`: a TCP address, or a Unix domain socket
+    /// (`curl --unix-socket PATH http://localhost/` reaches it); see
+    /// [`Server::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use evloop::UnixBind;
+    /// use evloop::http::{HttpServer, Response};
+    ///
+    /// HttpServer::bind(UnixBind::path("/run/app.sock").mode(0o660))
+    ///     .start(|_req| Response::text("Hello over a Unix socket!"))?
+    ///     .join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind(bind: impl Into<crate::Bind>) -> Self {
         HttpServer {
-            server: Server::new(addr),
+            server: Server::bind(bind),
             config: Config::default(),
             http: HttpConfig::default(),
         }

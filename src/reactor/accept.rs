@@ -19,15 +19,20 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry};
+use mio::event::Source;
+use mio::net::{TcpListener, UnixListener};
+use mio::{Interest, Registry, Token};
+use socket2::Socket;
 
 use super::io::interrupted;
 use super::token::LISTENER;
+use crate::addr::{Bind, Peer};
+use crate::listener::{Listener, UnixName, unix_peer};
 use crate::sys;
 
 /// First pause after an accept failure (the thread baseline uses it too).
@@ -39,7 +44,7 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     /// The listener; registered with the poller unless backing off.
-    listener: TcpListener,
+    listener: PollListener,
     /// Set while accepting is suspended.
     backoff: Option<Backoff>,
     /// Length of the next pause; doubles within one episode.
@@ -80,6 +85,54 @@ struct EpisodeState {
     pauses: u64,
 }
 
+/// A listener of either kind, registered with a poller.
+#[derive(Debug)]
+enum PollListener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A Unix socket, with its name (and the socket file it may own, removed
+    /// when this, its last clone, closes).
+    Unix(UnixListener, UnixName),
+}
+
+impl Source for PollListener {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            PollListener::Tcp(l) => l.register(registry, token, interests),
+            PollListener::Unix(l, _) => l.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            PollListener::Tcp(l) => l.reregister(registry, token, interests),
+            PollListener::Unix(l, _) => l.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            PollListener::Tcp(l) => l.deregister(registry),
+            PollListener::Unix(l, _) => l.deregister(registry),
+        }
+    }
+}
+
+impl PollListener {
+    /// Accepts one connection, non-blocking, as a socket of either kind.
+    fn accept(&self) -> io::Result<(Socket, Peer)> {
+        match self {
+            PollListener::Tcp(l) => l
+                .accept()
+                .map(|(stream, addr)| (Socket::from(OwnedFd::from(stream)), Peer::Tcp(addr))),
+            PollListener::Unix(l, _) => l.accept().map(|(stream, _)| {
+                let peer = unix_peer(stream.as_fd());
+                (Socket::from(OwnedFd::from(stream)), peer)
+            }),
+        }
+    }
+}
+
 /// A suspension of accepting.
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
@@ -91,7 +144,7 @@ struct Backoff {
 #[derive(Debug)]
 pub(crate) enum Accepted {
     /// A new connection.
-    Stream(TcpStream, SocketAddr),
+    Stream(Socket, Peer),
     /// The backlog is empty (or accepting is suspended): stop for this turn.
     Done,
     /// Accepting has just been suspended; count it.
@@ -101,11 +154,12 @@ pub(crate) enum Accepted {
 impl Acceptor {
     /// Registers `listener` with the poller; its episodes are logged with
     /// those of the other acceptors sharing `episodes`.
-    pub(crate) fn new(
-        mut listener: TcpListener,
-        registry: &Registry,
-        episodes: Arc<Episodes>,
-    ) -> io::Result<Self> {
+    pub(crate) fn new(listener: Listener, registry: &Registry, episodes: Arc<Episodes>) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let mut listener = match listener {
+            Listener::Tcp(l) => PollListener::Tcp(TcpListener::from_std(l)),
+            Listener::Unix(l, name) => PollListener::Unix(UnixListener::from_std(l), name),
+        };
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Acceptor {
             listener,
@@ -116,9 +170,15 @@ impl Acceptor {
         })
     }
 
-    /// The listener's address.
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Where the listener listens.
+    pub(crate) fn local(&self) -> io::Result<Bind> {
+        match &self.listener {
+            PollListener::Tcp(l) => l.local_addr().map(Bind::Tcp),
+            PollListener::Unix(_, name) => Ok(match &name.addr {
+                Some(addr) => Bind::from(addr.clone()),
+                None => Bind::unix(""),
+            }),
+        }
     }
 
     /// When the current suspension ends, if accepting is suspended.
@@ -259,9 +319,7 @@ pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
     sys::is_out_of_resources(err)
 }
 
-/// Backlog of listening sockets: the kernel's usual cap (`somaxconn`), so
-/// bursts of connections wait in the kernel rather than being refused.
-const BACKLOG: i32 = 4096;
+use crate::listener::BACKLOG;
 
 /// Binds a non-blocking listener on `addr`, with `SO_REUSEPORT` when several
 /// loops are to listen on the same port ([`sys::set_reuse_port`]: an
@@ -307,7 +365,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
         let poll = mio::Poll::new().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = Listener::Tcp(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let mut acceptor = Acceptor::new(listener, poll.registry(), Arc::default()).unwrap();
         let now = Instant::now();
         let err = io::Error::from_raw_os_error(EMFILE);
@@ -360,7 +418,7 @@ mod tests {
         let episodes = Arc::new(Episodes::default());
         let err = io::Error::from_raw_os_error(EMFILE);
         let mut acceptors = [(); 2].map(|()| {
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = Listener::Tcp(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
             Acceptor::new(listener, poll.registry(), Arc::clone(&episodes)).unwrap()
         });
         for acceptor in &mut acceptors {

@@ -20,11 +20,11 @@
 //! one pointer check per call into the session.
 
 use std::net::Shutdown;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use log::trace;
-use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::SockRef;
 
@@ -43,8 +43,10 @@ use crate::{CloseReason, Handler};
 /// A connection owned by a reactor loop.
 #[derive(Debug)]
 pub(crate) struct Connection<H> {
-    /// The socket. Dropped (fd closed) only when the slab entry is removed.
-    stream: TcpStream,
+    /// The socket, TCP or Unix: the driver only moves bytes through its fd,
+    /// so one type serves both at no cost. Dropped (fd closed) only when the
+    /// slab entry is removed.
+    stream: socket2::Socket,
     /// The connection's policy and state.
     session: Session<H>,
     /// TLS over the socket, if the connection speaks it.
@@ -70,7 +72,7 @@ pub(crate) struct Connection<H> {
 /// The reactor's [`Transport`]: non-blocking calls on a registered socket.
 struct Socket<'a> {
     /// The socket.
-    stream: &'a mut TcpStream,
+    stream: &'a mut socket2::Socket,
     /// The loop's registry, for WRITABLE interest.
     registry: &'a Registry,
     /// The connection's token.
@@ -103,7 +105,7 @@ impl Transport for Socket<'_> {
     }
 
     fn set_reset(&mut self) {
-        let _ = SockRef::from(&*self.stream).set_linger(Some(Duration::ZERO));
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
     }
 
     fn has_unread(&mut self) -> bool {
@@ -129,7 +131,9 @@ impl Socket<'_> {
         } else {
             Interest::READABLE
         };
-        self.registry.reregister(self.stream, self.token, interest)?;
+        let fd = self.stream.as_raw_fd();
+        self.registry
+            .reregister(&mut SourceFd(&fd), self.token, interest)?;
         *self.writable_interest = writable;
         Ok(())
     }
@@ -169,7 +173,7 @@ impl<H: Handler> Connection<H> {
     /// Wraps a registered socket and its session; `connecting` if the
     /// socket is registered for WRITABLE to learn how its handshake ends.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: socket2::Socket,
         session: Session<H>,
         #[cfg(feature = "tls")] tls: Option<Box<TlsState>>,
         slot: Slot,
@@ -323,7 +327,7 @@ impl<H: Handler> Connection<H> {
         if self.session.is_finished() {
             if !self.released {
                 self.released = true;
-                core.retire(&mut self.stream, self.token);
+                core.retire(&self.stream, self.token);
             }
         } else if self.session.has_deferred() {
             self.carry(core);

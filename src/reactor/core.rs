@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Registry, Token};
 
 use super::handle::Door;
@@ -122,8 +122,9 @@ impl Core {
 
     /// Deregisters a finished connection's socket and queues its entry for
     /// release at the end of the turn.
-    pub(super) fn retire(&mut self, stream: &mut TcpStream, token: Token) {
-        if let Err(e) = self.registry.deregister(stream) {
+    pub(super) fn retire(&mut self, stream: &socket2::Socket, token: Token) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
+        if let Err(e) = self.registry.deregister(&mut SourceFd(&fd)) {
             let id = super::token::id(self.door.index, token);
             log::debug!("{id}: deregistering failed: {e}");
         }

@@ -25,7 +25,6 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use log::{debug, trace, warn};
-use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use slab::Slab;
 use socket2::SockRef;
@@ -37,6 +36,8 @@ use super::handle::{Command, LoopHandle};
 use super::parts::Parts;
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
+use crate::addr::Bind;
+use crate::listener::Listener;
 use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
@@ -99,8 +100,8 @@ pub struct EventLoop<F, H> {
     /// The listening socket; `None` for a loop fed by an acceptor thread, and
     /// once shutdown has begun.
     pub(super) acceptor: Option<Acceptor>,
-    /// The listener's address, kept after the listener is closed.
-    pub(super) local_addr: Option<SocketAddr>,
+    /// Where the listener listens, kept after the listener is closed.
+    pub(super) local: Option<Bind>,
     /// Makes a handler for each new connection.
     pub(super) factory: F,
     /// Commands from other threads and handlers.
@@ -120,7 +121,7 @@ impl<F, H> std::fmt::Debug for EventLoop<F, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
             .field("index", &self.core.door().index)
-            .field("local_addr", &self.local_addr)
+            .field("local", &self.local)
             .field("connections", &self.conns.len())
             .finish_non_exhaustive()
     }
@@ -148,7 +149,53 @@ where
     ///
     /// Fails if the poller cannot be created or the listener registered.
     pub fn from_std(listener: std::net::TcpListener, config: Config, factory: F) -> io::Result<Self> {
+        Self::from_parts(Parts::lone(Some(listener.into()))?, config, factory)
+    }
+
+    /// Binds a listener on `bind` — a TCP address, or a Unix domain socket
+    /// (see [`UnixBind`](crate::UnixBind) for how its file is handled) —
+    /// and prepares a loop that serves it with handlers made by `factory`.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the address cannot be bound (a live server on a Unix path
+    /// is `AddrInUse`, naming the path) or the poller cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Bind, Config, Conn, EventLoop, Handler};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    ///
+    /// EventLoop::listen(Bind::unix("/tmp/echo.sock"), Config::default(), || Echo)?.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn listen(bind: impl Into<Bind>, config: Config, factory: F) -> io::Result<Self> {
+        let listener = Listener::bind(&bind.into(), false)?;
         Self::from_parts(Parts::lone(Some(listener))?, config, factory)
+    }
+
+    /// Prepares a loop that serves an already bound Unix listener (set to
+    /// non-blocking here), for example one inherited from a service
+    /// manager. Its socket file, if any, is left in place at shutdown: it
+    /// belongs to whoever bound it.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the poller cannot be created or the listener registered.
+    pub fn from_std_unix(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+        factory: F,
+    ) -> io::Result<Self> {
+        Self::from_parts(Parts::lone(Some(listener.into()))?, config, factory)
     }
 
     /// Prepares a loop with no listener, for outbound connections only
@@ -191,25 +238,20 @@ where
         let registry = parts.poll.registry().try_clone()?;
         let acceptor = match parts.listener {
             Some(listener) => {
-                listener.set_nonblocking(true)?;
                 // Accepted sockets inherit the sizes from the handshake on.
                 config.apply_buffer_sizes(SockRef::from(&listener));
-                Some(Acceptor::new(
-                    TcpListener::from_std(listener),
-                    &registry,
-                    parts.episodes,
-                )?)
+                Some(Acceptor::new(listener, &registry, parts.episodes)?)
             }
             None => None,
         };
-        let local_addr = acceptor.as_ref().map(Acceptor::local_addr).transpose()?;
+        let local = acceptor.as_ref().map(Acceptor::local).transpose()?;
         Ok(EventLoop {
             events: Events::with_capacity(config.events_capacity),
             poll: parts.poll,
             conns: Slab::new(),
             core: Core::new(registry, config, parts.door, parts.remote, parts.limit),
             acceptor,
-            local_addr,
+            local,
             factory,
             commands: parts.commands,
             shutdown_deadline: None,
@@ -220,20 +262,33 @@ where
         })
     }
 
-    /// The address the loop listens on.
+    /// The TCP address the loop listens on.
     ///
     /// # Panics
     ///
-    /// Panics for a loop without a listener of its own (one fed by a
-    /// server's acceptor thread).
+    /// Panics for a loop without a TCP listener of its own (one fed by a
+    /// server's acceptor thread, or one on a Unix socket: see
+    /// [`local`](Self::local)).
     #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr.expect("this loop has no listener of its own")
+        self.local
+            .as_ref()
+            .and_then(Bind::tcp)
+            .expect("this loop has no TCP listener of its own")
+    }
+
+    /// Where the loop listens, TCP or Unix; `None` for a loop without a
+    /// listener of its own.
+    pub fn local(&self) -> Option<&Bind> {
+        self.local.as_ref()
     }
 
     /// A handle for other threads: stats and shutdown.
     pub fn handle(&self) -> LoopHandle {
-        LoopHandle::new(Arc::clone(self.core.door()), self.local_addr)
+        LoopHandle::new(
+            Arc::clone(self.core.door()),
+            self.local.as_ref().and_then(Bind::tcp),
+        )
     }
 
     /// A handle that reaches this loop's connections by id from any thread.
@@ -360,6 +415,12 @@ where
             Command::Connect(addr, timeout) => {
                 if let Err(e) = self.connect(addr, timeout) {
                     warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
+                }
+                return;
+            }
+            Command::ConnectUnix(addr, timeout) => {
+                if let Err(e) = self.connect_unix(addr, timeout) {
+                    warn!("loop {}: cannot connect: {e}", self.core.door().index);
                 }
                 return;
             }

@@ -32,9 +32,11 @@ pub(crate) enum Command {
     Shutdown(Duration),
     /// Serve a socket accepted by the server's acceptor thread, which took
     /// its slot.
-    Adopt(mio::net::TcpStream, SocketAddr, super::slot::Slot),
+    Adopt(socket2::Socket, crate::Peer, super::slot::Slot),
     /// Open an outbound connection with a handler from the loop's factory.
     Connect(SocketAddr, Duration),
+    /// The same to a Unix domain socket.
+    ConnectUnix(crate::UnixAddr, Duration),
     /// The same over TLS.
     #[cfg(feature = "tls")]
     ConnectTls(Box<TlsDial>),
@@ -52,6 +54,7 @@ impl fmt::Debug for Command {
             Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
             Command::Adopt(_, peer, _) => write!(f, "Adopt({peer})"),
             Command::Connect(addr, timeout) => write!(f, "Connect({addr}, {timeout:?})"),
+            Command::ConnectUnix(addr, timeout) => write!(f, "ConnectUnix({addr}, {timeout:?})"),
             #[cfg(feature = "tls")]
             Command::ConnectTls(dial) => write!(f, "ConnectTls({}, {:?})", dial.addr, dial.timeout),
             Command::Write(token, data) => write!(f, "Write({token:?}, {} bytes)", data.len()),
@@ -203,12 +206,13 @@ impl LoopHandle {
         LoopHandle { door, local_addr }
     }
 
-    /// The address the loop listens on.
+    /// The TCP address the loop listens on.
     ///
     /// # Panics
     ///
     /// Panics for a loop of a [`Server`](crate::Server) fed by its acceptor
-    /// thread, which has no listener of its own.
+    /// thread, which has no listener of its own, and for a loop on a Unix
+    /// socket.
     #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr.expect("this loop has no listener of its own")
@@ -230,6 +234,16 @@ impl LoopHandle {
     /// and is logged as a warning.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> bool {
         self.door.send(Command::Connect(addr, timeout))
+    }
+
+    /// Asks the loop to open an outbound connection to the Unix domain
+    /// socket `addr`, as [`EventLoop::connect_unix`](crate::EventLoop::connect_unix)
+    /// does, with a handler from the loop's own factory; otherwise as
+    /// [`connect`](Self::connect).
+    ///
+    /// Returns at once: false if the loop has exited.
+    pub fn connect_unix(&self, addr: impl Into<crate::UnixAddr>, timeout: Duration) -> bool {
+        self.door.send(Command::ConnectUnix(addr.into(), timeout))
     }
 
     /// Asks the loop to open an outbound TLS connection, as

@@ -117,7 +117,7 @@ pub(crate) fn has_unread(sock: SockRef<'_>) -> bool {
 ///
 /// The socket cannot be created, or the connect fails at once (anything but
 /// its being in progress).
-pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<mio::net::TcpStream> {
+pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<Socket> {
     // socket2 sets close-on-exec on every socket it creates.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
@@ -126,5 +126,5 @@ pub(crate) fn dial(addr: SocketAddr, config: &Config) -> io::Result<mio::net::Tc
         Err(e) if !sys::is_in_progress(&e) => return Err(e),
         _ => {}
     }
-    Ok(mio::net::TcpStream::from_std(socket.into()))
+    Ok(socket)
 }

@@ -4,23 +4,25 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use log::{debug, trace, warn};
 use mio::Interest;
-use mio::net::TcpStream;
-use socket2::SockRef;
+use mio::unix::SourceFd;
+use socket2::{SockRef, Socket};
 
 use super::accept::Accepted;
 use super::connection::Connection;
 use super::event_loop::EventLoop;
 use super::slot::Slot;
 use super::token;
-use crate::Handler;
+use crate::addr::{Peer, UnixAddr};
 use crate::conn::{ConnId, ConnState};
 use crate::session::Session;
 #[cfg(feature = "tls")]
 use crate::tls::{TlsAcceptor, TlsState};
+use crate::{Handler, listener};
 
 /// A new connection's TLS state, if it speaks TLS.
 #[cfg(feature = "tls")]
@@ -69,6 +71,74 @@ where
         self.dial(addr, timeout, ())
     }
 
+    /// Opens an outbound connection to the Unix domain socket `addr` (a
+    /// path, or an abstract name), driven by a handler from the loop's
+    /// factory; otherwise as [`connect`](Self::connect). The handler's
+    /// [`Conn::peer`](crate::Conn::peer) carries the server's credentials.
+    ///
+    /// A Unix connect completes (or fails) at once, so `timeout` only
+    /// bounds the wait for the loop's first turn.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); also, since the OS answers at once,
+    /// a refused connect, a missing socket file, or a server whose backlog
+    /// is full (`WouldBlock`), each error naming `addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Config, Conn, EventLoop, Handler};
+    ///
+    /// struct Ping;
+    /// impl Handler for Ping {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"ping\n");
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, _input: &mut BytesMut) {
+    ///         conn.close();
+    ///     }
+    /// }
+    ///
+    /// let mut client = EventLoop::new(Config::default(), || Ping)?;
+    /// client.connect_unix("/run/echo.sock", Duration::from_secs(1))?;
+    /// client.run_until_idle()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_unix(&mut self, addr: impl Into<UnixAddr>, timeout: Duration) -> io::Result<ConnId> {
+        let addr = addr.into();
+        let slot = self.dial_slot()?;
+        let stream = listener::dial_unix(&addr)?;
+        let peer = listener::unix_peer(stream.as_fd());
+        #[cfg(feature = "tls")]
+        let tls = None;
+        #[cfg(not(feature = "tls"))]
+        let tls = ();
+        let until = self.deadline(timeout);
+        let id = self.insert(stream, peer, slot, Start::Connecting(until), tls)?;
+        trace!("{id}: connecting to {addr}");
+        Ok(id)
+    }
+
+    /// A place for an outbound connection, unless the loop is shutting
+    /// down or at the connection limit.
+    fn dial_slot(&mut self) -> io::Result<Slot> {
+        if self.shutting_down {
+            return Err(io::Error::other("the loop is shutting down"));
+        }
+        self.core
+            .take_slot()
+            .ok_or_else(|| io::Error::other("at the connection limit"))
+    }
+
+    /// The connect deadline `timeout` from now.
+    fn deadline(&mut self, timeout: Duration) -> Instant {
+        self.core.now = Instant::now();
+        crate::timer::deadline(self.core.now, timeout)
+    }
+
     /// Serves TLS with `acceptor` on every connection accepted from now on
     /// (the public face is [`EventLoop::tls`], in `src/tls/`).
     #[cfg(feature = "tls")]
@@ -78,17 +148,10 @@ where
 
     /// Starts an outbound connection, speaking TLS over it if `tls` says so.
     pub(crate) fn dial(&mut self, addr: SocketAddr, timeout: Duration, tls: Tls) -> io::Result<ConnId> {
-        if self.shutting_down {
-            return Err(io::Error::other("the loop is shutting down"));
-        }
-        let slot = self
-            .core
-            .take_slot()
-            .ok_or_else(|| io::Error::other("at the connection limit"))?;
-        self.core.now = Instant::now();
-        let until = crate::timer::deadline(self.core.now, timeout);
+        let slot = self.dial_slot()?;
+        let until = self.deadline(timeout);
         let stream = super::io::dial(addr, self.core.config())?;
-        let id = self.insert(stream, addr, slot, Start::Connecting(until), tls)?;
+        let id = self.insert(stream, Peer::Tcp(addr), slot, Start::Connecting(until), tls)?;
         trace!("{id}: connecting to {addr}");
         Ok(id)
     }
@@ -118,7 +181,7 @@ where
 
     /// Serves a socket handed over by the server's acceptor thread, which
     /// already took its slot on this loop.
-    pub(super) fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+    pub(super) fn adopt(&mut self, stream: Socket, peer: Peer, slot: Slot) {
         if !self.shutting_down {
             self.open(stream, peer, slot);
         }
@@ -126,7 +189,7 @@ where
 
     /// Opens an accepted connection; on failure the socket is closed and
     /// the slot given back.
-    fn open(&mut self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
+    fn open(&mut self, stream: Socket, peer: Peer, slot: Slot) {
         let inserted = self
             .server_tls()
             .and_then(|tls| self.insert(stream, peer, slot, Start::Accepted, tls));
@@ -160,8 +223,8 @@ where
     /// are dropped.
     fn insert(
         &mut self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
+        stream: Socket,
+        peer: Peer,
         mut slot: Slot,
         start: Start,
         tls: Tls,
@@ -176,8 +239,13 @@ where
             Start::Accepted => Interest::READABLE,
             Start::Connecting(_) => Interest::READABLE | Interest::WRITABLE,
         };
-        self.core.registry().register(&mut stream, token, interest)?;
-        self.core.config().apply_socket_options(SockRef::from(&stream));
+        let fd = stream.as_raw_fd();
+        self.core
+            .registry()
+            .register(&mut SourceFd(&fd), token, interest)?;
+        if matches!(peer, Peer::Tcp(_)) {
+            self.core.config().apply_socket_options(SockRef::from(&stream));
+        }
         slot.publish(token);
         let id = ConnId::new(self.core.door().index, key, generation);
         let state = ConnState::new(id, peer, self.core.config().idle_timeout);

@@ -24,7 +24,7 @@ pub(crate) struct Parts {
     /// The server-wide connection cap.
     pub(crate) limit: Arc<ConnLimit>,
     /// The loop's own listener, if it accepts by itself.
-    pub(crate) listener: Option<std::net::TcpListener>,
+    pub(crate) listener: Option<crate::listener::Listener>,
     /// Accept back-off episodes, shared by every loop of the server that
     /// has a listener, so that each episode is logged once.
     pub(crate) episodes: Arc<Episodes>,
@@ -33,7 +33,7 @@ pub(crate) struct Parts {
 impl Parts {
     /// The parts of a loop that is a whole server by itself: loop 0, a
     /// `Remote` reaching only it, no connection cap, episodes of its own.
-    pub(super) fn lone(listener: Option<std::net::TcpListener>) -> io::Result<Parts> {
+    pub(super) fn lone(listener: Option<crate::listener::Listener>) -> io::Result<Parts> {
         let (poll, door, commands) = Parts::poll_and_door(0)?;
         let remote = Remote::new(Arc::new([Arc::clone(&door)]));
         let limit = Arc::new(ConnLimit::new(usize::MAX));

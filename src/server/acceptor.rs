@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use log::debug;
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Poll, Token, Waker};
 
 use super::balance::Balance;
+use crate::Peer;
 use crate::limit::ConnLimit;
+use crate::listener::Listener;
 use crate::reactor::{Accepted, Acceptor, Command, Door, Episodes, Slot};
 
 /// Token of the acceptor's stop waker (the listener uses the reactor's own).
@@ -45,7 +46,7 @@ pub(crate) struct AcceptorThread {
 impl AcceptorThread {
     /// Starts accepting on `listener` for the loops behind `doors`.
     pub(crate) fn start(
-        listener: std::net::TcpListener,
+        listener: Listener,
         doors: Arc<[Arc<Door>]>,
         balance: Balance,
         limit: Arc<ConnLimit>,
@@ -57,13 +58,8 @@ impl AcceptorThread {
             backoffs: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         });
-        listener.set_nonblocking(true)?;
         // The server's only acceptor: its episodes are the server's.
-        let acceptor = Acceptor::new(
-            TcpListener::from_std(listener),
-            poll.registry(),
-            Arc::new(Episodes::default()),
-        )?;
+        let acceptor = Acceptor::new(listener, poll.registry(), Arc::new(Episodes::default()))?;
         let mut run = Run {
             poll,
             acceptor,
@@ -150,7 +146,7 @@ impl Run {
     }
 
     /// Gives a connection to the chosen loop, within the connection cap.
-    fn hand_off(&mut self, stream: TcpStream, peer: std::net::SocketAddr) {
+    fn hand_off(&mut self, stream: socket2::Socket, peer: Peer) {
         let index = self.pick();
         let door = &self.doors[index];
         let Some(slot) = Slot::take(&self.limit, &door.occupancy) else {

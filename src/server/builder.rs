@@ -12,8 +12,9 @@ use super::handle::ServerHandle;
 use super::pin::{Pin, pin_current_thread};
 use crate::baseline::ThreadServer;
 use crate::limit::ConnLimit;
-use crate::reactor::{Door, Episodes, Parts, listen};
-use crate::{Config, EventLoop, Handler, Remote};
+use crate::listener::Listener;
+use crate::reactor::{Door, Episodes, Parts};
+use crate::{Bind, Config, EventLoop, Handler, Remote};
 
 /// The execution model a [`Server`] runs its handlers on.
 ///
@@ -92,8 +93,8 @@ pub enum Model {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Server {
-    /// Address to listen on.
-    addr: SocketAddr,
+    /// Where to listen: TCP or a Unix socket.
+    bind: Bind,
     /// Number of loops.
     threads: usize,
     /// How connections reach loops.
@@ -118,8 +119,50 @@ impl Server {
     /// per available core, the default [`Balance`] ([`Balance::ReusePort`]
     /// on Linux), the default [`Config`] and no connection cap.
     pub fn new(addr: SocketAddr) -> Self {
+        Server::bind(addr)
+    }
+
+    /// A server listening on `bind` — a TCP address, or a Unix domain socket
+    /// (a [`UnixBind`](crate::UnixBind) with its options, or a
+    /// [`UnixAddr`](crate::UnixAddr)) — with the defaults of
+    /// [`new`](Server::new). Both models serve a Unix socket alike.
+    ///
+    /// On a Unix socket, [`Balance::ReusePort`] gives every loop the same
+    /// listening socket (the kernel offers no balancing `SO_REUSEPORT` for
+    /// Unix sockets): each new connection wakes the loops that wait, and
+    /// one of them takes it. The other balances work as for TCP.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Conn, Handler, Server, UnixBind};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         conn.write_bytes(input.split().freeze());
+    ///     }
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-{}.sock", std::process::id()));
+    /// let server = Server::bind(UnixBind::path(&path).mode(0o600)).threads(1).start(|| Echo)?;
+    /// let mut client = UnixStream::connect(&path)?;
+    /// client.write_all(b"ping")?;
+    /// let mut reply = [0; 4];
+    /// client.read_exact(&mut reply)?;
+    /// assert_eq!(&reply, b"ping");
+    /// server.shutdown(Duration::from_secs(1));
+    /// server.join()?;
+    /// assert!(!path.exists(), "the socket file is removed at shutdown");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind(bind: impl Into<Bind>) -> Self {
         Server {
-            addr,
+            bind: bind.into(),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             balance: Balance::default(),
             config: Config::default(),
@@ -311,8 +354,9 @@ impl Server {
                 "pinning applies to event loops; under Model::Threads each connection has its own thread";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
-        let listener = listen(self.addr, false)?;
-        let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
+        let listener = Listener::bind(&self.bind, false)?;
+        let mut server =
+            ThreadServer::from_listener(listener, self.config, factory)?.stack_size(self.stack_size);
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls {
             server = server.tls(tls);
@@ -331,7 +375,7 @@ impl Server {
     {
         let cpus = self.pin.cpus(self.threads)?;
         let listeners = self.listeners()?;
-        let local_addr = listeners[0].local_addr()?;
+        let local = listeners[0].local()?;
         let mut polls = Vec::with_capacity(self.threads);
         let mut doors = Vec::with_capacity(self.threads);
         for index in 0..self.threads {
@@ -378,14 +422,14 @@ impl Server {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
                     // Stop what already runs, so a failed start leaves nothing behind.
-                    let partial = ServerHandle::new(local_addr, doors, remote, acceptor, threads);
+                    let partial = ServerHandle::new(local, doors, remote, acceptor, threads);
                     partial.shutdown(std::time::Duration::ZERO);
                     let _ = partial.join();
                     return Err(e);
                 }
             }
         }
-        Ok(ServerHandle::new(local_addr, doors, remote, acceptor, threads))
+        Ok(ServerHandle::new(local, doors, remote, acceptor, threads))
     }
 
     /// Starts the server and blocks until it has shut down (see
@@ -403,15 +447,19 @@ impl Server {
         self.start(factory)?.join()
     }
 
-    /// The listeners: one per loop under `ReusePort`, else one.
-    fn listeners(&self) -> io::Result<Vec<std::net::TcpListener>> {
+    /// The listeners: one per loop under `ReusePort`, else one. Loops on
+    /// a Unix socket share one (each holds a clone of its fd).
+    fn listeners(&self) -> io::Result<Vec<Listener>> {
         let reuse = self.balance == Balance::ReusePort && self.threads > 1;
-        let first = listen(self.addr, reuse)?;
+        let first = Listener::bind(&self.bind, reuse)?;
         let mut all = vec![first];
         if reuse {
-            let addr = all[0].local_addr()?;
             for _ in 1..self.threads {
-                all.push(listen(addr, true)?);
+                let next = match &all[0] {
+                    Listener::Tcp(l) => Listener::bind(&Bind::Tcp(l.local_addr()?), true)?,
+                    unix => unix.try_clone()?,
+                };
+                all.push(next);
             }
         }
         if self.balance != Balance::ReusePort {

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+
+use crate::Bind;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -64,8 +66,8 @@ pub struct ServerHandle {
 
 /// The state behind every clone of a handle.
 struct Inner {
-    /// The address the server listens on.
-    local_addr: SocketAddr,
+    /// Where the server listens.
+    local: Bind,
     /// Reaches connections by id.
     remote: Remote,
     /// The server itself, in its execution model.
@@ -103,7 +105,7 @@ struct JoinState {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.inner.local_addr)
+            .field("local", &self.inner.local)
             .field("loops", &self.loops())
             .finish_non_exhaustive()
     }
@@ -112,7 +114,7 @@ impl fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// The handle of a server of event loops.
     pub(crate) fn new(
-        local_addr: SocketAddr,
+        local: Bind,
         doors: Arc<[Arc<Door>]>,
         remote: Remote,
         mut acceptor: Option<AcceptorThread>,
@@ -125,19 +127,19 @@ impl ServerHandle {
             joined: Mutex::new(JoinState { threads, done: false }),
             joined_cv: Condvar::new(),
         };
-        ServerHandle::with(local_addr, remote, Running::Loops(loops))
+        ServerHandle::with(local, remote, Running::Loops(loops))
     }
 
     /// The handle of a thread-per-connection server.
     pub(crate) fn threads(server: ThreadHandle) -> Self {
         let remote = Remote::new(Arc::new([]));
-        ServerHandle::with(server.local_addr(), remote, Running::Threads(server))
+        ServerHandle::with(server.local().clone(), remote, Running::Threads(server))
     }
 
     /// Wraps the parts every clone shares.
-    fn with(local_addr: SocketAddr, remote: Remote, running: Running) -> Self {
+    fn with(local: Bind, remote: Remote, running: Running) -> Self {
         let inner = Inner {
-            local_addr,
+            local,
             remote,
             running,
         };
@@ -146,9 +148,22 @@ impl ServerHandle {
         }
     }
 
-    /// The address the server listens on.
+    /// The TCP address the server listens on.
+    ///
+    /// # Panics
+    ///
+    /// Panics for a server on a Unix socket; see [`local`](Self::local).
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.inner
+            .local
+            .tcp()
+            .expect("this server listens on a Unix socket, not TCP; see ServerHandle::local")
+    }
+
+    /// Where the server listens, TCP or Unix.
+    pub fn local(&self) -> &Bind {
+        &self.inner.local
     }
 
     /// Number of event loops (0 under [`Model::Threads`](crate::Model::Threads)).

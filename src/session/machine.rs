@@ -87,6 +87,11 @@ impl<H: Handler> Session<H> {
         self.state.id
     }
 
+    /// Who is at the other end.
+    pub(crate) fn peer(&self) -> crate::Peer {
+        self.state.peer
+    }
+
     /// The phase, for drivers and tests.
     #[cfg(test)]
     pub(crate) fn phase(&self) -> &Phase {

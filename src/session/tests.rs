@@ -213,7 +213,7 @@ impl Harness {
             .read_budget(4 * READ_SIZE)
             .idle_timeout(idle.then_some(IDLE));
         let now = Instant::now();
-        let peer = "127.0.0.1:9".parse().unwrap();
+        let peer = crate::Peer::Tcp("127.0.0.1:9".parse().unwrap());
         let state = ConnState::new(ConnId::new(0, 1, 1), peer, config.idle_timeout);
         let mut h = Harness {
             session: Session::new(probe, state, now),

@@ -12,6 +12,7 @@
 //! * [`fd_limit`], [`raise_fd_limit`], [`cpu_affinity`], [`set_cpu_affinity`] —
 //!   what a load test needs before it opens thousands of sockets or pins a
 //!   server and its client to different CPUs.
+//! * [`peer_cred`] — who is at the other end of a Unix socket ([`PeerCred`]).
 //!
 //! # Portability
 //!
@@ -35,11 +36,13 @@ mod net;
 mod process;
 mod rusage;
 mod signals;
+mod unix;
 
 pub use affinity::{cpu_affinity, set_cpu_affinity};
 pub use limits::{fd_limit, raise_fd_limit};
 pub use process::{ContextSwitches, ProcessStats, ThreadStats, open_fds};
 pub use rusage::{CpuTime, context_switches, cpu_time};
+pub use unix::{PeerCred, peer_cred};
 
 #[cfg(test)]
 pub(crate) use error::errno;

@@ -9,10 +9,9 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -77,6 +76,16 @@ pub(crate) struct TlsDial {
     pub(crate) server_name: crate::tls::rustls::pki_types::ServerName<'static>,
 }
 
+/// A number naming the calling thread, unique in the process and never 0:
+/// cheaper to compare than a `ThreadId` fetched each time.
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
+}
+
 /// One loop's door: everything other threads share with it.
 pub(crate) struct Door {
     /// Commands to the loop.
@@ -85,8 +94,9 @@ pub(crate) struct Door {
     waker: Waker,
     /// A wake is pending: the loop has not yet drained since the last one.
     wake_pending: AtomicBool,
-    /// The loop's thread, once it runs; its own commands need no wake.
-    thread: OnceLock<ThreadId>,
+    /// The [`thread_number`] of the thread the loop last ran on (0 before it
+    /// ran); commands sent from that thread need no wake.
+    thread: AtomicU64,
     /// The loop's open connections and load, as other threads see them.
     pub(crate) occupancy: Arc<Occupancy>,
     /// The loop's published counters.
@@ -112,7 +122,7 @@ impl Door {
             tx,
             waker: Waker::new(registry, WAKER)?,
             wake_pending: AtomicBool::new(false),
-            thread: OnceLock::new(),
+            thread: AtomicU64::new(0),
             occupancy: Arc::default(),
             stats: SharedStats::new(),
             index,
@@ -128,7 +138,7 @@ impl Door {
         }
         // From the loop's own thread only the flag is set: the loop sees it
         // before its next poll and does not block.
-        let on_loop = self.thread.get() == Some(&std::thread::current().id());
+        let on_loop = self.thread.load(Ordering::Acquire) == thread_number();
         if !self.wake_pending.swap(true, Ordering::AcqRel) && !on_loop {
             let _ = self.waker.wake();
         }
@@ -145,9 +155,10 @@ impl Door {
         self.wake_pending.store(false, Ordering::Release);
     }
 
-    /// Records the loop's thread.
+    /// Records the thread the loop runs on now; a loop moved to another
+    /// thread (turned on one, then run on another) records the new one.
     pub(crate) fn bind_thread(&self) {
-        let _ = self.thread.set(std::thread::current().id());
+        self.thread.store(thread_number(), Ordering::Release);
     }
 
     /// Connections this loop has or has been handed.

@@ -80,3 +80,32 @@ fn stale_event_for_reused_key_is_not_delivered() {
     assert!(el.inject_readable(new_token));
     assert_eq!(received.load(Ordering::SeqCst), 10);
 }
+
+#[test]
+fn a_loop_moved_to_another_thread_is_woken_by_the_thread_it_left() {
+    // Turned on this thread, then run on another: a shutdown sent from this
+    // thread must wake it, not be taken for the loop's own command.
+    let config = Config::default().idle_timeout(None);
+    let mut el = EventLoop::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        || Counting(Arc::default()),
+    )
+    .unwrap();
+    el.run_until_idle().unwrap();
+    let handle = el.handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let result = el.run();
+        let _ = done_tx.send(());
+        result
+    });
+    // Let the loop block in its poll, then ask it to stop from here.
+    std::thread::sleep(Duration::from_millis(100));
+    handle.shutdown(Duration::ZERO);
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the loop slept through a shutdown sent from the thread it was turned on"
+    );
+    runner.join().unwrap().unwrap();
+}

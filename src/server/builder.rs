@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use super::acceptor::AcceptorThread;
 use super::balance::Balance;
 use super::handle::ServerHandle;
+use super::inherit;
 use super::pin::{Pin, pin_current_thread};
 use crate::baseline::ThreadServer;
 use crate::limit::ConnLimit;
@@ -108,6 +109,9 @@ pub struct Server {
     stack_size: usize,
     /// Where loop threads run.
     pin: Pin,
+    /// A socket listening already, served instead of binding `addr`
+    /// (see [`Server::from_listener`]); each start serves duplicates of it.
+    pub(super) inherited: Option<Arc<std::net::TcpListener>>,
     /// Serves TLS on every connection, if set.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
@@ -127,6 +131,7 @@ impl Server {
             model: Model::Reactor,
             stack_size: crate::baseline::DEFAULT_STACK_SIZE,
             pin: Pin::Off,
+            inherited: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -311,8 +316,11 @@ impl Server {
                 "pinning applies to event loops; under Model::Threads each connection has its own thread";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
-        let listener = listen(self.addr, false)?;
+        let listener = inherit::listen_one(self.inherited.as_deref(), self.addr)?;
         let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
+        if self.inherited.is_some() {
+            server = server.listener_shared();
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls {
             server = server.tls(tls);
@@ -405,8 +413,11 @@ impl Server {
 
     /// The listeners: one per loop under `ReusePort`, else one.
     fn listeners(&self) -> io::Result<Vec<std::net::TcpListener>> {
+        if let Some(listener) = &self.inherited {
+            return inherit::share(listener, self.balance, self.threads, &self.config);
+        }
         let reuse = self.balance == Balance::ReusePort && self.threads > 1;
-        let first = listen(self.addr, reuse)?;
+        let first = inherit::listen_first(self.addr, reuse)?;
         let mut all = vec![first];
         if reuse {
             let addr = all[0].local_addr()?;

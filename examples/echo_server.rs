@@ -18,6 +18,17 @@
 //! chosen model is refused, not ignored. Bad arguments exit with status 2,
 //! a failure to start (say, the address is in use) with status 1.
 //!
+//! Restarts and socket activation (see `docs/DEPLOY.md`): with `--handover
+//! PATH` it takes the listening socket over from an instance running with
+//! the same option (that one stops accepting and exits once its clients are
+//! done, within 10 s), or binds `--addr` if none runs, and offers the socket
+//! on `PATH` to the next: `echo_server --handover /tmp/echo.sock &` twice in
+//! a row restarts without refusing or dropping a connection (reactor only).
+//! Started by systemd's socket activation (`LISTEN_FDS` set, as
+//! `systemd-socket-activate -l 127.0.0.1:7000 target/release/examples/echo_server`
+//! does), it serves the socket passed instead of `--addr`, and tells a
+//! `Type=notify` service manager `READY=1` once serving.
+//!
 //! With `--tls-cert FILE --tls-key FILE` (PEM: the certificate chain and its
 //! private key) it serves TLS instead, on either model: poke it with
 //! `openssl s_client -connect 127.0.0.1:7000 -CAfile ca.pem -quiet`, where
@@ -36,6 +47,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/listen.rs"]
+mod listen;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,7 +73,7 @@ const CLI: Cli = Cli {
     name: "echo_server",
     usage: "\
 usage: echo_server [--addr HOST:PORT] [--model reactor|threads] [--threads N] [--balance MODE]
-                   [--pin] [--tls-cert FILE --tls-key FILE]
+                   [--pin] [--tls-cert FILE --tls-key FILE] [--handover PATH]
 
 An echo server: every byte a client sends comes straight back.
 
@@ -75,6 +88,9 @@ options:
                      only (Linux)
   --tls-cert FILE    serve TLS with this PEM certificate chain (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
+  --handover PATH    take the socket over from the instance offering it on this
+                     Unix socket path (or bind --addr if none does), and offer
+                     it there to the next instance, reactor only
   -h, --help         print this help
 
 Try it: printf 'hello\\n' | nc -N 127.0.0.1 7000
@@ -96,6 +112,8 @@ struct Options {
     pin: bool,
     /// Serve TLS with this certificate chain and key (PEM files).
     tls: Option<(PathBuf, PathBuf)>,
+    /// Take over from, and hand over to, instances on this control socket.
+    handover: Option<PathBuf>,
 }
 
 fn main() {
@@ -106,7 +124,8 @@ fn main() {
 
 /// Runs the server until a signal stops it.
 fn serve(options: &Options) -> Result<(), String> {
-    let mut server = Server::new(options.addr).model(options.model);
+    let sockets = listen::Sockets::open(options.addr, options.handover.as_deref())?;
+    let mut server = sockets.server()?.model(options.model);
     if let Some((cert, key)) = &options.tls {
         server = with_tls(server, cert, key)?;
     }
@@ -121,6 +140,7 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let addr = options.addr;
     let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let handover = sockets.serving(std::slice::from_ref(&handle))?;
     (handle.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
     match options.model {
@@ -135,6 +155,7 @@ fn serve(options: &Options) -> Result<(), String> {
         ),
     }
     let stopped = handle.join();
+    drop(handover);
     log::info!("stopped: {}", handle.stats());
     stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
@@ -163,6 +184,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         model: Model::Reactor,
         pin: false,
         tls: None,
+        handover: None,
     };
     let (mut cert, mut key) = (None, None);
     while let Some(arg) = parser.next()? {
@@ -175,6 +197,9 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("pin") => options.pin = true,
             Arg::Long("tls-cert") => cert = Some(PathBuf::from(cli::string(parser, "--tls-cert")?)),
             Arg::Long("tls-key") => key = Some(PathBuf::from(cli::string(parser, "--tls-key")?)),
+            Arg::Long("handover") => {
+                options.handover = Some(PathBuf::from(cli::string(parser, "--handover")?))
+            }
             _ => return Err(arg.unexpected()),
         }
     }
@@ -188,6 +213,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             ("--threads", options.threads.is_some()),
             ("--balance", options.balance.is_some()),
             ("--pin", options.pin),
+            ("--handover", options.handover.is_some()),
         ];
         if let Some((flag, _)) = reactor_only.iter().find(|(_, given)| *given) {
             return Err(bad(format!(

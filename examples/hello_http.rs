@@ -15,6 +15,10 @@
 //! cargo run --release --example loadgen -- --addr 127.0.0.1:3000 --http / --depth 16
 //! ```
 //!
+//! `--handover PATH` restarts it without losing a connection, and systemd's
+//! socket activation (`LISTEN_FDS`) hands it its socket, as for
+//! `echo_server` (see its docs and `docs/DEPLOY.md`).
+//!
 //! Ctrl-C stops it (responses in flight get five seconds) and logs the
 //! server's counters. `--help` lists the options; bad arguments exit with
 //! status 2, a failure to start (the address in use, say) with status 1.
@@ -22,6 +26,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/listen.rs"]
+mod listen;
 
 use std::net::SocketAddr;
 
@@ -31,7 +37,7 @@ use crate::cli::{Arg, Cli, Error, Parser};
 const CLI: Cli = Cli {
     name: "hello_http",
     usage: "\
-usage: hello_http [--addr HOST:PORT] [--threads N] [--pin] [--nodelay on|off]
+usage: hello_http [--addr HOST:PORT] [--threads N] [--pin] [--nodelay on|off] [--handover PATH]
 
 Hello world over HTTP/1.1: every request gets `Hello world!`.
 
@@ -41,6 +47,9 @@ options:
   --pin              pin loop i to the i-th CPU this process may use (Linux)
   --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
                      Nagle's algorithm on, as servers that never set it do
+  --handover PATH    take the socket over from the instance offering it on this
+                     Unix socket path (or bind --addr if none does), and offer
+                     it there to the next instance
   -h, --help         print this help
 
 Try it: curl -v http://127.0.0.1:3000/",
@@ -56,6 +65,8 @@ struct Options {
     nodelay: bool,
     /// Pin each loop to a CPU.
     pin: bool,
+    /// Take over from, and hand over to, instances on this control socket.
+    handover: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -72,7 +83,9 @@ fn serve(options: &Options) -> Result<(), String> {
     use evloop::http::{HttpServer, Request, Response};
 
     let addr = options.addr;
-    let mut server = HttpServer::new(addr).config(evloop::Config::default().nodelay(options.nodelay));
+    let sockets = listen::Sockets::open(addr, options.handover.as_deref())?;
+    let mut server =
+        HttpServer::from_server(sockets.server()?).config(evloop::Config::default().nodelay(options.nodelay));
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
@@ -81,12 +94,14 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let server = (server.start(|_req: &Request| Response::text("Hello world!")))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let handover = sockets.serving(std::slice::from_ref(&server))?;
     log::info!("serving http://{}/", server.local_addr());
     // As `evloop::http::serve`: five seconds for responses in flight on the
     // first signal, a second one stops at once.
     (server.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
     let stopped = server.join();
+    drop(handover);
     log::info!("stopped: {}", server.stats());
     stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
@@ -99,8 +114,9 @@ fn serve(options: &Options) -> Result<(), String> {
         threads,
         nodelay,
         pin,
+        handover,
     } = options;
-    let _ = (threads, nodelay, pin);
+    let _ = (threads, nodelay, pin, handover);
     Err(format!(
         "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
     ))
@@ -113,6 +129,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         threads: None,
         nodelay: true,
         pin: false,
+        handover: None,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -120,6 +137,9 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("pin") => options.pin = true,
+            Arg::Long("handover") => {
+                options.handover = Some(cli::string(parser, "--handover")?.into());
+            }
             Arg::Long("nodelay") => {
                 options.nodelay = cli::choice(parser, "--nodelay", &[("on", true), ("off", false)])?
             }

@@ -242,12 +242,15 @@ impl ServerHandle {
             let msg = "a thread-per-connection server cannot drain; shut it down instead";
             return Err(io::Error::new(io::ErrorKind::Unsupported, msg));
         };
-        let handle = self.clone();
+        // Weak: a server gone before the grace ends is not kept alive by it.
+        let inner = Arc::downgrade(&self.inner);
         std::thread::Builder::new()
             .name("evloop-drain".into())
             .spawn(move || {
                 std::thread::sleep(grace);
-                handle.shutdown(Duration::ZERO);
+                if let Some(inner) = inner.upgrade() {
+                    ServerHandle { inner }.shutdown(Duration::ZERO);
+                }
             })?;
         if let Some(acceptor) = &loops.acceptor {
             acceptor.stop();

@@ -27,7 +27,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -46,6 +46,13 @@ const SERVING: &str = "serving";
 /// How long either side waits for the other's next message. Generous: the
 /// new process starts its loops in between.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// [`Handover::state`]: waiting for a taker.
+const OPEN: u8 = 0;
+/// A taker serves the sockets.
+const TAKEN: u8 = 1;
+/// The offer was withdrawn.
+const WITHDRAWN: u8 = 2;
 
 /// The largest message of names: [`sys::MAX_PASSED_FDS`] names of up to 255
 /// bytes (systemd's limit on a name) and the greeting.
@@ -93,17 +100,17 @@ impl Listeners {
             grace,
             path: path.clone(),
         };
-        let closed = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AtomicU8::new(OPEN));
         let thread = {
-            let closed = Arc::clone(&closed);
+            let state = Arc::clone(&state);
             std::thread::Builder::new()
                 .name("evloop-handover".into())
-                .spawn(move || offer.wait(&control, &closed))?
+                .spawn(move || offer.wait(&control, &state))?
         };
         info!("offering a handover on {}", path.display());
         Ok(Handover {
             path,
-            closed,
+            state,
             thread: Some(thread),
         })
     }
@@ -188,8 +195,8 @@ impl Takeover {
 pub struct Handover {
     /// The control socket's path.
     path: PathBuf,
-    /// Set to withdraw the offer.
-    closed: Arc<AtomicBool>,
+    /// [`OPEN`], [`TAKEN`] or [`WITHDRAWN`], shared with the thread.
+    state: Arc<AtomicU8>,
     /// The thread that waits for a taker.
     thread: Option<JoinHandle<io::Result<bool>>>,
 }
@@ -222,8 +229,12 @@ impl Drop for Handover {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        self.closed.store(true, Ordering::Release);
-        if !thread.is_finished() {
+        let withdrawn = self
+            .state
+            .compare_exchange(OPEN, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        // Once taken, the path may be the taker's own offer: leave it be.
+        if withdrawn && !thread.is_finished() {
             let _ = UnixStream::connect(&self.path);
         }
         let _ = thread.join();
@@ -245,17 +256,17 @@ struct Offer {
 impl Offer {
     /// Offers the sockets to each process that connects until one takes
     /// them (`Ok(true)`) or the offer is withdrawn (`Ok(false)`).
-    fn wait(self, control: &UnixListener, closed: &AtomicBool) -> io::Result<bool> {
+    fn wait(self, control: &UnixListener, state: &AtomicU8) -> io::Result<bool> {
         let taken = loop {
             let (stream, _) = match control.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
             };
-            if closed.load(Ordering::Acquire) {
+            if state.load(Ordering::Acquire) == WITHDRAWN {
                 break Ok(false);
             }
-            match self.offer(&stream) {
+            match self.offer(&stream, state) {
                 Ok(()) => break Ok(true),
                 // The taker gave up before serving: serve on, offer again.
                 Err(e) => warn!("handover on {} did not happen: {e}", self.path.display()),
@@ -270,7 +281,7 @@ impl Offer {
 
     /// Passes the sockets to the process on `stream`; once it serves,
     /// drains the servers.
-    fn offer(&self, stream: &UnixStream) -> io::Result<()> {
+    fn offer(&self, stream: &UnixStream, state: &AtomicU8) -> io::Result<()> {
         stream.set_read_timeout(Some(PATIENCE))?;
         let mut message = String::from(GREETING);
         for name in self.sockets.names() {
@@ -284,6 +295,8 @@ impl Offer {
         if answer.trim_end() != SERVING {
             return Err(invalid(format!("the new process answered {answer:?}")));
         }
+        // Withdrawn meanwhile: this process is stopping anyway; drain all the same.
+        let _ = state.compare_exchange(OPEN, TAKEN, Ordering::AcqRel, Ordering::Acquire);
         info!("the new process serves; draining (grace {:?})", self.grace);
         for server in &self.servers {
             server.drain(self.grace)?;

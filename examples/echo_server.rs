@@ -140,9 +140,11 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let addr = options.addr;
     let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let handover = sockets.serving(std::slice::from_ref(&handle))?;
     (handle.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
+    // Ready (and handing over) once signals are caught: a stop request
+    // that follows the notice finds the handler in place.
+    let handover = sockets.serving(std::slice::from_ref(&handle))?;
     match options.model {
         Model::Reactor => log::info!(
             "echo server on {} with {} loop(s)",

@@ -94,12 +94,14 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let server = (server.start(|_req: &Request| Response::text("Hello world!")))
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let handover = sockets.serving(std::slice::from_ref(&server))?;
     log::info!("serving http://{}/", server.local_addr());
     // As `evloop::http::serve`: five seconds for responses in flight on the
     // first signal, a second one stops at once.
     (server.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
+    // Ready (and handing over) once signals are caught: a stop request
+    // that follows the notice finds the handler in place.
+    let handover = sockets.serving(std::slice::from_ref(&server))?;
     let stopped = server.join();
     drop(handover);
     log::info!("stopped: {}", server.stats());

@@ -19,6 +19,13 @@
 //!   `httparse` (status line, headers, `Content-Length` body); a status other
 //!   than 200 counts in `errors=`, a malformed or unframed response (chunked,
 //!   no `Content-Length`) or `Connection: close` aborts. `msgs` are responses.
+//! * **churn** (`--reconnect N`, with any of the above): each connection
+//!   closes once N messages have been answered and a new one takes its
+//!   place, so that new connections keep arriving beside the kept-alive
+//!   ones (a restart that refused or reset one would show). Adds
+//!   `reconnects=R stalled=S` to the result line: `stalled` counts the
+//!   connections whose oldest message in flight waited over 1 s at the end
+//!   (a message lost by the server).
 //! * **idle** (`--idle N`): opens N connections that send nothing, prints
 //!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
 //!   `--duration` seconds (or until killed); a connection closed by the server
@@ -162,6 +169,8 @@ struct Conn {
     /// HTTP mode: received bytes not yet part of a whole response.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     input: Vec<u8>,
+    /// Messages this socket may still start (`--reconnect`; else unbounded).
+    budget: u64,
 }
 
 /// Counters shared by all connections.
@@ -188,6 +197,8 @@ struct Load {
     depth: u64,
     /// Due times, in `--rate` mode.
     schedule: Option<Schedule>,
+    /// Connections replaced by new ones (`--reconnect`).
+    reconnects: u64,
 }
 
 impl Load {
@@ -201,7 +212,7 @@ impl Load {
 
     /// Queues as many messages on `conn` as its depth and the schedule allow.
     fn refill(&mut self, conn: &mut Conn, idx: usize, now: Instant) {
-        while conn.sent - conn.recv < self.depth && self.may_send() {
+        while conn.sent - conn.recv < self.depth && conn.budget > 0 && self.may_send() {
             let start = match &self.schedule {
                 None => now,
                 Some(_) if conn.sent >= conn.due => return,
@@ -212,6 +223,7 @@ impl Load {
                 None => conn.out.extend_from_slice(self.pat.msg(idx, conn.sent)),
             }
             conn.sent += 1;
+            conn.budget -= 1;
             conn.started.push_back(start);
             self.in_flight += 1;
         }
@@ -349,21 +361,52 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
 /// Opens `n` connections, registered with `interest`.
 fn connect_all(poll: &Poll, addr: SocketAddr, n: usize, interest: Interest) -> Vec<TcpStream> {
     (0..n)
-        .map(|idx| {
-            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-                .unwrap_or_else(|e| fail!("connect {addr} (conn {idx} of {n}): {e}"));
-            stream
-                .set_nodelay(true)
-                .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
-            stream
-                .set_nonblocking(true)
-                .unwrap_or_else(|e| fail!("nonblocking: {e}"));
-            let mut stream = TcpStream::from_std(stream);
-            (poll.registry().register(&mut stream, Token(idx), interest))
-                .unwrap_or_else(|e| fail!("register: {e}"));
-            stream
-        })
+        .map(|idx| connect_one(poll, addr, idx, interest, &format!("conn {idx} of {n}")))
         .collect()
+}
+
+/// Opens connection `idx`, registered with `interest`; `what` names it in
+/// a failure.
+fn connect_one(poll: &Poll, addr: SocketAddr, idx: usize, interest: Interest, what: &str) -> TcpStream {
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| fail!("connect {addr} ({what}): {e}"));
+    stream
+        .set_nodelay(true)
+        .unwrap_or_else(|e| fail!("TCP_NODELAY: {e}"));
+    stream
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| fail!("nonblocking: {e}"));
+    let mut stream = TcpStream::from_std(stream);
+    (poll.registry().register(&mut stream, Token(idx), interest)).unwrap_or_else(|e| fail!("register: {e}"));
+    stream
+}
+
+/// `--reconnect`: once `conn` has used up its messages and every one is
+/// answered, closes it and opens a new one in its place.
+fn churn(poll: &Poll, o: &Opts, conn: &mut Conn, idx: usize, load: &mut Load, now: Instant) {
+    let Some(per_conn) = o.reconnect else { return };
+    if conn.budget > 0 || conn.sent != conn.recv {
+        return;
+    }
+    let _ = poll.registry().deregister(&mut conn.stream);
+    let what = format!("conn {idx}, reconnect {}", load.reconnects + 1);
+    conn.stream = connect_one(poll, o.addr, idx, Interest::READABLE | Interest::WRITABLE, &what);
+    conn.input.clear();
+    conn.budget = per_conn;
+    load.reconnects += 1;
+    load.refill(conn, idx, now);
+    flush(conn, idx);
+}
+
+/// Connections whose oldest message in flight started over a second before
+/// `now`: messages the server has lost, or a stall.
+fn stalled(conns: &[Conn], now: Instant) -> usize {
+    let stuck = |c: &&Conn| {
+        c.started
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) > Duration::from_secs(1))
+    };
+    conns.iter().filter(stuck).count()
 }
 
 /// Polls, retrying on EINTR.
@@ -512,6 +555,7 @@ fn run_load(o: &Opts) {
             due: 0,
             started: VecDeque::with_capacity(o.depth),
             input: Vec::new(),
+            budget: o.reconnect.unwrap_or(u64::MAX),
         })
         .collect();
 
@@ -533,6 +577,7 @@ fn run_load(o: &Opts) {
             conns: o.conns as u64,
             next: 0,
         }),
+        reconnects: 0,
     };
     let begin = |load: &mut Load| {
         load.in_window = true;
@@ -594,6 +639,7 @@ fn run_load(o: &Opts) {
             let conn = &mut conns[idx];
             drain(conn, idx, &mut load, &mut buf, now);
             flush(conn, idx);
+            churn(&poll, o, conn, idx, &mut load, now);
         }
     };
     progress.clear();
@@ -605,8 +651,12 @@ fn run_load(o: &Opts) {
         connect_secs,
         server: w.server.zip(o.pid.map(server_sample)),
     };
+    let mut line = report(o, &load, &outcome);
+    if o.reconnect.is_some() {
+        line += &format!(" reconnects={} stalled={}", load.reconnects, stalled(&conns, end));
+    }
     drop(conns);
-    println!("{}", report(o, &load, &outcome));
+    println!("{line}");
 }
 
 /// What a run measured besides the latencies.

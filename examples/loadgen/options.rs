@@ -11,7 +11,7 @@ pub(crate) const CLI: Cli = Cli {
     usage: "\
 usage: loadgen [--addr HOST:PORT] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
-               [--http PATH]
+               [--http PATH] [--reconnect N]
        loadgen --idle N [--addr HOST:PORT] [--duration SECS]
 
 Echo (or HTTP) load from one thread, every byte checked; prints one line of
@@ -32,6 +32,10 @@ options:
                       threads and memory at the window's edges
   --http PATH         send pipelined keep-alive `GET PATH` requests instead of
                       echo messages (--depth of them in flight per connection)
+  --reconnect N       churn: each connection closes after N messages (once all
+                      are answered) and a new one replaces it, so new connections
+                      arrive all along; adds reconnects= and stalled= (connections
+                      whose oldest message waited over 1 s at the end)
   --idle N            open N connections that send nothing, print
                       idle_conns=N once all are up, hold them for --duration
   -h, --help          print this help
@@ -67,6 +71,8 @@ pub(crate) struct Opts {
     pub(crate) idle: Option<usize>,
     /// HTTP mode: the path to `GET`.
     pub(crate) http: Option<String>,
+    /// Messages per connection before it is replaced by a new one.
+    pub(crate) reconnect: Option<u64>,
 }
 
 /// Parses and checks the command line.
@@ -85,6 +91,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
         pid: None,
         idle: None,
         http: None,
+        reconnect: None,
     };
     let mut given = Vec::new();
     while let Some(arg) = parser.next()? {
@@ -121,6 +128,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
         "--pid" => o.pid = Some(cli::value(parser, flag, "a process id")?),
         "--idle" => o.idle = Some(cli::count(parser, flag)?),
         "--http" => o.http = Some(cli::string(parser, flag)?),
+        "--reconnect" => o.reconnect = Some(cli::count(parser, flag)? as u64),
         _ => return Err(bad(format!("unknown option {flag}"))),
     }
     Ok(())

@@ -38,6 +38,7 @@ const CLI: Cli = Cli {
     name: "hello_http",
     usage: "\
 usage: hello_http [--addr HOST:PORT] [--threads N] [--pin] [--nodelay on|off] [--handover PATH]
+                  [--delay MS]
 
 Hello world over HTTP/1.1: every request gets `Hello world!`.
 
@@ -47,6 +48,8 @@ options:
   --pin              pin loop i to the i-th CPU this process may use (Linux)
   --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
                      Nagle's algorithm on, as servers that never set it do
+  --delay MS         answer each request MS milliseconds late (from a timer on
+                     the loop), as a backend that takes its time (default 0)
   --handover PATH    take the socket over from the instance offering it on this
                      Unix socket path (or bind --addr if none does), and offer
                      it there to the next instance
@@ -67,6 +70,8 @@ struct Options {
     pin: bool,
     /// Take over from, and hand over to, instances on this control socket.
     handover: Option<std::path::PathBuf>,
+    /// How late each answer comes, in milliseconds.
+    delay_ms: u64,
 }
 
 fn main() {
@@ -80,7 +85,7 @@ fn main() {
 fn serve(options: &Options) -> Result<(), String> {
     use std::time::Duration;
 
-    use evloop::http::{HttpServer, Request, Response};
+    use evloop::http::{HttpServer, Request, Responder, Response};
 
     let addr = options.addr;
     let sockets = listen::Sockets::open(addr, options.handover.as_deref())?;
@@ -92,8 +97,15 @@ fn serve(options: &Options) -> Result<(), String> {
     if options.pin {
         server = server.pin(evloop::Pin::Allowed);
     }
-    let server = (server.start(|_req: &Request| Response::text("Hello world!")))
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let started = match options.delay_ms {
+        0 => server.start(|_req: &Request| Response::text("Hello world!")),
+        ms => server.start_deferred(move |_req: Request, responder: Responder| {
+            responder.after(Duration::from_millis(ms), |responder| {
+                responder.send(Response::text("Hello world!"));
+            });
+        }),
+    };
+    let server = started.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     log::info!("serving http://{}/", server.local_addr());
     // As `evloop::http::serve`: five seconds for responses in flight on the
     // first signal, a second one stops at once.
@@ -117,8 +129,9 @@ fn serve(options: &Options) -> Result<(), String> {
         nodelay,
         pin,
         handover,
+        delay_ms,
     } = options;
-    let _ = (threads, nodelay, pin, handover);
+    let _ = (threads, nodelay, pin, handover, delay_ms);
     Err(format!(
         "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
     ))
@@ -132,6 +145,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         nodelay: true,
         pin: false,
         handover: None,
+        delay_ms: 0,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -139,6 +153,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("addr") => options.addr = cli::addr(parser, "--addr")?,
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("pin") => options.pin = true,
+            Arg::Long("delay") => options.delay_ms = cli::value(parser, "--delay", "milliseconds")?,
             Arg::Long("handover") => {
                 options.handover = Some(cli::string(parser, "--handover")?.into());
             }

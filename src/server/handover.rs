@@ -5,22 +5,7 @@
 //! has completed and nobody has accepted yet — pass over whole: no
 //! connection is refused, reset or dropped.
 //!
-//! # The exchange, on the control socket at a path both agree on
-//!
-//! ```text
-//!  old process (Listeners::hand_over)         new process (Listeners::take_over)
-//!  listens on PATH                            connects to PATH
-//!  "evloop-handover 1\n" + a name per line ─► receives the descriptors
-//!    with the descriptors (SCM_RIGHTS)        starts its servers on them, accepting
-//!                                         ◄── "serving\n"      (Takeover::serving)
-//!  drains its servers (ServerHandle::drain)
-//!  removes PATH, closes the connection    ──► returns: PATH is free for its own
-//!  exits once its connections are done        hand_over
-//! ```
-//!
-//! A new process that fails before saying `serving` (it crashes, its
-//! handler factory panics) closes the connection instead, and the old one
-//! serves on as if nothing had happened; the next attempt connects again.
+//! See [`Handover`] for the exchange.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
@@ -61,8 +46,7 @@ const MAX_MESSAGE: usize = 64 * 256 + 64;
 impl Listeners {
     /// Offers these sockets to the next process on the Unix socket `path`
     /// and, once it serves, [drains](ServerHandle::drain) `servers` (which
-    /// serve them) with `grace`: see the [module docs](self) for the
-    /// exchange. Waits on a thread of its own for one taker; the returned
+    /// serve them) with `grace`: see [`Handover`] for the exchange. Waits on a thread of its own for one taker; the returned
     /// [`Handover`] withdraws the offer when dropped.
     ///
     /// A stale socket file at `path` (its process gone) is replaced; one
@@ -191,6 +175,23 @@ impl Takeover {
 }
 
 /// An offer to hand over, open until a process takes it or this is dropped.
+///
+/// # The exchange, on the control socket at a path both agree on
+///
+/// ```text
+///  old process (Listeners::hand_over)         new process (Listeners::take_over)
+///  listens on PATH                            connects to PATH
+///  "evloop-handover 1\n" + a name per line ─► receives the descriptors
+///    with the descriptors (SCM_RIGHTS)        starts its servers on them, accepting
+///                                         ◄── "serving\n"      (Takeover::serving)
+///  drains its servers (ServerHandle::drain)
+///  removes PATH, closes the connection    ──► returns: PATH is free for its own
+///  exits once its connections are done        hand_over
+/// ```
+///
+/// A new process that fails before saying `serving` (it crashes, its
+/// handler factory panics) closes the connection instead, and the old one
+/// serves on as if nothing had happened; the next attempt connects again.
 #[derive(Debug)]
 pub struct Handover {
     /// The control socket's path.

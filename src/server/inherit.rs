@@ -2,31 +2,8 @@
 //! caller, passed by systemd's socket activation, or handed over by the
 //! process that served them before ([`Listeners`]).
 //!
-//! # How several loops share one inherited socket
-//!
-//! An inherited socket has one accept queue, and every loop must take from
-//! it: new `SO_REUSEPORT` sockets would each get a queue of their own that
-//! the next process could not take over. So under [`Balance::ReusePort`]
-//! (the default) every loop gets its own descriptor of the one socket
-//! (`dup`) registered in its own poller: a new connection makes every idle
-//! loop ready, the first to call `accept` takes it and the others find the
-//! queue empty (`WouldBlock`) — one wasted wake-up per idle loop and
-//! connection, no extra hop, and the loops accept in parallel under load.
-//! (`EPOLLEXCLUSIVE` would wake only one, but `mio` does not offer it.)
-//! Under [`Balance::RoundRobin`] and [`Balance::LeastConnections`] the
-//! acceptor thread takes from the socket exactly as from one it bound.
-//!
-//! # One port, one server
-//!
-//! [`Server::new`]'s own listeners refuse a port that a live listener holds
-//! ([`io::ErrorKind::AddrInUse`], naming the address), even under
-//! [`Balance::ReusePort`]: before binding its `SO_REUSEPORT` sockets the
-//! server probes the address with a plain one (`SO_REUSEADDR` only, so a
-//! port left in `TIME_WAIT` does not count), which any listening socket on
-//! the port makes fail. Without the probe a second server would join the
-//! first one's `SO_REUSEPORT` group and the kernel would split connections
-//! between the two. Joining a running server is done by taking its socket
-//! over instead (see [`Listeners::take_over`]).
+//! See [`Listeners`] for how several loops share one socket, and why a
+//! second server on a held port fails.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -43,6 +20,32 @@ use crate::sys;
 /// served them before. A [`Server`] serves one of them
 /// ([`server`](Listeners::server)); keep the `Listeners` to hand them all to
 /// the next process ([`hand_over`](Listeners::hand_over)).
+///
+/// # How several loops share one inherited socket
+///
+/// An inherited socket has one accept queue, and every loop must take from
+/// it: new `SO_REUSEPORT` sockets would each get a queue of their own that
+/// the next process could not take over. So under [`Balance::ReusePort`]
+/// (the default) every loop gets its own descriptor of the one socket
+/// (`dup`) registered in its own poller: a new connection makes every idle
+/// loop ready, the first to call `accept` takes it and the others find the
+/// queue empty (`WouldBlock`) — one wasted wake-up per idle loop and
+/// connection, no extra hop, and the loops accept in parallel under load.
+/// (`EPOLLEXCLUSIVE` would wake only one, but `mio` does not offer it.)
+/// Under [`Balance::RoundRobin`] and [`Balance::LeastConnections`] the
+/// acceptor thread takes from the socket exactly as from one it bound.
+///
+/// # One port, one server
+///
+/// [`Server::new`]'s own listeners refuse a port that a live listener holds
+/// ([`io::ErrorKind::AddrInUse`], naming the address), even under
+/// [`Balance::ReusePort`]: before binding its `SO_REUSEPORT` sockets the
+/// server probes the address with a plain one (`SO_REUSEADDR` only, so a
+/// port left in `TIME_WAIT` does not count), which any listening socket on
+/// the port makes fail. Without the probe a second server would join the
+/// first one's `SO_REUSEPORT` group and the kernel would split connections
+/// between the two. Joining a running server is done by taking its socket
+/// over instead (see [`Listeners::take_over`]).
 ///
 /// # Examples
 ///
@@ -206,8 +209,8 @@ impl Server {
     /// wherever else it is open (shutdown closes only the server's own
     /// descriptors, and leaves the socket listening for other holders).
     ///
-    /// Several loops all accept from the one socket: see the [module
-    /// docs](self) for how.
+    /// Several loops all accept from the one socket: see [`Listeners`] for
+    /// how.
     ///
     /// # Errors
     ///
@@ -280,8 +283,8 @@ pub(super) fn share(
 }
 
 /// The first of a server's own listeners on `addr`, refusing an address a
-/// live listener holds even when `reuse_port` would share it (see the
-/// [module docs](self)).
+/// live listener holds even when `reuse_port` would share it (see
+/// [`Listeners`]).
 pub(super) fn listen_first(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     if reuse_port && addr.port() != 0 {
         probe(addr).map_err(|e| named(addr, e))?;

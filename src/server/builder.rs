@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 
 use super::acceptor::AcceptorThread;
 use super::balance::Balance;
+use super::bind;
 use super::handle::ServerHandle;
-use super::inherit;
 use super::pin::{Pin, pin_current_thread};
 use crate::baseline::ThreadServer;
 use crate::limit::ConnLimit;
@@ -316,7 +316,7 @@ impl Server {
                 "pinning applies to event loops; under Model::Threads each connection has its own thread";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
-        let listener = inherit::listen_one(self.inherited.as_deref(), self.addr)?;
+        let listener = bind::listen_one(self.inherited.as_deref(), self.addr)?;
         let mut server = ThreadServer::from_std(listener, self.config, factory)?.stack_size(self.stack_size);
         if self.inherited.is_some() {
             server = server.listener_shared();
@@ -414,10 +414,10 @@ impl Server {
     /// The listeners: one per loop under `ReusePort`, else one.
     fn listeners(&self) -> io::Result<Vec<std::net::TcpListener>> {
         if let Some(listener) = &self.inherited {
-            return inherit::share(listener, self.balance, self.threads, &self.config);
+            return bind::share(listener, self.balance, self.threads, &self.config);
         }
         let reuse = self.balance == Balance::ReusePort && self.threads > 1;
-        let first = inherit::listen_first(self.addr, reuse)?;
+        let first = bind::listen_first(self.addr, reuse)?;
         let mut all = vec![first];
         if reuse {
             let addr = all[0].local_addr()?;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use super::balance::Balance;
+use super::bind::named;
 use super::builder::Server;
 use crate::reactor::listen;
 use crate::sys;
@@ -25,21 +25,21 @@ use crate::sys;
 ///
 /// An inherited socket has one accept queue, and every loop must take from
 /// it: new `SO_REUSEPORT` sockets would each get a queue of their own that
-/// the next process could not take over. So under [`Balance::ReusePort`]
+/// the next process could not take over. So under [`Balance::ReusePort`](crate::Balance::ReusePort)
 /// (the default) every loop gets its own descriptor of the one socket
 /// (`dup`) registered in its own poller: a new connection makes every idle
 /// loop ready, the first to call `accept` takes it and the others find the
 /// queue empty (`WouldBlock`) — one wasted wake-up per idle loop and
 /// connection, no extra hop, and the loops accept in parallel under load.
 /// (`EPOLLEXCLUSIVE` would wake only one, but `mio` does not offer it.)
-/// Under [`Balance::RoundRobin`] and [`Balance::LeastConnections`] the
+/// Under [`Balance::RoundRobin`](crate::Balance::RoundRobin) and [`Balance::LeastConnections`](crate::Balance::LeastConnections) the
 /// acceptor thread takes from the socket exactly as from one it bound.
 ///
 /// # One port, one server
 ///
 /// [`Server::new`]'s own listeners refuse a port that a live listener holds
 /// ([`io::ErrorKind::AddrInUse`], naming the address), even under
-/// [`Balance::ReusePort`]: before binding its `SO_REUSEPORT` sockets the
+/// [`Balance::ReusePort`](crate::Balance::ReusePort): before binding its `SO_REUSEPORT` sockets the
 /// server probes the address with a plain one (`SO_REUSEADDR` only, so a
 /// port left in `TIME_WAIT` does not count), which any listening socket on
 /// the port makes fail. Without the probe a second server would join the
@@ -252,63 +252,4 @@ impl Server {
         server.inherited = Some(Arc::new(listener));
         Ok(server)
     }
-}
-
-/// The listener of a thread-per-connection server: a duplicate of the
-/// inherited socket, or a socket of its own on `addr`.
-pub(super) fn listen_one(inherited: Option<&TcpListener>, addr: SocketAddr) -> io::Result<TcpListener> {
-    match inherited {
-        Some(listener) => listener.try_clone(),
-        None => listen(addr, false).map_err(|e| named(addr, e)),
-    }
-}
-
-/// The loops' listeners on an inherited socket: a duplicate for each of the
-/// `threads` loops under [`Balance::ReusePort`], else one for the acceptor
-/// thread.
-pub(super) fn share(
-    listener: &TcpListener,
-    balance: Balance,
-    threads: usize,
-    config: &crate::Config,
-) -> io::Result<Vec<TcpListener>> {
-    let count = if balance == Balance::ReusePort {
-        threads
-    } else {
-        // Accepted sockets inherit the buffer sizes from the handshake on.
-        config.apply_buffer_sizes(socket2::SockRef::from(listener));
-        1
-    };
-    (0..count).map(|_| listener.try_clone()).collect()
-}
-
-/// The first of a server's own listeners on `addr`, refusing an address a
-/// live listener holds even when `reuse_port` would share it (see
-/// [`Listeners`]).
-pub(super) fn listen_first(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    if reuse_port && addr.port() != 0 {
-        probe(addr).map_err(|e| named(addr, e))?;
-    }
-    listen(addr, reuse_port).map_err(|e| named(addr, e))
-}
-
-/// Binds and closes a plain socket on `addr`: fails with `AddrInUse` when a
-/// listener holds it, `SO_REUSEPORT` or not.
-fn probe(addr: SocketAddr) -> io::Result<()> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())
-}
-
-/// `err`, naming `addr` when it says the address is in use.
-fn named(addr: SocketAddr, err: io::Error) -> io::Error {
-    if err.kind() != io::ErrorKind::AddrInUse {
-        return err;
-    }
-    let msg = format!(
-        "{addr} is in use: another listener holds it (to take over a running evloop server's \
-         socket, use a handover)"
-    );
-    io::Error::new(io::ErrorKind::AddrInUse, msg)
 }

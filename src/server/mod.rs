@@ -2,6 +2,7 @@
 
 mod acceptor;
 mod balance;
+mod bind;
 mod builder;
 mod handle;
 mod handover;

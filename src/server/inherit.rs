@@ -210,7 +210,9 @@ impl Server {
     /// descriptors, and leaves the socket listening for other holders).
     ///
     /// Several loops all accept from the one socket: see [`Listeners`] for
-    /// how.
+    /// how. Under [`Model::Threads`](crate::Model::Threads) the socket is
+    /// switched to blocking, a flag that every descriptor of it shares, in
+    /// every process: serve one socket with one model at a time.
     ///
     /// # Errors
     ///

@@ -20,6 +20,17 @@
 //! chosen model is refused, not ignored. Bad arguments exit with status 2,
 //! a failure to start (say, the address is in use) with status 1.
 //!
+//! Restarts and socket activation (see `docs/DEPLOY.md`): with `--handover
+//! PATH` it takes the listening socket over from an instance running with
+//! the same option (that one stops accepting and exits once its clients are
+//! done, within 10 s), or binds `--addr` if none runs, and offers the socket
+//! on `PATH` to the next: `echo_server --handover /tmp/echo.sock &` twice in
+//! a row restarts without refusing or dropping a connection (reactor only).
+//! Started by systemd's socket activation (`LISTEN_FDS` set, as
+//! `systemd-socket-activate -l 127.0.0.1:7000 target/release/examples/echo_server`
+//! does), it serves the socket passed instead of `--addr`, and tells a
+//! `Type=notify` service manager `READY=1` once serving.
+//!
 //! With `--tls-cert FILE --tls-key FILE` (PEM: the certificate chain and its
 //! private key) it serves TLS instead, on either model: poke it with
 //! `openssl s_client -connect 127.0.0.1:7000 -CAfile ca.pem -quiet`, where
@@ -39,6 +50,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/listen.rs"]
+mod listen;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,7 +75,7 @@ const CLI: Cli = Cli {
     name: "echo_server",
     usage: "\
 usage: echo_server [--addr HOST:PORT | --unix PATH] [--model reactor|threads] [--threads N] [--balance MODE]
-                   [--pin] [--tls-cert FILE --tls-key FILE]
+                   [--pin] [--tls-cert FILE --tls-key FILE] [--handover PATH]
 
 An echo server: every byte a client sends comes straight back.
 
@@ -78,6 +91,9 @@ options:
                      only (Linux)
   --tls-cert FILE    serve TLS with this PEM certificate chain (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
+  --handover PATH    take the socket over from the instance offering it on this
+                     Unix socket path (or bind --addr if none does), and offer
+                     it there to the next instance, reactor only
   -h, --help         print this help
 
 Try it: printf 'hello\\n' | nc -N 127.0.0.1 7000
@@ -99,6 +115,8 @@ struct Options {
     pin: bool,
     /// Serve TLS with this certificate chain and key (PEM files).
     tls: Option<(PathBuf, PathBuf)>,
+    /// Take over from, and hand over to, instances on this control socket.
+    handover: Option<PathBuf>,
 }
 
 fn main() {
@@ -109,7 +127,8 @@ fn main() {
 
 /// Runs the server until a signal stops it.
 fn serve(options: &Options) -> Result<(), String> {
-    let mut server = Server::bind(options.bind.clone()).model(options.model);
+    let sockets = listen::Sockets::open(options.bind.clone(), options.handover.as_deref())?;
+    let mut server = sockets.server()?.model(options.model);
     if let Some((cert, key)) = &options.tls {
         server = with_tls(server, cert, key)?;
     }
@@ -126,6 +145,9 @@ fn serve(options: &Options) -> Result<(), String> {
     let handle = (server.start(|| Echo)).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     (handle.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
+    // Ready (and handing over) once signals are caught: a stop request
+    // that follows the notice finds the handler in place.
+    let handover = sockets.serving(std::slice::from_ref(&handle))?;
     match options.model {
         Model::Reactor => log::info!(
             "echo server on {} with {} loop(s)",
@@ -135,6 +157,7 @@ fn serve(options: &Options) -> Result<(), String> {
         Model::Threads => log::info!("echo server on {}, one thread per connection", handle.local()),
     }
     let stopped = handle.join();
+    drop(handover);
     log::info!("stopped: {}", handle.stats());
     stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
@@ -163,6 +186,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         model: Model::Reactor,
         pin: false,
         tls: None,
+        handover: None,
     };
     let (mut cert, mut key) = (None, None);
     let (mut addr, mut unix) = (None, None);
@@ -177,6 +201,9 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("pin") => options.pin = true,
             Arg::Long("tls-cert") => cert = Some(PathBuf::from(cli::string(parser, "--tls-cert")?)),
             Arg::Long("tls-key") => key = Some(PathBuf::from(cli::string(parser, "--tls-key")?)),
+            Arg::Long("handover") => {
+                options.handover = Some(PathBuf::from(cli::string(parser, "--handover")?))
+            }
             _ => return Err(arg.unexpected()),
         }
     }
@@ -186,6 +213,11 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         (None, Some(path)) => Bind::unix(path),
         (None, None) => options.bind,
     };
+    if options.handover.is_some() && matches!(options.bind, Bind::Unix(_)) {
+        return Err(bad(
+            "--handover passes TCP sockets: it goes with --addr, not --unix",
+        ));
+    }
     options.tls = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
@@ -196,6 +228,7 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             ("--threads", options.threads.is_some()),
             ("--balance", options.balance.is_some()),
             ("--pin", options.pin),
+            ("--handover", options.handover.is_some()),
         ];
         if let Some((flag, _)) = reactor_only.iter().find(|(_, given)| *given) {
             return Err(bad(format!(

@@ -18,6 +18,9 @@
 //! With `--unix PATH` it serves on a Unix domain socket instead (a stale
 //! socket file there is replaced, the file is removed on the way out):
 //! `curl --unix-socket PATH http://localhost/`.
+//! `--handover PATH` restarts it without losing a connection, and systemd's
+//! socket activation (`LISTEN_FDS`) hands it its socket, as for
+//! `echo_server` (see its docs and `docs/DEPLOY.md`).
 //!
 //! Ctrl-C stops it (responses in flight get five seconds) and logs the
 //! server's counters. `--help` lists the options; bad arguments exit with
@@ -26,6 +29,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/listen.rs"]
+mod listen;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +42,7 @@ const CLI: Cli = Cli {
     name: "hello_http",
     usage: "\
 usage: hello_http [--addr HOST:PORT | --unix PATH] [--threads N] [--pin] [--nodelay on|off]
+                  [--handover PATH] [--delay MS]
 
 Hello world over HTTP/1.1: every request gets `Hello world!`.
 
@@ -47,6 +53,11 @@ options:
   --pin              pin loop i to the i-th CPU this process may use (Linux)
   --nodelay on|off   TCP_NODELAY on accepted sockets (default on); off leaves
                      Nagle's algorithm on, as servers that never set it do
+  --delay MS         answer each request MS milliseconds late (from a timer on
+                     the loop), as a backend that takes its time (default 0)
+  --handover PATH    take the socket over from the instance offering it on this
+                     Unix socket path (or bind --addr if none does), and offer
+                     it there to the next instance
   -h, --help         print this help
 
 Try it: curl -v http://127.0.0.1:3000/
@@ -65,6 +76,10 @@ struct Options {
     nodelay: bool,
     /// Pin each loop to a CPU.
     pin: bool,
+    /// Take over from, and hand over to, instances on this control socket.
+    handover: Option<std::path::PathBuf>,
+    /// How late each answer comes, in milliseconds.
+    delay_ms: u64,
 }
 
 fn main() {
@@ -78,22 +93,30 @@ fn main() {
 fn serve(options: &Options) -> Result<(), String> {
     use std::time::Duration;
 
-    use evloop::http::{HttpServer, Request, Response};
+    use evloop::http::{HttpServer, Request, Responder, Response};
 
     let addr = match &options.unix {
         Some(path) => evloop::Bind::unix(path),
         None => evloop::Bind::Tcp(options.addr),
     };
+    let sockets = listen::Sockets::open(addr.clone(), options.handover.as_deref())?;
     let mut server =
-        HttpServer::bind(addr.clone()).config(evloop::Config::default().nodelay(options.nodelay));
+        HttpServer::from_server(sockets.server()?).config(evloop::Config::default().nodelay(options.nodelay));
     if let Some(n) = options.threads {
         server = server.threads(n);
     }
     if options.pin {
         server = server.pin(evloop::Pin::Allowed);
     }
-    let server = (server.start(|_req: &Request| Response::text("Hello world!")))
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let started = match options.delay_ms {
+        0 => server.start(|_req: &Request| Response::text("Hello world!")),
+        ms => server.start_deferred(move |_req: Request, responder: Responder| {
+            responder.after(Duration::from_millis(ms), |responder| {
+                responder.send(Response::text("Hello world!"));
+            });
+        }),
+    };
+    let server = started.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     match server.local() {
         evloop::Bind::Tcp(at) => log::info!("serving http://{at}/"),
         unix => log::info!("serving on {unix}: curl --unix-socket {unix} http://localhost/"),
@@ -102,7 +125,11 @@ fn serve(options: &Options) -> Result<(), String> {
     // first signal, a second one stops at once.
     (server.shutdown_on_signals(Duration::from_secs(5)))
         .map_err(|e| format!("cannot catch Ctrl-C and SIGTERM: {e}"))?;
+    // Ready (and handing over) once signals are caught: a stop request
+    // that follows the notice finds the handler in place.
+    let handover = sockets.serving(std::slice::from_ref(&server))?;
     let stopped = server.join();
+    drop(handover);
     log::info!("stopped: {}", server.stats());
     stopped.map_err(|e| format!("the server on {addr} failed: {e}"))
 }
@@ -116,8 +143,10 @@ fn serve(options: &Options) -> Result<(), String> {
         threads,
         nodelay,
         pin,
+        handover,
+        delay_ms,
     } = options;
-    let _ = (unix, threads, nodelay, pin);
+    let _ = (unix, threads, nodelay, pin, handover, delay_ms);
     Err(format!(
         "cannot serve HTTP on {addr}: this example needs the `http` feature (on by default)"
     ))
@@ -131,6 +160,8 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         threads: None,
         nodelay: true,
         pin: false,
+        handover: None,
+        delay_ms: 0,
     };
     let mut addr_given = false;
     while let Some(arg) = parser.next()? {
@@ -143,6 +174,10 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
             Arg::Long("unix") => options.unix = Some(PathBuf::from(cli::string(parser, "--unix")?)),
             Arg::Long("threads") => options.threads = Some(cli::count(parser, "--threads")?),
             Arg::Long("pin") => options.pin = true,
+            Arg::Long("delay") => options.delay_ms = cli::value(parser, "--delay", "milliseconds")?,
+            Arg::Long("handover") => {
+                options.handover = Some(cli::string(parser, "--handover")?.into());
+            }
             Arg::Long("nodelay") => {
                 options.nodelay = cli::choice(parser, "--nodelay", &[("on", true), ("off", false)])?
             }
@@ -151,6 +186,11 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     }
     if addr_given && options.unix.is_some() {
         return Err(cli::bad("--addr and --unix are two places to listen; give one"));
+    }
+    if options.handover.is_some() && options.unix.is_some() {
+        return Err(cli::bad(
+            "--handover passes TCP sockets: it goes with --addr, not --unix",
+        ));
     }
     Ok(options)
 }

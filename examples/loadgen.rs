@@ -24,6 +24,13 @@
 //!   spread round-robin; each echo is checked and its latency runs from its
 //!   due time. Datagrams not back by the end are counted lost, not retried
 //!   (see examples/loadgen/udp.rs).
+//! * **churn** (`--reconnect N`, with any of the above): each connection
+//!   closes once N messages have been answered and a new one takes its
+//!   place, so that new connections keep arriving beside the kept-alive
+//!   ones (a restart that refused or reset one would show). Adds
+//!   `reconnects=R stalled=S` to the result line: `stalled` counts the
+//!   connections whose oldest message in flight waited over 1 s at the end
+//!   (a message lost by the server).
 //! * **idle** (`--idle N`): opens N connections that send nothing, prints
 //!   `idle_conns=N connect_secs=..` once all are connected, and holds them for
 //!   `--duration` seconds (or until killed); a connection closed by the server
@@ -180,6 +187,8 @@ struct Conn {
     /// HTTP mode: received bytes not yet part of a whole response.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     input: Vec<u8>,
+    /// Messages this socket may still start (`--reconnect`; else unbounded).
+    budget: u64,
 }
 
 /// Counters shared by all connections.
@@ -206,6 +215,8 @@ struct Load {
     depth: u64,
     /// Due times, in `--rate` mode.
     schedule: Option<Schedule>,
+    /// Connections replaced by new ones (`--reconnect`).
+    reconnects: u64,
 }
 
 impl Load {
@@ -219,7 +230,7 @@ impl Load {
 
     /// Queues as many messages on `conn` as its depth and the schedule allow.
     fn refill(&mut self, conn: &mut Conn, idx: usize, now: Instant) {
-        while conn.sent - conn.recv < self.depth && self.may_send() {
+        while conn.sent - conn.recv < self.depth && conn.budget > 0 && self.may_send() {
             let start = match &self.schedule {
                 None => now,
                 Some(_) if conn.sent >= conn.due => return,
@@ -230,6 +241,7 @@ impl Load {
                 None => conn.out.extend_from_slice(self.pat.msg(idx, conn.sent)),
             }
             conn.sent += 1;
+            conn.budget -= 1;
             conn.started.push_back(start);
             self.in_flight += 1;
         }
@@ -379,19 +391,63 @@ fn connect_all(
     tls: Option<&tls::Client>,
 ) -> Vec<Stream> {
     (0..n)
-        .map(|idx| {
-            let mut stream = Stream::connect(o, tls).unwrap_or_else(|e| {
-                let to = o
-                    .unix
-                    .as_ref()
-                    .map_or(o.addr.to_string(), |p| p.display().to_string());
-                fail!("connect {to} (conn {idx} of {n}): {e}")
-            });
-            (poll.registry().register(stream.socket(), Token(idx), interest))
-                .unwrap_or_else(|e| fail!("register: {e}"));
-            stream
-        })
+        .map(|idx| connect_one(poll, o, tls, idx, interest, &format!("conn {idx} of {n}")))
         .collect()
+}
+
+/// Opens connection `idx` to `o`'s server (with `tls`, over TLS, handshake
+/// done), registered with `interest`; `what` names it in a failure.
+fn connect_one(
+    poll: &Poll,
+    o: &Opts,
+    tls: Option<&tls::Client>,
+    idx: usize,
+    interest: Interest,
+    what: &str,
+) -> Stream {
+    let mut stream = Stream::connect(o, tls).unwrap_or_else(|e| {
+        let to = (o.unix.as_ref()).map_or(o.addr.to_string(), |p| p.display().to_string());
+        fail!("connect {to} ({what}): {e}")
+    });
+    (poll.registry().register(stream.socket(), Token(idx), interest))
+        .unwrap_or_else(|e| fail!("register: {e}"));
+    stream
+}
+
+/// `--reconnect`: once `conn` has used up its messages and every one is
+/// answered, closes it and opens a new one in its place.
+fn churn(
+    poll: &Poll,
+    o: &Opts,
+    tls: Option<&tls::Client>,
+    conn: &mut Conn,
+    idx: usize,
+    load: &mut Load,
+    now: Instant,
+) {
+    let Some(per_conn) = o.reconnect else { return };
+    if conn.budget > 0 || conn.sent != conn.recv {
+        return;
+    }
+    let _ = poll.registry().deregister(conn.stream.socket());
+    let what = format!("conn {idx}, reconnect {}", load.reconnects + 1);
+    conn.stream = connect_one(poll, o, tls, idx, Interest::READABLE | Interest::WRITABLE, &what);
+    conn.input.clear();
+    conn.budget = per_conn;
+    load.reconnects += 1;
+    load.refill(conn, idx, now);
+    flush(conn, idx);
+}
+
+/// Connections whose oldest message in flight started over a second before
+/// `now`: messages the server has lost, or a stall.
+fn stalled(conns: &[Conn], now: Instant) -> usize {
+    let stuck = |c: &&Conn| {
+        c.started
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) > Duration::from_secs(1))
+    };
+    conns.iter().filter(stuck).count()
 }
 
 /// Polls, retrying on EINTR.
@@ -545,6 +601,7 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             due: 0,
             started: VecDeque::with_capacity(o.depth),
             input: Vec::new(),
+            budget: o.reconnect.unwrap_or(u64::MAX),
         })
         .collect();
 
@@ -566,6 +623,7 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             conns: o.conns as u64,
             next: 0,
         }),
+        reconnects: 0,
     };
     let begin = |load: &mut Load| {
         load.in_window = true;
@@ -627,6 +685,7 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             let conn = &mut conns[idx];
             drain(conn, idx, &mut load, &mut buf, now);
             flush(conn, idx);
+            churn(&poll, o, tls, conn, idx, &mut load, now);
         }
     };
     progress.clear();
@@ -638,8 +697,12 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
         connect_secs,
         server: w.server.zip(o.pid.map(server_sample)),
     };
+    let mut line = report(o, &load, &outcome);
+    if o.reconnect.is_some() {
+        line += &format!(" reconnects={} stalled={}", load.reconnects, stalled(&conns, end));
+    }
     drop(conns);
-    println!("{}", report(o, &load, &outcome));
+    println!("{line}");
 }
 
 /// What a run measured besides the latencies.

@@ -127,7 +127,7 @@ pub use conn::Conn;
 pub use conn_id::ConnId;
 pub use handler::Handler;
 pub use reactor::{ConnClosed, EventLoop, LoopHandle, Remote};
-pub use server::{Balance, Model, Pin, Server, ServerHandle};
+pub use server::{Balance, Handover, Listeners, Model, Pin, Server, ServerHandle, Takeover};
 pub use stats::Stats;
 pub use timer::TimerId;
 

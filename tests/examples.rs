@@ -231,6 +231,11 @@ fn options_that_do_not_apply_to_the_chosen_mode_are_refused() {
             "--pin applies to --model reactor only",
         ),
         (
+            "echo_server",
+            &["--model", "threads", "--handover", "/tmp/never.sock"],
+            "--handover applies to --model reactor only",
+        ),
+        (
             "loadgen",
             &["--idle", "5", "--rate", "10"],
             "--rate does not apply to --idle",

@@ -12,7 +12,7 @@ pub(crate) const CLI: Cli = Cli {
     usage: "\
 usage: loadgen [--addr HOST:PORT | --unix PATH] [--conns C] [--size BYTES] [--depth D] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS | --count N [--timeout SECS]] [--pid PID]
-               [--http PATH] [--tls CA_FILE]
+               [--http PATH] [--tls CA_FILE] [--reconnect N]
        loadgen --udp [--addr HOST:PORT] [--conns C] [--size BYTES] [--rate MSGS_PER_S]
                [--warmup SECS] [--duration SECS] [--pid PID]
        loadgen --idle N [--addr HOST:PORT | --unix PATH] [--duration SECS] [--tls CA_FILE]
@@ -41,6 +41,10 @@ options:
   --udp               UDP echo instead: C sockets send datagrams of --size
                       bytes (at least 16) at --rate (default 10000) in all;
                       adds sent=.. received=.. lost=.. to the line
+  --reconnect N       churn: each connection closes after N messages (once all
+                      are answered) and a new one replaces it, so new connections
+                      arrive all along; adds reconnects= and stalled= (connections
+                      whose oldest message waited over 1 s at the end)
   --idle N            open N connections that send nothing, print
                       idle_conns=N once all are up, hold them for --duration
   --tls CA_FILE       speak TLS, trusting the PEM certificates in CA_FILE; the
@@ -89,6 +93,8 @@ pub(crate) struct Opts {
     pub(crate) handshakes: bool,
     /// UDP mode: datagrams at a fixed rate.
     pub(crate) udp: bool,
+    /// Messages per connection before it is replaced by a new one.
+    pub(crate) reconnect: Option<u64>,
 }
 
 /// Parses and checks the command line.
@@ -111,6 +117,7 @@ pub(crate) fn parse_opts(parser: &mut Parser) -> Result<Opts, Error> {
         tls: None,
         handshakes: false,
         udp: false,
+        reconnect: None,
     };
     let mut given = Vec::new();
     while let Some(arg) = parser.next()? {
@@ -151,6 +158,7 @@ fn set(o: &mut Opts, parser: &mut Parser, flag: &str) -> Result<(), Error> {
         "--tls" => o.tls = Some(PathBuf::from(cli::string(parser, flag)?)),
         "--handshakes" => o.handshakes = true,
         "--udp" => o.udp = true,
+        "--reconnect" => o.reconnect = Some(cli::count(parser, flag)? as u64),
         _ => return Err(bad(format!("unknown option {flag}"))),
     }
     Ok(())
@@ -224,6 +232,7 @@ fn check_mode(o: &Opts, given: &[String]) -> Result<(), Error> {
             "--tls",
             "--handshakes",
             "--unix",
+            "--reconnect",
         ];
         if let Some(flag) = given.iter().find(|g| tcp_only.contains(&g.as_str())) {
             return refuse(flag, "does not apply to --udp");

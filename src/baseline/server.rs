@@ -195,6 +195,13 @@ where
         })
     }
 
+    /// Notes that other processes hold the listener too (it was inherited):
+    /// shutdown then leaves the socket listening for them.
+    pub(crate) fn listener_shared(self) -> Self {
+        self.shared.0.set_listener_shared();
+        self
+    }
+
     /// Stack size of each connection thread, in bytes.
     ///
     /// Default [`DEFAULT_STACK_SIZE`] (256 KiB), where the reasons for it are

@@ -48,6 +48,10 @@ pub(super) struct Shared {
     shutting_down: AtomicBool,
     /// The grace period ended and the remaining connections were reset.
     forced: AtomicBool,
+    /// Other processes hold the listening socket too (it was inherited):
+    /// shutting it down would stop it listening for them, so a blocked
+    /// `accept` is woken by a connection of our own instead.
+    listener_shared: AtomicBool,
 }
 
 /// The part of [`Shared`] behind its mutex.
@@ -77,7 +81,13 @@ impl Shared {
             changed: Condvar::new(),
             shutting_down: AtomicBool::new(false),
             forced: AtomicBool::new(false),
+            listener_shared: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that other processes hold the listening socket too.
+    pub(super) fn set_listener_shared(&self) {
+        self.listener_shared.store(true, Ordering::Release);
     }
 
     /// Where the server listens.
@@ -223,12 +233,15 @@ impl Shared {
     /// On Linux, shutting down a listening socket stops it listening (new
     /// connections are refused at once) and makes a blocked `accept` fail
     /// with `EINVAL`: no timer, no extra fd, no wake-up while idle. Where the
-    /// OS refuses that, a connection of our own wakes `accept` instead.
+    /// OS refuses that, or the socket is shared with other processes (a
+    /// socket from systemd, say, which must go on listening once this
+    /// process has ended), a connection of our own wakes `accept` instead.
     fn interrupt_accept(&self) {
         let Some(listener) = self.listener.upgrade() else {
             return; // the acceptor is done
         };
-        if SockRef::from(&*listener).shutdown(Shutdown::Read).is_err() {
+        let shared = self.listener_shared.load(Ordering::Acquire);
+        if shared || SockRef::from(&*listener).shutdown(Shutdown::Read).is_err() {
             listener.connect_to_self();
         }
     }

@@ -154,6 +154,35 @@ impl HttpServer {
         }
     }
 
+    /// An HTTP server on the socket `server` serves, with its threads,
+    /// balancing, pinning, model and TLS (its [`Config`] is replaced by
+    /// [`config`](HttpServer::config)'s): for a socket inherited through
+    /// [`Server::from_listener`] or [`Listeners`](crate::Listeners).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::http::{HttpServer, Response};
+    /// use evloop::Server;
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let server = HttpServer::from_server(Server::from_listener(listener)?.threads(1))
+    ///     .start(|_req| Response::text("hello"))?;
+    /// let url = format!("http://{}/", server.local_addr());
+    /// assert_eq!(&evloop::http::get(&url, Duration::from_secs(5))?.body()[..], b"hello");
+    /// server.shutdown(Duration::ZERO);
+    /// server.join()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_server(server: Server) -> Self {
+        HttpServer {
+            server,
+            config: Config::default(),
+            http: HttpConfig::default(),
+        }
+    }
+
     /// Protocol limits; see [`HttpConfig`].
     pub fn http_config(mut self, http: HttpConfig) -> Self {
         self.http = http;

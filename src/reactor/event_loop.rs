@@ -110,6 +110,10 @@ pub struct EventLoop<F, H> {
     pub(super) shutdown_deadline: Option<Instant>,
     /// Shutdown has begun: no listener, no reading, connections closing.
     pub(super) shutting_down: bool,
+    /// Accepting has stopped for good while connections are served on
+    /// until they close (a drain, as when another process takes over the
+    /// listener); the loop ends with its last connection.
+    pub(super) draining: bool,
     /// When a slow turn was last logged, to log at most one a second.
     pub(super) last_slow_warning: Option<Instant>,
     /// Serves TLS on accepted connections, if set.
@@ -256,6 +260,7 @@ where
             commands: parts.commands,
             shutdown_deadline: None,
             shutting_down: false,
+            draining: false,
             last_slow_warning: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -411,6 +416,7 @@ where
                 self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
                 return;
             }
+            Command::StopAccepting => return self.stop_accepting(),
             Command::Adopt(stream, peer, slot) => return self.adopt(stream, peer, slot),
             Command::Connect(addr, timeout) => {
                 if let Err(e) = self.connect(addr, timeout) {
@@ -528,9 +534,23 @@ where
         }
     }
 
-    /// True once shutdown has begun and every connection is gone.
+    /// Closes the listener and serves the open connections on until each
+    /// closes: the loop ends with the last one (or at a later shutdown).
+    fn stop_accepting(&mut self) {
+        self.draining = true;
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.close(self.core.registry());
+        }
+        debug!(
+            "loop {}: stopped accepting; draining {} connection(s)",
+            self.core.door().index,
+            self.conns.len()
+        );
+    }
+
+    /// True once shutdown or a drain has begun and every connection is gone.
     fn is_done(&self) -> bool {
-        self.shutting_down && self.conns.is_empty()
+        (self.shutting_down || self.draining) && self.conns.is_empty()
     }
 
     /// Test access: handles an event for `token` as if the poller reported it.

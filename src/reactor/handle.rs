@@ -29,6 +29,8 @@ pub(crate) type Task = Box<dyn FnOnce(&mut Conn<'_>) + Send>;
 pub(crate) enum Command {
     /// Stop accepting, flush and close every connection within the grace period.
     Shutdown(Duration),
+    /// Close the listener and serve the open connections until they close.
+    StopAccepting,
     /// Serve a socket accepted by the server's acceptor thread, which took
     /// its slot.
     Adopt(socket2::Socket, crate::Peer, super::slot::Slot),
@@ -51,6 +53,7 @@ impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Shutdown(grace) => write!(f, "Shutdown({grace:?})"),
+            Command::StopAccepting => write!(f, "StopAccepting"),
             Command::Adopt(_, peer, _) => write!(f, "Adopt({peer})"),
             Command::Connect(addr, timeout) => write!(f, "Connect({addr}, {timeout:?})"),
             Command::ConnectUnix(addr, timeout) => write!(f, "ConnectUnix({addr}, {timeout:?})"),

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use super::acceptor::AcceptorThread;
 use super::balance::Balance;
+use super::bind;
 use super::handle::ServerHandle;
 use super::pin::{Pin, pin_current_thread};
 use crate::baseline::ThreadServer;
@@ -109,6 +110,9 @@ pub struct Server {
     stack_size: usize,
     /// Where loop threads run.
     pin: Pin,
+    /// A socket listening already, served instead of binding `addr`
+    /// (see [`Server::from_listener`]); each start serves duplicates of it.
+    pub(super) inherited: Option<Arc<Listener>>,
     /// Serves TLS on every connection, if set.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
@@ -170,6 +174,7 @@ impl Server {
             model: Model::Reactor,
             stack_size: crate::baseline::DEFAULT_STACK_SIZE,
             pin: Pin::Off,
+            inherited: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -354,9 +359,12 @@ impl Server {
                 "pinning applies to event loops; under Model::Threads each connection has its own thread";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
-        let listener = Listener::bind(&self.bind, false)?;
+        let listener = bind::listen_one(self.inherited.as_deref(), &self.bind)?;
         let mut server =
             ThreadServer::from_listener(listener, self.config, factory)?.stack_size(self.stack_size);
+        if self.inherited.is_some() {
+            server = server.listener_shared();
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls {
             server = server.tls(tls);
@@ -448,10 +456,14 @@ impl Server {
     }
 
     /// The listeners: one per loop under `ReusePort`, else one. Loops on
-    /// a Unix socket share one (each holds a clone of its fd).
+    /// a Unix socket, or on an inherited one, share it (each holds a
+    /// duplicate of its fd).
     fn listeners(&self) -> io::Result<Vec<Listener>> {
+        if let Some(listener) = &self.inherited {
+            return bind::share(listener, self.balance, self.threads, &self.config);
+        }
         let reuse = self.balance == Balance::ReusePort && self.threads > 1;
-        let first = Listener::bind(&self.bind, reuse)?;
+        let first = bind::listen_first(&self.bind, reuse)?;
         let mut all = vec![first];
         if reuse {
             for _ in 1..self.threads {

@@ -232,6 +232,50 @@ impl ServerHandle {
         }
     }
 
+    /// Stops accepting and lets the open connections finish on their own:
+    /// the way out for a server whose listening socket another process has
+    /// taken over (see [`Listeners::hand_over`](crate::Listeners::hand_over)).
+    ///
+    /// 1. accepting stops at once: each loop closes its own descriptor of
+    ///    the listener, which goes on listening wherever else it is open,
+    ///    its queue of connections untouched;
+    /// 2. every open connection is served as before, reads included, until
+    ///    its peer or handler closes it;
+    /// 3. each loop thread exits with its last connection;
+    /// 4. connections still open after `grace` are shut down as by
+    ///    [`shutdown`](ServerHandle::shutdown) with no grace: reset.
+    ///
+    /// Returns at once; [`join`](ServerHandle::join) waits for the end.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` under [`Model::Threads`](crate::Model::Threads), whose
+    /// connection threads cannot be left to finish without a shutdown; and
+    /// the error of spawning the thread that ends the grace period.
+    pub fn drain(&self, grace: Duration) -> io::Result<()> {
+        let Running::Loops(loops) = &self.inner.running else {
+            let msg = "a thread-per-connection server cannot drain; shut it down instead";
+            return Err(io::Error::new(io::ErrorKind::Unsupported, msg));
+        };
+        // Weak: a server gone before the grace ends is not kept alive by it.
+        let inner = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name("evloop-drain".into())
+            .spawn(move || {
+                std::thread::sleep(grace);
+                if let Some(inner) = inner.upgrade() {
+                    ServerHandle { inner }.shutdown(Duration::ZERO);
+                }
+            })?;
+        if let Some(acceptor) = &loops.acceptor {
+            acceptor.stop();
+        }
+        for door in loops.doors.iter() {
+            door.send(Command::StopAccepting);
+        }
+        Ok(())
+    }
+
     /// Blocks until every loop thread (and the acceptor) has exited, which
     /// happens only after [`shutdown`](ServerHandle::shutdown). Any clone may
     /// join; all return once the server is down.
@@ -252,7 +296,9 @@ impl ServerHandle {
 
     /// Shuts the server down with `grace` on the first SIGINT (Ctrl-C) or
     /// SIGTERM, and without grace on a second one. Spawns a thread that
-    /// waits for the signals.
+    /// waits for the signals. On the first, a service manager that asked
+    /// for notices (`NOTIFY_SOCKET`) is sent `STOPPING=1` (see
+    /// [`sys::notify`]).
     ///
     /// # Errors
     ///
@@ -266,6 +312,12 @@ impl ServerHandle {
                 for (count, signal) in signals.forever().enumerate() {
                     let grace = if count == 0 { grace } else { Duration::ZERO };
                     info!("{signal}: shutting down (grace {grace:?})");
+                    if count == 0 {
+                        // A service manager waiting for the end hears of it.
+                        if let Err(e) = sys::notify("STOPPING=1") {
+                            log::warn!("cannot tell the service manager of the shutdown: {e}");
+                        }
+                    }
                     handle.shutdown(grace);
                 }
             })?;

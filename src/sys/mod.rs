@@ -13,6 +13,8 @@
 //!   what a load test needs before it opens thousands of sockets or pins a
 //!   server and its client to different CPUs.
 //! * [`peer_cred`] — who is at the other end of a Unix socket ([`PeerCred`]).
+//! * [`notify`] — tells a service manager (systemd's `Type=notify`) that the
+//!   server is ready or stopping.
 //!
 //! # Portability
 //!
@@ -28,11 +30,14 @@
 //! Datagrams go in batches (`recvmmsg`, `sendmmsg`) on Linux and Android,
 //! one system call per datagram elsewhere.
 
+mod activation;
 mod affinity;
 mod error;
 mod limits;
 mod mmsg;
 mod net;
+mod notify;
+mod passing;
 mod process;
 mod rusage;
 mod signals;
@@ -40,10 +45,12 @@ mod unix;
 
 pub use affinity::{cpu_affinity, set_cpu_affinity};
 pub use limits::{fd_limit, raise_fd_limit};
+pub use notify::notify;
 pub use process::{ContextSwitches, ProcessStats, ThreadStats, open_fds};
 pub use rusage::{CpuTime, context_switches, cpu_time};
 pub use unix::{PeerCred, peer_cred};
 
+pub(crate) use activation::{is_listening_stream, listen_fds};
 #[cfg(test)]
 pub(crate) use error::errno;
 pub(crate) use error::{is_in_progress, is_out_of_resources, is_out_of_threads, is_pending_connection_error};
@@ -54,4 +61,5 @@ pub(crate) use net::{
     REUSE_PORT_BALANCES, peek_unread, poll_readable, recv, send_nosignal, send_vectored_nosignal,
     set_reuse_port,
 };
+pub(crate) use passing::{MAX_PASSED_FDS, recv_with_fds, send_with_fds};
 pub(crate) use signals::TerminationSignals;

@@ -285,6 +285,24 @@ pub fn wait_until_within<T>(limit: Duration, what: &str, mut probe: impl FnMut()
     }
 }
 
+/// The example `name` as `cargo test` builds it, into
+/// `target/<profile>/examples/`; `None`, with `SKIPPED` on stderr, when it
+/// is not there (`cargo test --test NAME` on a fresh checkout: run `cargo
+/// build --examples`).
+pub fn example(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/TEST-HASH -> target/<profile>/examples/NAME
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    if !path.is_file() {
+        eprintln!(
+            "SKIPPED: {} is not built; run `cargo build --examples`",
+            path.display()
+        );
+        return None;
+    }
+    Some(path)
+}
+
 /// The process's open fd count now.
 pub fn open_fds() -> usize {
     evloop::sys::open_fds().expect("fd counting needs Linux /proc")

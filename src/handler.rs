@@ -136,6 +136,55 @@ pub trait Handler: 'static {
         let _ = (conn, input);
     }
 
+    /// The server began to drain ([`ServerHandle::drain`](crate::ServerHandle::drain)):
+    /// it accepts no more connections and serves the open ones until they
+    /// close. Called once for each open connection when the drain begins,
+    /// and for a connection opened on a draining loop right after its
+    /// [`on_open`](Handler::on_open) (an accepted one handed over late, an
+    /// outbound one once connected, a TLS one once its handshake is done).
+    ///
+    /// The moment for a protocol with requests to finish what is in
+    /// progress and close, so that its client, which will reach the new
+    /// server on its next connection, does not wait for the grace period to
+    /// end and be reset. The default does nothing: the connection is served
+    /// on until its peer or handler closes it. Not called for a connection
+    /// already closing, nor under [`Model::Threads`](crate::Model::Threads),
+    /// which cannot drain.
+    ///
+    /// The HTTP server implements it: an idle keep-alive connection closes
+    /// at once, and one with a request in progress answers it (and the
+    /// requests already received behind it) with `Connection: close`, then
+    /// closes.
+    ///
+    /// # Examples
+    ///
+    /// A line protocol that says goodbye and closes once its output is
+    /// flushed:
+    ///
+    /// ```
+    /// use evloop::bytes::BytesMut;
+    /// use evloop::{Conn, Handler};
+    ///
+    /// struct Lines;
+    ///
+    /// impl Handler for Lines {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+    ///         while let Some(end) = input.iter().position(|&b| b == b'\n') {
+    ///             conn.write(&input.split_to(end + 1));
+    ///         }
+    ///     }
+    ///
+    ///     fn on_drain(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"server restarting, goodbye\n");
+    ///         conn.close();
+    ///     }
+    /// }
+    /// # let _ = Lines;
+    /// ```
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// A timer set with [`Conn::set_timer`] expired.
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
         let _ = (conn, timer);

@@ -141,6 +141,21 @@ impl Answers {
         self.last = true;
     }
 
+    /// Makes the last request awaited the last of the connection: its
+    /// answer says `Connection: close`, and the connection closes after it
+    /// (after a body already streaming, if none is awaited).
+    pub(crate) fn close_after_last(&mut self) {
+        match self.queue.back_mut() {
+            Some(awaited) => awaited.meta.keep_alive = false,
+            None => {
+                if let Some(stream) = &mut self.stream {
+                    stream.keep_alive = false;
+                }
+            }
+        }
+        self.last = true;
+    }
+
     /// Sends, in order, every answer that is ready, and as much of a
     /// streamed body as the output takes up to `output_limit`. Returns
     /// false when the connection must close once its output is flushed.

@@ -25,6 +25,11 @@
 //! A deferred answer or a body piece reaches the handler in `on_timer`
 //! (see [`super::wake`]); output draining, in `on_drained`. Both run phases
 //! 3 and 5.
+//!
+//! When the server drains (`on_drain`), a connection with no request in
+//! progress closes at once; otherwise the request that leaves no more input
+//! behind it (the last one received) is answered with `Connection: close`,
+//! and the connection closes after it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -65,6 +70,12 @@ pub(crate) struct HttpHandler<A> {
     answers: Option<Answers>,
     /// The body of the last request, arriving in pieces for the application.
     upload: Option<Upload>,
+    /// Input was left unconsumed by the last `on_data`: part of a request,
+    /// or requests waiting for the output to drain.
+    unread: bool,
+    /// The server is draining: the last request received is answered with
+    /// `Connection: close`.
+    draining: bool,
 }
 
 /// How [`HttpHandler::serve`] left the connection.
@@ -90,6 +101,8 @@ impl<A: App> HttpHandler<A> {
             discarding: None,
             answers: None,
             upload: None,
+            unread: false,
+            draining: false,
         }
     }
 
@@ -148,7 +161,8 @@ impl<A: App> HttpHandler<A> {
                         let pipe = Pipe::new(answers.waker());
                         request.pieces = Some(Arc::clone(&pipe));
                         self.upload = Some(Upload(pipe));
-                        hand_over(&*self.app, conn, answers, request);
+                        let last = self.draining && input.is_empty();
+                        hand_over(&*self.app, conn, answers, request, last);
                     }
                     continue;
                 }
@@ -162,13 +176,15 @@ impl<A: App> HttpHandler<A> {
                     continue;
                 }
             };
+            // Draining, the request that leaves nothing behind it is the last.
+            let last = self.draining && input.is_empty();
             if A::DEFERS {
                 if let Some(answers) = self.answers.as_mut() {
-                    hand_over(&*self.app, conn, answers, request);
+                    hand_over(&*self.app, conn, answers, request, last);
                 }
                 continue;
             }
-            let keep_alive = respond(&*self.app, conn, batch, &request, &date);
+            let keep_alive = respond(&*self.app, conn, batch, &request, &date, last);
             decoder.recycle(&mut request);
             if !keep_alive {
                 return Flow::Close;
@@ -304,10 +320,30 @@ impl<A: App> Handler for HttpHandler<A> {
         }
         self.follow_answers(conn, true);
         self.update_head_timer(conn, input);
+        self.unread = !input.is_empty();
     }
 
     fn on_drained(&mut self, conn: &mut Conn<'_>) {
         self.answer(conn);
+    }
+
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        self.draining = true;
+        let busy = self.unread
+            || self.discarding.is_some()
+            || self.upload.is_some()
+            || self.decoder.as_ref().is_some_and(|d| !d.awaiting_head())
+            || self.answers.as_ref().is_some_and(|a| !a.is_idle());
+        if !busy {
+            debug!("{}: idle at the drain; closing", conn.id());
+            return conn.close();
+        }
+        if !self.unread
+            && let Some(answers) = self.answers.as_mut()
+        {
+            // Every request received is awaited: the last of them closes.
+            answers.close_after_last();
+        }
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
@@ -341,9 +377,12 @@ impl<A> std::fmt::Debug for HttpHandler<A> {
 }
 
 /// Hands `request` to a deferring application with a responder queued in
-/// `answers`; a panic drops the responder, which answers 500 in its turn.
-fn hand_over<A: App>(app: &A, conn: &mut Conn<'_>, answers: &mut Answers, request: Request) {
-    let responder = answers.responder(Meta::of(&request));
+/// `answers`, its answer closing the connection if it is the `last`; a
+/// panic drops the responder, which answers 500 in its turn.
+fn hand_over<A: App>(app: &A, conn: &mut Conn<'_>, answers: &mut Answers, request: Request, last: bool) {
+    let mut meta = Meta::of(&request);
+    meta.keep_alive &= !last;
+    let responder = answers.responder(meta);
     if panic::catch_unwind(AssertUnwindSafe(|| app.later(request, responder))).is_err() {
         error!("{}: HTTP handler panicked", conn.id());
         // The 500 closes the connection: take no more requests.
@@ -352,7 +391,8 @@ fn hand_over<A: App>(app: &A, conn: &mut Conn<'_>, answers: &mut Answers, reques
 }
 
 /// Calls an immediate application for `request` and adds its response to
-/// `batch` (500 if it panicked); returns whether the connection stays open.
+/// `batch` (500 if it panicked), closing the connection if it is the
+/// `last`; returns whether the connection stays open.
 #[inline]
 fn respond<A: App>(
     app: &A,
@@ -360,6 +400,7 @@ fn respond<A: App>(
     batch: &mut Batch,
     request: &Request,
     date: &HttpDate,
+    last: bool,
 ) -> bool {
     // The app is caught here rather than by the session, which would reset
     // the connection without a response.
@@ -389,7 +430,7 @@ fn respond<A: App>(
         return false;
     }
     let meta = Meta::of(request);
-    let (connection, keep_alive) = connection_header(meta, response.wants_close());
+    let (connection, keep_alive) = connection_header(meta, response.wants_close() || last);
     batch.push(conn, &response, meta.head_only, connection, date);
     keep_alive
 }

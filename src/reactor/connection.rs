@@ -309,6 +309,12 @@ impl<H: Handler> Connection<H> {
         self.settle(core);
     }
 
+    /// Tells the session that the server began to drain (`on_drain`).
+    pub(crate) fn drain(&mut self, core: &mut Core) {
+        with!(self, core, |s, env, io| s.drain(env, io));
+        self.settle(core);
+    }
+
     /// Closes now, for the end of a shutdown's grace period.
     pub(crate) fn force_close(&mut self, core: &mut Core) {
         with!(self, core, |s, env, io| s.force_close(env, io));

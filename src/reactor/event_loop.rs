@@ -534,10 +534,13 @@ where
         }
     }
 
-    /// Closes the listener and serves the open connections on until each
-    /// closes: the loop ends with the last one (or at a later shutdown).
+    /// Closes the listener, tells every open connection (`on_drain`) and
+    /// serves them on until each closes: the loop ends with the last one
+    /// (or at a later shutdown).
     fn stop_accepting(&mut self) {
-        self.draining = true;
+        if std::mem::replace(&mut self.draining, true) {
+            return;
+        }
         if let Some(acceptor) = self.acceptor.take() {
             acceptor.close(self.core.registry());
         }
@@ -546,6 +549,9 @@ where
             self.core.door().index,
             self.conns.len()
         );
+        for (_, conn) in self.conns.iter_mut() {
+            conn.drain(&mut self.core);
+        }
     }
 
     /// True once shutdown or a drain has begun and every connection is gone.

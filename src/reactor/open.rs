@@ -264,6 +264,11 @@ where
         if matches!(start, Start::Accepted) {
             conn.open(&mut self.core);
         }
+        if self.draining {
+            // Opened after the drain began (handed over by the acceptor
+            // thread late, or dialled): told as the others were.
+            conn.drain(&mut self.core);
+        }
         Ok(id)
     }
 }

@@ -55,6 +55,9 @@ pub(crate) struct Session<H> {
     pub(super) last_active: Instant,
     /// The pending idle check, while the idle timeout is on.
     pub(super) idle_timer: Option<TimerId>,
+    /// The server is draining: `on_drain` ran, or runs right after
+    /// `on_open` for a connection not yet open.
+    pub(super) draining: bool,
 }
 
 impl<H: Handler> Session<H> {
@@ -70,6 +73,7 @@ impl<H: Handler> Session<H> {
             deferred: Deferred::default(),
             last_active: now,
             idle_timer: None,
+            draining: false,
         }
     }
 
@@ -164,6 +168,9 @@ impl<H: Handler> Session<H> {
         self.last_active = env.now;
         self.arm_idle(env);
         self.call(env, io, |h, conn, _| h.on_open(conn));
+        if self.draining && self.phase.takes_input() {
+            self.call(env, io, |h, conn, _| h.on_drain(conn));
+        }
     }
 
     /// The handshake of an outbound connection completed.
@@ -281,6 +288,17 @@ impl<H: Handler> Session<H> {
     pub(crate) fn shutdown(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
         self.state.close_with(CloseReason::Shutdown);
         self.apply(env, io);
+    }
+
+    /// The server began to drain: calls `on_drain` on an open connection
+    /// (once), or notes it for `on_open` on one not yet open.
+    pub(crate) fn drain(&mut self, env: &mut Env<'_>, io: &mut impl Transport) {
+        if std::mem::replace(&mut self.draining, true) {
+            return;
+        }
+        if self.phase.takes_input() && !self.state.is_closing() {
+            self.call(env, io, |h, conn, _| h.on_drain(conn));
+        }
     }
 
     /// Closes now, abortively: the end of a shutdown's grace period.

@@ -40,6 +40,7 @@
 //! | TLS failure (alert to send) | – | → Closing(`Tls`) | → Closing(`Tls`) | → Closing(`Tls`) | – | → Finished |
 //! | output drained | – | – | `on_drained`, input offered again | same, then `on_eof` | `close_notify`, then close or linger | – |
 //! | handler resumes reading | – | – | input offered again, socket read again | input offered, then `on_eof` | – | – |
+//! | server drains (once) | noted: `on_drain` after `on_open` | noted: `on_drain` after `on_open` | `on_drain` | `on_drain` | – | – |
 //! | `close()`, input limit, shutdown | → Finished | → Finished | → Closing | → Closing | – | – |
 //! | abort, panic, socket error | → Finished | → Finished | → Finished | → Finished | → Finished | → Finished |
 //! | idle timer | – | – | → Finished | → Finished | → Finished | – |

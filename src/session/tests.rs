@@ -108,6 +108,10 @@ impl Handler for Probe {
         self.record.borrow_mut().calls.push("timer");
     }
 
+    fn on_drain(&mut self, _: &mut Conn<'_>) {
+        self.record.borrow_mut().calls.push("drain");
+    }
+
     fn on_close(&mut self, reason: &CloseReason) {
         let mut r = self.record.borrow_mut();
         r.calls.push("close");
@@ -135,6 +139,8 @@ enum Event {
     Tick(u64),
     /// The server shuts down.
     Shutdown,
+    /// The server drains.
+    Drain,
     /// The handler acts (through a task, as `Remote` runs it).
     Act(Action),
 }
@@ -178,6 +184,7 @@ fn event() -> impl Strategy<Value = Event> {
         20 => Just(Event::Deferred),
         8 => (1..300u64).prop_map(Event::Tick),
         1 => Just(Event::Shutdown),
+        2 => Just(Event::Drain),
         20 => action().prop_map(Event::Act),
     ]
 }
@@ -292,6 +299,7 @@ impl Harness {
                 }
             }
             Event::Shutdown => self.with(|s, env, io| s.shutdown(env, io)),
+            Event::Drain => self.with(|s, env, io| s.drain(env, io)),
             Event::Act(action) => self.act(action),
         }
     }
@@ -434,4 +442,42 @@ fn a_pipelined_batch_then_end_of_stream_loses_nothing() {
     h.check_end();
     assert_eq!(h.socket.written, batch, "every byte echoed, in order");
     assert_eq!(h.record.borrow().closed, Some(CloseReason::PeerClosed));
+}
+
+#[test]
+fn on_drain_runs_once_however_often_the_drain_is_told() {
+    let mut h = Harness::new(3, 32, false);
+    h.apply(Event::Drain);
+    h.apply(Event::Drain);
+    assert_eq!(h.record.borrow().calls, ["open", "drain"]);
+    // The connection is served on as before.
+    h.apply(Event::PeerSends(b"abc".to_vec()));
+    h.apply(Event::Readable(READ_SIZE));
+    assert_eq!(h.record.borrow().consumed, b"abc");
+}
+
+#[test]
+fn a_connection_told_of_the_drain_before_it_opens_hears_it_after_on_open() {
+    let mut h = Harness::new(3, 32, false);
+    let until = h.now + Duration::from_secs(1);
+    let probe = Probe {
+        record: Rc::clone(&h.record),
+        per_call: 3,
+        out_limit: 32,
+    };
+    let state = ConnState::new(ConnId::new(0, 2, 1), h.session.peer(), None);
+    h.session = h.with(|_, env, _| Session::connecting(probe, state, env, until));
+    h.record.borrow_mut().calls.clear();
+    h.apply(Event::Drain);
+    assert!(h.record.borrow().calls.is_empty(), "no callback before on_open");
+    h.with(|s, env, io| s.connected(env, io));
+    assert_eq!(h.record.borrow().calls, ["open", "drain"]);
+}
+
+#[test]
+fn a_closing_connection_is_not_told_of_the_drain() {
+    let mut h = Harness::new(3, 32, false);
+    h.apply(Event::Shutdown);
+    h.apply(Event::Drain);
+    assert!(!h.record.borrow().calls.contains(&"drain"));
 }

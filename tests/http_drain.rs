@@ -1,0 +1,183 @@
+//! A drain (`ServerHandle::drain`, as after a handover) over real sockets:
+//! an idle keep-alive HTTP connection is closed at once, cleanly; a request
+//! in progress — its head half read, or its answer awaited — is answered
+//! with `Connection: close` and then the connection ends; requests
+//! pipelined before the drain are all answered first; and an echo
+//! connection, whose handler does not act on a drain, keeps echoing.
+
+#![cfg(feature = "http")]
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::http::{Http, read_reply, read_until_closed};
+use common::{Echo, assert_echoes, localhost, wait_until};
+use evloop::http::{HttpServer, Request, Responder, Response};
+use evloop::{Server, ServerHandle};
+
+/// Long enough that no test here relies on the grace period ending.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// The requests a deferring app holds: each path with its responder.
+type Kept = Arc<Mutex<Vec<(String, Responder)>>>;
+
+/// A deferring server on one loop whose app keeps every responder for the
+/// test to answer.
+fn deferred() -> (ServerHandle, Kept) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let app = {
+        let kept = Arc::clone(&kept);
+        move |req: Request, responder: Responder| {
+            kept.lock().unwrap().push((req.path().to_owned(), responder));
+        }
+    };
+    let server = HttpServer::new(localhost())
+        .threads(1)
+        .start_deferred(app)
+        .unwrap();
+    (server, kept)
+}
+
+/// A client of `server` with a bounded read timeout.
+fn connect(server: &ServerHandle) -> TcpStream {
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+/// Waits until `n` requests are awaited; returns them in arrival order.
+#[track_caller]
+fn awaited(kept: &Mutex<Vec<(String, Responder)>>, n: usize) -> Vec<(String, Responder)> {
+    wait_until("requests handed to the app", || {
+        let mut kept = kept.lock().unwrap();
+        (kept.len() == n).then(|| std::mem::take(&mut *kept))
+    })
+}
+
+/// Joins a drained server, asserting it ends well before its grace period:
+/// its connections closed on their own.
+#[track_caller]
+fn assert_ends_before_the_grace(server: &ServerHandle, since: Instant) {
+    server.join().unwrap();
+    assert!(
+        since.elapsed() < GRACE / 2,
+        "the drained server took {:?} to end",
+        since.elapsed()
+    );
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_cleanly_at_the_drain() {
+    let http = Http::describing();
+    let mut stream = http.connect();
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let reply = read_reply(&mut BufReader::new(&mut stream), false);
+    assert_eq!(reply.body, "GET /first ");
+    assert_eq!(reply.header("connection"), None, "kept alive before the drain");
+
+    let began = Instant::now();
+    http.0.drain(GRACE).unwrap();
+    // End of stream, not a reset (read_until_closed fails on an error).
+    assert_eq!(read_until_closed(&mut stream), "");
+    assert_ends_before_the_grace(&http.0, began);
+}
+
+#[test]
+fn a_request_half_read_at_the_drain_is_answered_with_connection_close() {
+    let http = Http::describing();
+    let mut stream = http.connect();
+    stream.write_all(b"GET /half HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // The head's first part has reached the handler.
+    std::thread::sleep(Duration::from_millis(100));
+    let began = Instant::now();
+    http.0.drain(GRACE).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"\r\n").unwrap();
+    let all = read_until_closed(&mut stream);
+    let mut reader = all.as_bytes();
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.body, "GET /half ");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_ends_before_the_grace(&http.0, began);
+}
+
+#[test]
+fn a_deferred_answer_in_flight_goes_out_whole_with_connection_close() {
+    let (server, kept) = deferred();
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut waiting = awaited(&kept, 1);
+
+    let began = Instant::now();
+    server.drain(GRACE).unwrap();
+    // The connection stays open for its answer.
+    std::thread::sleep(Duration::from_millis(200));
+    let (path, responder) = waiting.pop().unwrap();
+    responder.send(Response::text(format!("late answer to {path}")));
+
+    let all = read_until_closed(&mut stream);
+    let mut reader = all.as_bytes();
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.status, "HTTP/1.1 200 OK");
+    assert_eq!(reply.body, "late answer to /slow");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_ends_before_the_grace(&server, began);
+}
+
+#[test]
+fn requests_pipelined_before_the_drain_are_all_answered_the_last_with_close() {
+    let (server, kept) = deferred();
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let waiting = awaited(&kept, 3);
+
+    let began = Instant::now();
+    server.drain(GRACE).unwrap();
+    // Answered last to first: they still leave in request order.
+    for (path, responder) in waiting.into_iter().rev() {
+        responder.send(Response::text(format!("answer to {path}")));
+    }
+
+    let all = read_until_closed(&mut stream);
+    let mut reader = all.as_bytes();
+    for (i, close) in [(1, None), (2, None), (3, Some("close"))] {
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.body, format!("answer to /{i}"), "{all:?}");
+        assert_eq!(reply.header("connection"), close, "response {i}: {all:?}");
+    }
+    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_ends_before_the_grace(&server, began);
+}
+
+#[test]
+fn an_echo_connection_keeps_echoing_through_a_drain() {
+    let server = Server::new(localhost()).threads(1).start(|| Echo).unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_echoes(&mut stream, b"before the drain");
+
+    server.drain(GRACE).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_echoes(&mut stream, b"during the drain");
+    assert_echoes(&mut stream, b"and again");
+
+    // The client ends it; the server ends with it.
+    let began = Instant::now();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert_ends_before_the_grace(&server, began);
+}

@@ -18,7 +18,13 @@
 //!   completes; closed loop or `--rate` as above. Responses are parsed with
 //!   `httparse` (status line, headers, `Content-Length` body); a status other
 //!   than 200 counts in `errors=`, a malformed or unframed response (chunked,
-//!   no `Content-Length`) or `Connection: close` aborts. `msgs` are responses.
+//!   no `Content-Length`) aborts. `msgs` are responses. A server may end a
+//!   kept-alive connection, as a draining one does: after a response with
+//!   `Connection: close` no more requests go on it, and once the server has
+//!   closed it (end of stream or reset, on a connection that has had a
+//!   response) a new connection takes its place and the requests it left
+//!   unanswered are sent again there (they are `GET`s, safe to repeat, as
+//!   browsers do). Adds `reconnects=R stalled=S resent=N` to the result line.
 //! * **UDP** (`--udp`): `--conns` UDP sockets send datagrams of `--size`
 //!   bytes to an echo server at a fixed total `--rate` (default 10,000/s),
 //!   spread round-robin; each echo is checked and its latency runs from its
@@ -189,6 +195,13 @@ struct Conn {
     input: Vec<u8>,
     /// Messages this socket may still start (`--reconnect`; else unbounded).
     budget: u64,
+    /// HTTP mode: responses received on this socket.
+    served: u64,
+    /// HTTP mode: the server said `Connection: close` on this socket.
+    closing: bool,
+    /// HTTP mode: the server closed this socket after serving on it; a new
+    /// one takes its place.
+    ended: bool,
 }
 
 /// Counters shared by all connections.
@@ -215,8 +228,12 @@ struct Load {
     depth: u64,
     /// Due times, in `--rate` mode.
     schedule: Option<Schedule>,
-    /// Connections replaced by new ones (`--reconnect`).
+    /// Connections replaced by new ones (`--reconnect`, or closed by an
+    /// HTTP server).
     reconnects: u64,
+    /// HTTP requests sent again on a new connection, their first one
+    /// closed by the server before answering them.
+    resent: u64,
 }
 
 impl Load {
@@ -230,7 +247,7 @@ impl Load {
 
     /// Queues as many messages on `conn` as its depth and the schedule allow.
     fn refill(&mut self, conn: &mut Conn, idx: usize, now: Instant) {
-        while conn.sent - conn.recv < self.depth && conn.budget > 0 && self.may_send() {
+        while conn.sent - conn.recv < self.depth && conn.budget > 0 && !conn.closing && self.may_send() {
             let start = match &self.schedule {
                 None => now,
                 Some(_) if conn.sent >= conn.due => return,
@@ -314,9 +331,10 @@ impl Load {
             if conn.recv == conn.sent {
                 fail!("conn {idx}: a response (status {}) to no request", resp.status);
             }
-            if resp.close {
-                fail!("conn {idx}: status {} with Connection: close", resp.status);
-            }
+            // No more requests on it; those already sent go again on the
+            // next connection once the server has closed this one.
+            conn.closing |= resp.close;
+            conn.served += 1;
             if resp.status != 200 {
                 self.errors += 1;
             }
@@ -343,9 +361,16 @@ impl Load {
 
 /// Writes what `conn` has queued until done or the socket is full.
 fn flush(conn: &mut Conn, idx: usize) {
+    if conn.ended {
+        return;
+    }
     match conn.stream.flush() {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+        Err(_) if may_end(conn) => {
+            conn.ended = true;
+            return;
+        }
         Err(e) => fail!("conn {idx}: write: {e}"),
     }
     while conn.out_pos < conn.out.len() {
@@ -354,6 +379,10 @@ fn flush(conn: &mut Conn, idx: usize) {
             Ok(n) => conn.out_pos += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) if may_end(conn) => {
+                conn.ended = true;
+                return;
+            }
             Err(e) => fail!("conn {idx}: write: {e}"),
         }
     }
@@ -361,10 +390,18 @@ fn flush(conn: &mut Conn, idx: usize) {
     conn.out_pos = 0;
 }
 
-/// Reads everything `conn` has received and hands it to `load`.
+/// Reads everything `conn` has received and hands it to `load`. In HTTP
+/// mode a server may close a connection it has served on: `conn` is then
+/// marked `ended`, for [`rejoin`].
 fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Instant) {
     loop {
         match conn.stream.read(buf) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Ok(0) | Err(_) if may_end(conn) => {
+                conn.ended = true;
+                return;
+            }
             Ok(0) => fail!("conn {idx}: closed by the server"),
             Ok(n) => {
                 load.received(conn, idx, &buf[..n], now);
@@ -374,11 +411,40 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
                     return;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => fail!("conn {idx}: read: {e}"),
         }
     }
+}
+
+/// True if the server may end `conn` (a read or write saw its end of stream
+/// or an error): in HTTP mode, once it has answered a request on it.
+fn may_end(conn: &Conn) -> bool {
+    conn.served > 0
+}
+
+/// HTTP mode: replaces a connection the server closed with a new one, on
+/// which the requests it left unanswered go again.
+fn rejoin(poll: &Poll, o: &Opts, tls: Option<&tls::Client>, conn: &mut Conn, idx: usize, load: &mut Load) {
+    let _ = poll.registry().deregister(conn.stream.socket());
+    let what = format!("conn {idx}, reconnect {}", load.reconnects + 1);
+    conn.stream = connect_one(poll, o, tls, idx, Interest::READABLE | Interest::WRITABLE, &what);
+    let unanswered = conn.sent - conn.recv;
+    load.resent += unanswered;
+    load.in_flight -= unanswered;
+    conn.sent = conn.recv;
+    conn.budget += unanswered;
+    conn.out.clear();
+    conn.out_pos = 0;
+    conn.input.clear();
+    (conn.served, conn.closing, conn.ended) = (0, false, false);
+    load.reconnects += 1;
+    let kept = std::mem::take(&mut conn.started);
+    load.refill(conn, idx, Instant::now());
+    // A request sent again keeps the time it started the first time.
+    for (start, first) in conn.started.iter_mut().zip(kept) {
+        *start = first;
+    }
+    flush(conn, idx);
 }
 
 /// Opens `n` connections to `o`'s server (with `tls`, over TLS, handshake
@@ -433,6 +499,7 @@ fn churn(
     let what = format!("conn {idx}, reconnect {}", load.reconnects + 1);
     conn.stream = connect_one(poll, o, tls, idx, Interest::READABLE | Interest::WRITABLE, &what);
     conn.input.clear();
+    (conn.served, conn.closing) = (0, false);
     conn.budget = per_conn;
     load.reconnects += 1;
     load.refill(conn, idx, now);
@@ -602,6 +669,9 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             started: VecDeque::with_capacity(o.depth),
             input: Vec::new(),
             budget: o.reconnect.unwrap_or(u64::MAX),
+            served: 0,
+            closing: false,
+            ended: false,
         })
         .collect();
 
@@ -624,6 +694,7 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             next: 0,
         }),
         reconnects: 0,
+        resent: 0,
     };
     let begin = |load: &mut Load| {
         load.in_window = true;
@@ -684,6 +755,10 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
             let idx = event.token().0;
             let conn = &mut conns[idx];
             drain(conn, idx, &mut load, &mut buf, now);
+            if conn.ended {
+                rejoin(&poll, o, tls, conn, idx, &mut load);
+                continue;
+            }
             flush(conn, idx);
             churn(&poll, o, tls, conn, idx, &mut load, now);
         }
@@ -698,8 +773,11 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
         server: w.server.zip(o.pid.map(server_sample)),
     };
     let mut line = report(o, &load, &outcome);
-    if o.reconnect.is_some() {
+    if o.reconnect.is_some() || load.request.is_some() {
         line += &format!(" reconnects={} stalled={}", load.reconnects, stalled(&conns, end));
+    }
+    if load.request.is_some() {
+        line += &format!(" resent={}", load.resent);
     }
     drop(conns);
     println!("{line}");

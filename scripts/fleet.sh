@@ -103,12 +103,9 @@ defaults
     timeout server 30s
     retries 3
     option redispatch
-    # A new server connection per request: a draining backend is left with
-    # no idle keep-alive connection from HAProxy to hold it up (evloop's
-    # drain waits for connections to close, it does not close idle ones),
-    # and a request lost with its server gets a 502 naming the server
-    # rather than a silent close.
-    option http-server-close
+    # Keep-alive to the servers too (HAProxy's default): a draining backend
+    # closes each idle connection HAProxy holds to it at once, and the one
+    # carrying a request after answering it with "Connection: close".
 frontend fe
     bind 127.0.0.1:$front
     default_backend be

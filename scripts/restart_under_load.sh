@@ -2,16 +2,26 @@
 # Restarts under load: each server restarts $RESTARTS times by handover
 # (`--handover PATH`: the new process takes the listening socket over, the
 # old one stops accepting and drains) while loadgen drives a fixed rate of
-# requests over kept-alive connections, each replaced by a new connection
-# every $RECONNECT requests, so new connections arrive all along.
+# requests over kept-alive connections.
+#
+# echo_server: its connections cannot be told to leave (an echo has no
+# requests to end), so each is replaced by a new connection every
+# $RECONNECT requests (`loadgen --reconnect`), and the old process drains as
+# they go. hello_http: the connections are kept alive for as long as the
+# server keeps them; at the drain the old process closes each one once it
+# has answered what it received (the last answer says `Connection: close`),
+# and loadgen opens a new one, to the new process, sending again whatever
+# the closed one left unanswered (`resent`).
 #
 # loadgen checks every byte, and stops at the first connection refused,
-# reset or closed by the server, or byte wrong, naming it (exit 1); at the
-# end it counts connections whose oldest request waited over a second
-# (lost). Printed per server:
+# reset or closed by the server outside those rules, or byte wrong, naming
+# it (exit 1); at the end it counts connections whose oldest request waited
+# over a second (lost). Printed per server:
 #
 #   echo_server restarts=5 load=ok connect_errors=0 resets=0 closed=0 corrupted=0 stalled=0
 #     msgs=.. reconnects=.. p99_us=.. p999_us=.. max_us=.. handover_ms=max,..
+#   hello_http restarts=5 load=ok connect_errors=0 resets=0 closed=0 corrupted=0 stalled=0
+#     msgs=.. reconnects=.. resent=.. p99_us=.. ..
 #
 # max_us is the longest latency of the run, handovers included (latency runs
 # from each request's due time, so a stall is charged in full); handover_ms
@@ -19,7 +29,7 @@
 # exited (start, takeover, drain).
 #
 # Usage: scripts/restart_under_load.sh [SERVER...]  (default: echo_server hello_http)
-# Environment: RESTARTS=5 RATE=2000 (requests/s) CONNS=20 RECONNECT=20
+# Environment: RESTARTS=5 RATE=2000 (requests/s) CONNS=20 RECONNECT=20 (echo_server)
 #   INTERVAL=1.5 (seconds between restarts) THREADS=2
 #   BIN=target/release/examples NO_BUILD= (set: use BIN as it is)
 # Takes RESTARTS x INTERVAL + 3 seconds per server, plus the release build.
@@ -70,10 +80,10 @@ for server in "${SERVERS[@]}"; do
     start "$server" "$port"
     current=$started
     for ((i = 0; i < 500; i++)); do port_open "$port" && break; sleep 0.01; done
-    extra=()
+    extra=(--reconnect "$RECONNECT")
     [[ $server == hello_http ]] && extra=(--http /)
     duration=$(awk -v r="$RESTARTS" -v i="$INTERVAL" 'BEGIN { print r * i + 1.5 }')
-    "$BIN/loadgen" --addr "127.0.0.1:$port" --conns "$CONNS" --rate "$RATE" --reconnect "$RECONNECT" \
+    "$BIN/loadgen" --addr "127.0.0.1:$port" --conns "$CONNS" --rate "$RATE" \
         --warmup 0 --duration "$duration" "${extra[@]}" >"$tmp/load.out" 2>"$tmp/load.err" &
     load=$!
     pids+=("$load")
@@ -102,7 +112,9 @@ for server in "${SERVERS[@]}"; do
     max_handover=$(printf '%s\n' "${handovers[@]}" | sort -n | tail -1)
     echo "$server restarts=$RESTARTS load=$load_ok connect_errors=$connect_errors resets=$resets" \
         "closed=$closed corrupted=$corrupted stalled=${stalled:-NA}"
-    echo "  msgs=$(field msgs "$out") reconnects=$(field reconnects "$out") target_rate=$RATE" \
+    resent=$(field resent "$out")
+    echo "  msgs=$(field msgs "$out") reconnects=$(field reconnects "$out")${resent:+ resent=$resent}" \
+        "target_rate=$RATE" \
         "p99_us=$(field p99_us "$out") p999_us=$(field p999_us "$out") max_us=$(field max_us "$out")" \
         "handover_ms=max:$max_handover,all:$(IFS=,; echo "${handovers[*]}")"
     [[ -n $err ]] && echo "  loadgen: $err"

@@ -61,6 +61,19 @@ fn restarts_under_load_lose_nothing() {
         let clean = "load=ok connect_errors=0 resets=0 closed=0 corrupted=0 stalled=0";
         assert!(line.ends_with(clean), "{line}\n{all}");
     }
+    // hello_http's clients keep their connections alive (no --reconnect):
+    // each draining process closed each of the 8 connections it served.
+    let figures = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("hello_http"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{all}"));
+    let reconnects: u64 = figures
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("reconnects="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("reconnects in {figures}"));
+    assert!(reconnects >= 2 * 8, "{all}");
 }
 
 #[test]

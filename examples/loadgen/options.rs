@@ -37,7 +37,11 @@ options:
   --pid PID           read this server process's CPU time, context switches,
                       threads and memory at the window's edges
   --http PATH         send pipelined keep-alive `GET PATH` requests instead of
-                      echo messages (--depth of them in flight per connection)
+                      echo messages (--depth of them in flight per connection);
+                      a connection the server closes after answering on it
+                      (`Connection: close`, a drain) is replaced, and what it
+                      left unanswered is sent again; adds reconnects=,
+                      stalled= and resent= to the line
   --udp               UDP echo instead: C sockets send datagrams of --size
                       bytes (at least 16) at --rate (default 10000) in all;
                       adds sent=.. received=.. lost=.. to the line

@@ -1,7 +1,8 @@
 //! A drain (`ServerHandle::drain`, as after a handover) over real sockets:
 //! an idle keep-alive HTTP connection is closed at once, cleanly; a request
 //! in progress — its head half read, or its answer awaited — is answered
-//! with `Connection: close` and then the connection ends; requests
+//! with `Connection: close` and then the connection ends; a body streaming
+//! at the drain is sent to its end, then the connection ends; requests
 //! pipelined before the drain are all answered first; and an echo
 //! connection, whose handler does not act on a drain, keeps echoing.
 
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{Http, read_reply, read_until_closed};
 use common::{Echo, assert_echoes, localhost, wait_until};
-use evloop::http::{HttpServer, Request, Responder, Response};
+use evloop::http::{HttpServer, Request, Responder, Response, body_channel};
 use evloop::{Server, ServerHandle};
 
 /// Long enough that no test here relies on the grace period ending.
@@ -179,5 +180,32 @@ fn an_echo_connection_keeps_echoing_through_a_drain() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+    assert_ends_before_the_grace(&server, began);
+}
+
+#[test]
+fn a_body_streaming_at_the_drain_goes_out_to_its_end_then_the_connection_ends() {
+    let (server, kept) = deferred();
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (_, responder) = awaited(&kept, 1).pop().unwrap();
+    let (sender, body) = body_channel(4096);
+    responder.stream(Response::new(200), body);
+    sender.send("first ").unwrap();
+
+    let began = Instant::now();
+    server.drain(GRACE).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    sender.send("second").unwrap();
+    drop(sender);
+
+    let all = read_until_closed(&mut stream);
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all:?}");
+    assert!(
+        all.ends_with("\r\n\r\n6\r\nfirst \r\n6\r\nsecond\r\n0\r\n\r\n"),
+        "the whole chunked body, then the end of stream: {all:?}"
+    );
     assert_ends_before_the_grace(&server, began);
 }

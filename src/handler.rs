@@ -154,7 +154,8 @@ pub trait Handler: 'static {
     /// The HTTP server implements it: an idle keep-alive connection closes
     /// at once, and one with a request in progress answers it (and the
     /// requests already received behind it) with `Connection: close`, then
-    /// closes.
+    /// closes; one that has received nothing yet is given a second for its
+    /// first request, answered the same way.
     ///
     /// # Examples
     ///

@@ -3,7 +3,8 @@
 //! in progress — its head half read, or its answer awaited — is answered
 //! with `Connection: close` and then the connection ends; a body streaming
 //! at the drain is sent to its end, then the connection ends; requests
-//! pipelined before the drain are all answered first; and an echo
+//! pipelined before the drain are all answered first; a connection made
+//! just before the drain still gets its first request answered; and an echo
 //! connection, whose handler does not act on a drain, keeps echoing.
 
 #![cfg(feature = "http")]
@@ -208,4 +209,34 @@ fn a_body_streaming_at_the_drain_goes_out_to_its_end_then_the_connection_ends() 
         "the whole chunked body, then the end of stream: {all:?}"
     );
     assert_ends_before_the_grace(&server, began);
+}
+
+#[test]
+fn a_connection_made_just_before_the_drain_gets_its_first_request_answered() {
+    let http = Http::describing();
+    let mut fresh = http.connect();
+    let mut unused = http.connect();
+    let mut used = http.connect();
+    used.write_all(b"GET /used HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let _ = read_reply(&mut BufReader::new(&mut used), false);
+    std::thread::sleep(Duration::from_millis(100));
+
+    let began = Instant::now();
+    http.0.drain(GRACE).unwrap();
+    // A used idle connection closes at once; a fresh one waits for its
+    // request.
+    assert_eq!(read_until_closed(&mut used), "");
+    std::thread::sleep(Duration::from_millis(200));
+    fresh
+        .write_all(b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let all = read_until_closed(&mut fresh);
+    let mut reader = all.as_bytes();
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.body, "GET /fresh ");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    // One that never sends is closed cleanly all the same.
+    assert_eq!(read_until_closed(&mut unused), "");
+    assert_ends_before_the_grace(&http.0, began);
 }

@@ -29,10 +29,13 @@
 //! When the server drains (`on_drain`), a connection with no request in
 //! progress closes at once; otherwise the request that leaves no more input
 //! behind it (the last one received) is answered with `Connection: close`,
-//! and the connection closes after it.
+//! and the connection closes after it. A connection that has received
+//! nothing yet (accepted just before the drain, its request maybe still on
+//! the way) is given [`FIRST_REQUEST_AT_DRAIN`] for it.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use log::{debug, error};
@@ -46,6 +49,14 @@ use super::discard::{Discard, Rest};
 use super::upload::{Pipe, Upload};
 use super::{HttpConfig, Request};
 use crate::{Conn, Handler, TimerId};
+
+/// How long a connection that has received nothing yet when the server
+/// drains waits for its first request before it closes. A client sends its
+/// request as soon as it has connected, so this only bounds one that holds
+/// a connection unused; closing a fresh connection at once would drop a
+/// request already on its way, which a client does not resend on a new
+/// connection.
+const FIRST_REQUEST_AT_DRAIN: Duration = Duration::from_secs(1);
 
 /// The per-connection HTTP handler, generic over the application.
 pub(crate) struct HttpHandler<A> {
@@ -76,6 +87,11 @@ pub(crate) struct HttpHandler<A> {
     /// The server is draining: the last request received is answered with
     /// `Connection: close`.
     draining: bool,
+    /// Bytes have arrived on this connection.
+    used: bool,
+    /// Draining, a connection that has received nothing waits this timer
+    /// for its first request ([`FIRST_REQUEST_AT_DRAIN`]).
+    first_request_timer: Option<TimerId>,
 }
 
 /// How [`HttpHandler::serve`] left the connection.
@@ -103,6 +119,8 @@ impl<A: App> HttpHandler<A> {
             upload: None,
             unread: false,
             draining: false,
+            used: false,
+            first_request_timer: None,
         }
     }
 
@@ -303,6 +321,10 @@ impl<A: App> Handler for HttpHandler<A> {
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
+        self.used = true;
+        if let Some(timer) = self.first_request_timer.take() {
+            conn.cancel_timer(timer);
+        }
         if self.discarding.is_some() {
             return self.discard(conn, input);
         }
@@ -334,6 +356,10 @@ impl<A: App> Handler for HttpHandler<A> {
             || self.upload.is_some()
             || self.decoder.as_ref().is_some_and(|d| !d.awaiting_head())
             || self.answers.as_ref().is_some_and(|a| !a.is_idle());
+        if !self.used && !busy {
+            self.first_request_timer = Some(conn.set_timer(FIRST_REQUEST_AT_DRAIN));
+            return;
+        }
         if !busy {
             debug!("{}: idle at the drain; closing", conn.id());
             return conn.close();
@@ -347,7 +373,11 @@ impl<A: App> Handler for HttpHandler<A> {
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
-        if self.discarding.as_ref().is_some_and(|(_, t)| *t == timer) {
+        if self.first_request_timer == Some(timer) {
+            debug!("{}: no request at the drain; closing", conn.id());
+            self.first_request_timer = None;
+            conn.close();
+        } else if self.discarding.as_ref().is_some_and(|(_, t)| *t == timer) {
             debug!("{}: the refused body did not end in time", conn.id());
             self.discarding = None;
             conn.close();

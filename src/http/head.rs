@@ -72,19 +72,62 @@ static CLASS: [u8; 256] = {
     table
 };
 
-/// The class bits of `buf[at]`; none past the end.
-#[inline(always)]
-fn class(buf: &[u8], at: usize) -> u8 {
-    buf.get(at).map_or(0, |&b| CLASS[usize::from(b)])
-}
-
 /// Where the run of bytes with one of the `bits` starting at `at` ends.
 #[inline(always)]
-fn skip(buf: &[u8], mut at: usize, bits: u8) -> usize {
-    while class(buf, at) & bits != 0 {
-        at += 1;
+fn skip(buf: &[u8], at: usize, bits: u8) -> usize {
+    let rest = buf.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] & bits == 0)
+        .unwrap_or(rest.len())
+}
+
+/// [`skip`] for `bits` that every byte from `low` to `~` has, eight bytes
+/// at a time while they are all of that range (targets and header
+/// values, the long parts of a head, usually are).
+#[inline(always)]
+fn skip_printable(buf: &[u8], mut at: usize, low: u8, bits: u8) -> usize {
+    while let Some(word) = buf.get(at..at + 8) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if below(word, low) | above(word, b'~') != 0 {
+            break;
+        }
+        at += 8;
     }
-    at
+    skip(buf, at, bits)
+}
+
+/// `0x01` in every byte of a word.
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+/// `0x80` in every byte of a word.
+const HIGHS: u64 = ONES << 7;
+
+/// Non-zero if a byte of `word` is below `n` (at most 128): the
+/// subtraction borrows into a byte's high bit only from a byte below `n`,
+/// or from one whose own high bit is already set.
+#[inline(always)]
+fn below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+}
+
+/// Non-zero if a byte of `word` is above `n` (at most 127): adding
+/// `127 - n` sets the high bit of a byte above `n`, which no carry from a
+/// byte not above it reaches; bytes of 128 and more have it already.
+#[inline(always)]
+fn above(word: u64, n: u8) -> u64 {
+    (word.wrapping_add(ONES * u64::from(127 - n)) | word) & HIGHS
+}
+
+/// `HTTP/1.1`, as a little-endian word.
+const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+/// `HTTP/1.0`, as a little-endian word.
+const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+
+/// Whether `buf` holds CRLF at `at`; `None` past the end.
+#[inline(always)]
+fn crlf(buf: &[u8], at: usize) -> Option<bool> {
+    let pair = buf.get(at..at + 2)?;
+    Some(pair[0] == b'\r' && pair[1] == b'\n')
 }
 
 /// Parses a complete head at the start of `buf` if it is of the common
@@ -101,18 +144,22 @@ pub(crate) fn parse(
     if method_end == 0 || buf.get(method_end) != Some(&b' ') {
         return None;
     }
-    let target_end = skip(buf, method_end + 1, TARGET);
+    let target_end = skip_printable(buf, method_end + 1, b'!', TARGET);
     if target_end == method_end + 1 || buf.get(target_end) != Some(&b' ') {
         return None;
     }
-    let version = match buf.get(target_end + 1..target_end + 11)? {
-        b"HTTP/1.1\r\n" => Version::Http11,
-        b"HTTP/1.0\r\n" => Version::Http10,
+    let word = buf.get(target_end + 1..target_end + 9)?;
+    let version = match u64::from_le_bytes(word.try_into().ok()?) {
+        HTTP_1_1 => Version::Http11,
+        HTTP_1_0 => Version::Http10,
         _ => return None,
     };
+    if !crlf(buf, target_end + 9)? {
+        return None;
+    }
     let mut at = target_end + 11;
     loop {
-        if buf.get(at..at + 2)? == b"\r\n" {
+        if crlf(buf, at)? {
             return Some(Line {
                 method: 0..method_end,
                 target: method_end + 1..target_end,
@@ -126,8 +173,8 @@ pub(crate) fn parse(
         }
         let name = at..name_end;
         let start = skip_blanks(buf, name_end + 1);
-        let end = skip(buf, start, VALUE);
-        if buf.get(end..end + 2)? != b"\r\n" {
+        let end = skip_printable(buf, start, b' ', VALUE);
+        if !crlf(buf, end)? {
             return None;
         }
         let value = start..trim_end(buf, start, end);
@@ -211,6 +258,22 @@ mod tests {
     }
 
     #[test]
+    fn words_tell_bytes_outside_a_range() {
+        let word = |bytes: &[u8; 8]| u64::from_le_bytes(*bytes);
+        assert_eq!(below(word(b"abcdefgh"), b'!'), 0);
+        assert_ne!(below(word(b"abc defg"), b'!'), 0);
+        assert_ne!(below(word(b"abcdefg\0"), b' '), 0);
+        assert_eq!(above(word(b"~~~~~~~~"), b'~'), 0);
+        assert_ne!(above(word(b"~~~\x7f~~~~"), b'~'), 0);
+        assert_ne!(above(word(b"\xff~~~~~~~"), b'~'), 0);
+        for b in 0..=255u8 {
+            let w = word(&[b'a', b'a', b'a', b, b'a', b'a', b'a', b'a']);
+            assert_eq!(below(w, b'!') != 0, b < b'!', "{b}");
+            assert_eq!(above(w, b'~') != 0, b > b'~', "{b}");
+        }
+    }
+
+    #[test]
     fn anything_else_is_left_to_httparse() {
         for raw in [
             &b"\r\nGET / HTTP/1.1\r\n\r\n"[..],
@@ -224,6 +287,8 @@ mod tests {
             b"GET  / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\n",
             b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n",
+            b"GET /0123456789\x7f HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: 0123456789\x7f\r\n\r\n",
         ] {
             assert_eq!(fast(raw, 1), None, "{:?}", String::from_utf8_lossy(raw));
         }
@@ -255,6 +320,9 @@ mod tests {
             b"x y ",
             b"\0",
             b"(",
+            b"/0123456789abcdef",
+            b"0123456789 abcdef\t",
+            b"\x7f",
         ];
         proptest::collection::vec(proptest::sample::select(parts), 0..16).prop_map(|p| p.concat())
     }

@@ -51,6 +51,16 @@ impl HttpDate {
         })
     }
 
+    /// Length of [`padded`](Self::padded)'s block.
+    pub(crate) const PADDED: usize = CAPACITY;
+
+    /// The `Date` and `Server` lines in a block of fixed size (copied as
+    /// one), and how many of its bytes they take.
+    #[inline]
+    pub(crate) fn padded(&self) -> (&[u8; CAPACITY], usize) {
+        (&self.bytes, self.len + SERVER_LINE.len())
+    }
+
     /// The whole `Date` line, CRLF included.
     pub(crate) fn line(&self) -> &[u8] {
         &self.bytes[..self.len]

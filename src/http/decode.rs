@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::chunked::{ChunkError, ChunkLimits, Dechunker};
 use super::discard::Rest;
-use super::framing::{BodyKind, Framing, Refusal};
+use super::framing::{BodyKind, Framing, KnownHost, Refusal};
 use super::head::{self, Line};
 use super::target::{lower_minor_version, path_start};
 use super::{HttpConfig, Request, Version};
@@ -92,6 +92,8 @@ pub(crate) struct Decoder {
     streaming: Option<Streamed>,
     /// The pending request asked for `100 Continue` and has not had it yet.
     continue_due: bool,
+    /// The last `Host` value found valid.
+    known_host: KnownHost,
 }
 
 impl Decoder {
@@ -104,6 +106,7 @@ impl Decoder {
             body: None,
             streaming: None,
             continue_due: false,
+            known_host: KnownHost::default(),
         }
     }
 
@@ -305,7 +308,7 @@ impl Decoder {
         };
         let query_at = target_text.iter().position(|&b| b == b'?').map(|i| i + 1);
         let (version, n) = (line.version, line.len);
-        if let Err(status) = framing.host(version) {
+        if let Err(status) = framing.host(version, &mut self.known_host) {
             return refuse(status);
         }
         let body_arrived = input.len() > n;
@@ -373,12 +376,12 @@ impl Decoder {
 /// `input_len`) with `httparse`, for a head that [`head::parse`] did not
 /// take: `Ok(None)` if incomplete; else its request line, its headers
 /// pushed onto `headers`, each seen by `framing`.
-fn parse_generally(
-    window: &[u8],
+fn parse_generally<'a>(
+    window: &'a [u8],
     input_len: usize,
     config: &HttpConfig,
     headers: &mut Vec<(Range<usize>, Range<usize>)>,
-    framing: &mut Framing,
+    framing: &mut Framing<'a>,
 ) -> Result<Option<Line>, Malformed> {
     // Uninitialised slots: httparse writes those it fills, and filling
     // 64 empty headers per request would cost more than parsing them.

@@ -83,18 +83,35 @@ fn skip(buf: &[u8], at: usize, bits: u8) -> usize {
 }
 
 /// [`skip`] for `bits` that every byte from `low` to `~` has, eight bytes
-/// at a time while they are all of that range (targets and header
-/// values, the long parts of a head, usually are).
+/// at a time (targets and header values, the long parts of a head, are
+/// mostly of that range): the first byte outside it ends the run unless
+/// it has one of the `bits` too (a tab in a value).
 #[inline(always)]
 fn skip_printable(buf: &[u8], mut at: usize, low: u8, bits: u8) -> usize {
-    while let Some(word) = buf.get(at..at + 8) {
+    loop {
+        let Some(word) = buf.get(at..at + 8) else {
+            return skip(buf, at, bits);
+        };
         let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        if below(word, low) | above(word, b'~') != 0 {
-            break;
+        let outside = below(word, low) | above(word, b'~');
+        if outside == 0 {
+            at += 8;
+            continue;
         }
-        at += 8;
+        // The lowest flagged byte is the first outside the range (a false
+        // flag only ever follows a true one).
+        at += (outside.trailing_zeros() / 8) as usize;
+        if class(buf, at) & bits == 0 {
+            return at;
+        }
+        at += 1;
     }
-    skip(buf, at, bits)
+}
+
+/// The class bits of `buf[at]`; none past the end.
+#[inline(always)]
+fn class(buf: &[u8], at: usize) -> u8 {
+    buf.get(at).map_or(0, |&b| CLASS[usize::from(b)])
 }
 
 /// `0x01` in every byte of a word.
@@ -134,13 +151,18 @@ fn crlf(buf: &[u8], at: usize) -> Option<bool> {
 /// kind, pushing its headers (at most `max_headers`) onto `headers` as
 /// name and value ranges, each seen by `framing`; `None` for any other
 /// input, with `headers` and `framing` then to be discarded.
-pub(crate) fn parse(
-    buf: &[u8],
+pub(crate) fn parse<'a>(
+    buf: &'a [u8],
     max_headers: usize,
     headers: &mut Vec<(Range<usize>, Range<usize>)>,
-    framing: &mut Framing,
+    framing: &mut Framing<'a>,
 ) -> Option<Line> {
-    let method_end = skip(buf, 0, UPPER);
+    // The commonest method and header are known at a glance.
+    let method_end = if buf.starts_with(b"GET ") {
+        3
+    } else {
+        skip(buf, 0, UPPER)
+    };
     if method_end == 0 || buf.get(method_end) != Some(&b' ') {
         return None;
     }
@@ -167,7 +189,10 @@ pub(crate) fn parse(
                 len: at + 2,
             });
         }
-        let name_end = skip(buf, at, TOKEN);
+        let name_end = match buf.get(at..at + 5) {
+            Some(b"Host:") => at + 4,
+            _ => skip(buf, at, TOKEN),
+        };
         if name_end == at || buf.get(name_end) != Some(&b':') || headers.len() == max_headers {
             return None;
         }

@@ -18,11 +18,18 @@
 /// (`host:port`) with another method than `CONNECT`, or an origin- or
 /// absolute-form `CONNECT`; 501 for a well-formed `CONNECT`, since this
 /// server opens no tunnels.
+#[inline]
 pub(crate) fn path_start(method: &[u8], target: &[u8]) -> Result<usize, u16> {
-    let connect = method == b"CONNECT";
-    if target.first() == Some(&b'/') && !connect {
+    if target.first() == Some(&b'/') && method != b"CONNECT" {
         return Ok(0);
     }
+    other_path_start(method, target)
+}
+
+/// [`path_start`] for a target not in origin form, or a `CONNECT`.
+#[inline(never)]
+fn other_path_start(method: &[u8], target: &[u8]) -> Result<usize, u16> {
+    let connect = method == b"CONNECT";
     // Parsers let only ASCII through; anything else is no known form.
     let (Ok(method), Ok(target)) = (std::str::from_utf8(method), std::str::from_utf8(target)) else {
         return Err(400);

@@ -234,8 +234,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// What this pass makes of `raw`: the line, then each header.
-    fn fast(raw: &[u8], max_headers: usize) -> Option<(Line, Vec<(Vec<u8>, Vec<u8>)>)> {
+    /// A parsed head: the line, then each header's name and value.
+    type Parsed = (Line, Vec<(Vec<u8>, Vec<u8>)>);
+
+    /// What this pass makes of `raw`.
+    fn fast(raw: &[u8], max_headers: usize) -> Option<Parsed> {
         let mut headers = Vec::new();
         let line = parse(raw, max_headers, &mut headers, &mut Framing::default())?;
         let headers = headers
@@ -247,7 +250,7 @@ mod tests {
 
     /// What `httparse` makes of `raw`, in the same shape; `None` unless
     /// complete.
-    fn reference(raw: &[u8], max_headers: usize) -> Option<(Line, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn reference(raw: &[u8], max_headers: usize) -> Option<Parsed> {
         let mut slots = vec![MaybeUninit::uninit(); max_headers];
         let mut parsed = httparse::Request::new(&mut []);
         let Ok(httparse::Status::Complete(len)) = parsed.parse_with_uninit_headers(raw, &mut slots) else {

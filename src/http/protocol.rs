@@ -126,8 +126,8 @@ impl<A: App> HttpHandler<A> {
                 self.stalled = true;
                 return Flow::Open;
             }
-            let mut request = match decoder.decode(input, &self.config) {
-                Decoded::Request(request) => request,
+            match decoder.next(input, &self.config) {
+                Decoded::Request(()) => {}
                 Decoded::Incomplete => break,
                 Decoded::Reject(refusal) => {
                     debug!("{}: refusing request with {}", conn.id(), refusal.status);
@@ -143,8 +143,9 @@ impl<A: App> HttpHandler<A> {
                     batch.reject(conn, refusal.status);
                     return Flow::Refused(refusal.rest);
                 }
-                Decoded::Streamed(mut request) => {
+                Decoded::Streamed(()) => {
                     if let Some(answers) = self.answers.as_mut() {
+                        let mut request = decoder.take_request();
                         let pipe = Pipe::new(answers.waker());
                         request.pieces = Some(Arc::clone(&pipe));
                         self.upload = Some(Upload(pipe));
@@ -161,15 +162,16 @@ impl<A: App> HttpHandler<A> {
                     }
                     continue;
                 }
-            };
+            }
             if A::DEFERS {
                 if let Some(answers) = self.answers.as_mut() {
-                    hand_over(&*self.app, conn, answers, request);
+                    hand_over(&*self.app, conn, answers, decoder.take_request());
                 }
                 continue;
             }
-            let keep_alive = respond(&*self.app, conn, batch, &request, &date);
-            decoder.recycle(&mut request);
+            // Answered at once, the request stays where it was parsed.
+            let keep_alive = respond(&*self.app, conn, batch, decoder.request(), &date);
+            decoder.done();
             if !keep_alive {
                 return Flow::Close;
             }

@@ -295,9 +295,9 @@ mod http {
             at = end;
             loop {
                 match decoder.decode(&mut buffer, config) {
-                    Decoded::Request(mut request) => {
+                    Decoded::Request(request) => {
                         outcomes.push(check(&request, config));
-                        decoder.recycle(&mut request);
+                        decoder.recycle(request);
                     }
                     Decoded::Incomplete => break,
                     // Only with bodies in pieces, which this driver does not ask for.

@@ -1,7 +1,7 @@
 //! The `Date` header line, formatted once a second per thread.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `Server` line that follows the date in [`HttpDate::with_server`].
 const SERVER_LINE: &[u8] = b"Server: evloop\r\n";
@@ -26,18 +26,23 @@ pub(crate) struct HttpDate {
 impl HttpDate {
     /// The current date, formatted at most once a second per thread:
     /// formatting a date costs more than the rest of a small response.
+    /// Within the second the cached line is for, two comparisons of the
+    /// clock's reading decide (a clock set back leaves that second too).
     pub(crate) fn now() -> Self {
         thread_local! {
-            static DATE: Cell<(u64, HttpDate)> =
-                const { Cell::new((u64::MAX, HttpDate { bytes: [0; CAPACITY], len: 0 })) };
+            /// The second the cached line is for, as `[from, until)`,
+            /// and the line.
+            static DATE: Cell<(SystemTime, SystemTime, HttpDate)> =
+                const { Cell::new((UNIX_EPOCH, UNIX_EPOCH, HttpDate { bytes: [0; CAPACITY], len: 0 })) };
         }
         let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         DATE.with(|cell| {
-            let (cached_second, cached) = cell.get();
-            if cached_second == second {
+            let (from, until, cached) = cell.get();
+            if from <= now && now < until {
                 return cached;
             }
+            let from =
+                UNIX_EPOCH + Duration::from_secs(now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
             let line = format!("Date: {}\r\n", httpdate::fmt_http_date(now));
             let len = line.len().min(DATE_MAX);
             let mut date = HttpDate {
@@ -46,9 +51,19 @@ impl HttpDate {
             };
             date.bytes[..len].copy_from_slice(&line.as_bytes()[..len]);
             date.bytes[len..len + SERVER_LINE.len()].copy_from_slice(SERVER_LINE);
-            cell.set((second, date));
+            cell.set((from, from + Duration::from_secs(1), date));
             date
         })
+    }
+
+    /// Length of [`padded`](Self::padded)'s block.
+    pub(crate) const PADDED: usize = CAPACITY;
+
+    /// The `Date` and `Server` lines in a block of fixed size (copied as
+    /// one), and how many of its bytes they take.
+    #[inline]
+    pub(crate) fn padded(&self) -> (&[u8; CAPACITY], usize) {
+        (&self.bytes, self.len + SERVER_LINE.len())
     }
 
     /// The whole `Date` line, CRLF included.

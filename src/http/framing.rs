@@ -38,7 +38,7 @@ impl Refusal {
 
 /// The headers the server acts on, gathered in one pass.
 #[derive(Debug, Default)]
-pub(crate) struct Framing {
+pub(crate) struct Framing<'a> {
     /// Transfer codings listed, in order, over every `Transfer-Encoding`.
     codings: Codings,
     /// The `Content-Length`, if any.
@@ -53,8 +53,9 @@ pub(crate) struct Framing {
     keep_alive: bool,
     /// `Host` headers seen.
     hosts: u32,
-    /// Every `Host` value seen was valid.
-    hosts_valid: bool,
+    /// The value of the last `Host` seen (checked by [`Framing::host`]:
+    /// with more than one the request is refused anyway).
+    host: &'a [u8],
 }
 
 /// The transfer codings of a request, as far as the decision needs them.
@@ -70,30 +71,31 @@ struct Codings {
     chunked_last: bool,
 }
 
-impl Framing {
-    /// Takes note of one header.
-    pub(crate) fn see(&mut self, name: &str, value: &[u8]) {
+impl<'a> Framing<'a> {
+    /// Takes note of one header (`name` a token, as parsers check).
+    #[inline]
+    pub(crate) fn see(&mut self, name: &[u8], value: &'a [u8]) {
         // The length comparison turns most headers away at once.
         match name.len() {
-            4 if name.eq_ignore_ascii_case("host") => {
+            4 if is(name, b"host") => {
                 self.hosts += 1;
-                self.hosts_valid = (self.hosts == 1 || self.hosts_valid) && valid_host(value);
+                self.host = value;
             }
-            6 if name.eq_ignore_ascii_case("expect") => {
+            6 if is(name, b"expect") => {
                 self.expects_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
-            10 if name.eq_ignore_ascii_case("connection") => {
+            10 if is(name, b"connection") => {
                 for token in list(value) {
                     self.close |= token.eq_ignore_ascii_case(b"close");
                     self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            14 if name.eq_ignore_ascii_case("content-length") => {
+            14 if is(name, b"content-length") => {
                 let this = parse_length(value);
                 self.bad_length |= this.is_none() || self.length.is_some_and(|that| Some(that) != this);
                 self.length = this;
             }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+            17 if is(name, b"transfer-encoding") => {
                 self.codings.present = true;
                 for coding in list(value) {
                     let chunked = coding.eq_ignore_ascii_case(b"chunked");
@@ -145,16 +147,17 @@ impl Framing {
     }
 
     /// Checks the `Host` rules of RFC 9112 §3.2: an HTTP/1.1 request has
-    /// exactly one `Host`, and any request's `Host` is valid.
+    /// exactly one `Host`, an HTTP/1.0 one at most one, and its value is
+    /// valid as `valid` says (see [`KnownHost`]).
     ///
     /// # Errors
     ///
     /// 400 otherwise.
-    pub(crate) fn host(&self, version: Version) -> Result<(), u16> {
+    pub(crate) fn host(&self, version: Version, valid: &mut KnownHost) -> Result<(), u16> {
         match (self.hosts, version) {
             (0, Version::Http11) => Err(400),
             (0, Version::Http10) => Ok(()),
-            (1, _) if self.hosts_valid => Ok(()),
+            (1, _) if valid.check(self.host) => Ok(()),
             _ => Err(400),
         }
     }
@@ -167,6 +170,60 @@ impl Framing {
             Version::Http10 => self.keep_alive && !self.close,
         }
     }
+}
+
+/// Longest `Host` value [`KnownHost`] remembers.
+const KNOWN_HOST_MAX: usize = 64;
+
+/// The last `Host` value found valid on a connection: a client sends the
+/// same one with each request, and comparing it costs less than checking
+/// it again.
+#[derive(Debug)]
+pub(crate) struct KnownHost {
+    /// The value's bytes, then unused room.
+    bytes: [u8; KNOWN_HOST_MAX],
+    /// The value's length (0, the empty value, which is valid, at first).
+    len: usize,
+}
+
+impl Default for KnownHost {
+    fn default() -> Self {
+        KnownHost {
+            bytes: [0; KNOWN_HOST_MAX],
+            len: 0,
+        }
+    }
+}
+
+impl KnownHost {
+    /// Whether `value` is a valid `Host` value (see [`valid_host`]); a
+    /// valid one is remembered.
+    #[inline]
+    pub(crate) fn check(&mut self, value: &[u8]) -> bool {
+        if value == &self.bytes[..self.len] {
+            return true;
+        }
+        let valid = valid_host(value);
+        if valid && value.len() <= KNOWN_HOST_MAX {
+            self.bytes[..value.len()].copy_from_slice(value);
+            self.len = value.len();
+        }
+        valid
+    }
+}
+
+/// True if the token `name` is `lower`, a lower-case name of letters and
+/// `-`, ignoring ASCII case. Setting the `0x20` bit lower-cases a letter
+/// and leaves `-`; no other token character becomes a letter or `-` by
+/// it, so one OR and one comparison per byte, without branches, decide.
+#[inline(always)]
+fn is<const N: usize>(name: &[u8], lower: &[u8; N]) -> bool {
+    name.len() == N
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0, |diff, (a, b)| diff | ((a | 0x20) ^ b))
+            == 0
 }
 
 /// The elements of a comma-separated header list, trimmed, empty ones
@@ -195,13 +252,44 @@ mod tests {
     fn decide(version: Version, headers: &[(&str, &str)]) -> Result<BodyKind, Refusal> {
         let mut framing = Framing::default();
         for (name, value) in headers {
-            framing.see(name, value.as_bytes());
+            framing.see(name.as_bytes(), value.as_bytes());
         }
         framing.body(version, 100)
     }
 
     fn status(result: Result<BodyKind, Refusal>) -> u16 {
         result.map_or_else(|refusal| refusal.status, |_| 200)
+    }
+
+    #[test]
+    fn header_names_match_ignoring_case_only() {
+        assert!(is(b"HoSt", b"host"));
+        assert!(is(b"Content-Length", b"content-length"));
+        assert!(!is(b"hosts", b"host"));
+        assert!(!is(b"ho^t", b"host"));
+        assert!(!is(b"Content_Length", b"content-length"));
+    }
+
+    #[test]
+    fn host_is_required_once_in_1_1_and_checked_or_known() {
+        let mut known = KnownHost::default();
+        let host = |version, values: &[&'static str], known: &mut KnownHost| {
+            let mut framing = Framing::default();
+            for value in values {
+                framing.see(b"Host", value.as_bytes());
+            }
+            framing.host(version, known)
+        };
+        assert_eq!(host(Version::Http11, &[], &mut known), Err(400));
+        assert_eq!(host(Version::Http10, &[], &mut known), Ok(()));
+        assert_eq!(host(Version::Http11, &["a", "a"], &mut known), Err(400));
+        assert_eq!(host(Version::Http10, &["a", "a"], &mut known), Err(400));
+        assert_eq!(host(Version::Http11, &["h:1"], &mut known), Ok(()));
+        assert_eq!(&known.bytes[..known.len], b"h:1");
+        assert_eq!(host(Version::Http11, &["h:1"], &mut known), Ok(()));
+        assert_eq!(host(Version::Http11, &["h 1"], &mut known), Err(400));
+        assert_eq!(&known.bytes[..known.len], b"h:1");
+        assert_eq!(host(Version::Http11, &[""], &mut known), Ok(()));
     }
 
     #[test]

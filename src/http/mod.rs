@@ -75,6 +75,7 @@ mod date;
 pub(crate) mod decode;
 mod discard;
 mod framing;
+mod head;
 mod limits;
 mod protocol;
 mod request;

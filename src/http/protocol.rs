@@ -157,8 +157,8 @@ impl<A: App> HttpHandler<A> {
                 self.stalled = true;
                 return Flow::Open;
             }
-            let mut request = match decoder.decode(input, &self.config) {
-                Decoded::Request(request) => request,
+            match decoder.next(input, &self.config) {
+                Decoded::Request(()) => {}
                 Decoded::Incomplete => break,
                 Decoded::Reject(refusal) => {
                     debug!("{}: refusing request with {}", conn.id(), refusal.status);
@@ -174,8 +174,9 @@ impl<A: App> HttpHandler<A> {
                     batch.reject(conn, refusal.status);
                     return Flow::Refused(refusal.rest);
                 }
-                Decoded::Streamed(mut request) => {
+                Decoded::Streamed(()) => {
                     if let Some(answers) = self.answers.as_mut() {
+                        let mut request = decoder.take_request();
                         let pipe = Pipe::new(answers.waker());
                         request.pieces = Some(Arc::clone(&pipe));
                         self.upload = Some(Upload(pipe));
@@ -193,17 +194,18 @@ impl<A: App> HttpHandler<A> {
                     }
                     continue;
                 }
-            };
+            }
             // Draining, the request that leaves nothing behind it is the last.
             let last = self.draining && input.is_empty();
             if A::DEFERS {
                 if let Some(answers) = self.answers.as_mut() {
-                    hand_over(&*self.app, conn, answers, request, last);
+                    hand_over(&*self.app, conn, answers, decoder.take_request(), last);
                 }
                 continue;
             }
-            let keep_alive = respond(&*self.app, conn, batch, &request, &date, last);
-            decoder.recycle(&mut request);
+            // Answered at once, the request stays where it was parsed.
+            let keep_alive = respond(&*self.app, conn, batch, decoder.request(), &date, last);
+            decoder.done();
             if !keep_alive {
                 return Flow::Close;
             }

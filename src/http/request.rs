@@ -46,8 +46,9 @@ impl fmt::Display for Version {
 
 /// One HTTP request: method, target, version, headers and body.
 ///
-/// The head is kept as the bytes that arrived and every part of it is a
-/// range into them, so parsing copies nothing; the body is a
+/// The head is kept as the bytes that arrived, copied once into a buffer
+/// that the connection reuses, and every part of it is a range into them;
+/// the body is a
 /// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) cut from the
 /// connection's input, also without copying (a chunked body is copied once,
 /// to join its chunks).
@@ -83,7 +84,8 @@ impl fmt::Display for Version {
 #[derive(Clone)]
 pub struct Request {
     /// The head as received: request line and headers, up to the blank line.
-    pub(crate) head: Bytes,
+    /// Reused from request to request of a connection by its decoder.
+    pub(crate) head: Vec<u8>,
     /// The method within `head`.
     pub(crate) method: Range<usize>,
     /// The request target (path and query) within `head`.
@@ -109,6 +111,23 @@ pub struct Request {
 }
 
 impl Request {
+    /// An empty request from `peer`: the storage a decoder parses into.
+    pub(crate) fn empty(peer: SocketAddr) -> Self {
+        Request {
+            head: Vec::new(),
+            method: 0..0,
+            target: 0..0,
+            path_at: 0,
+            query_at: None,
+            version: Version::Http11,
+            keep_alive: true,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            pieces: None,
+            peer,
+        }
+    }
+
     /// The method, e.g. `GET`, as sent (methods are case-sensitive).
     pub fn method(&self) -> &str {
         self.text(&self.method)

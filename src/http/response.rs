@@ -48,23 +48,32 @@ const TEXT_PLAIN_LINE: &[u8] = b"Content-Type: text/plain; charset=utf-8\r\n";
 pub struct Response {
     /// Status code, 100..=999.
     status: u16,
-    /// Reason phrase.
-    reason: Cow<'static, str>,
-    /// The `Content-Type` value, kept apart from `headers` so that the
-    /// common response needs no header list at all.
+    /// The application set `Connection: close`.
+    close: bool,
+    /// The `Content-Type` value, kept apart from the other headers so that
+    /// the common response needs no header list at all.
     content_type: Option<Cow<'static, str>>,
-    /// Other headers in the order set, managed ones left out. Invariant:
-    /// names are tokens and values hold no CR or LF (checked by
-    /// [`Response::header`]).
+    /// The body.
+    body: Bytes,
+    /// What few responses have — a reason phrase of their own, other
+    /// headers — boxed, so that the common response is small to build,
+    /// move and drop.
+    extra: Option<Box<Extra>>,
+}
+
+/// The parts of a [`Response`] that few responses have.
+#[derive(Clone, Debug, Default)]
+struct Extra {
+    /// A reason phrase replacing the standard one.
+    reason: Option<Cow<'static, str>>,
+    /// Headers other than `Content-Type`, in the order set, managed ones
+    /// left out. Invariant: names are tokens and values hold no CR or LF
+    /// (checked by [`Response::header`]).
     headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// `headers` holds a `Date`: the server adds none.
     has_date: bool,
     /// `headers` holds a `Server`: the server adds none.
     has_server: bool,
-    /// The application set `Connection: close`.
-    close: bool,
-    /// The body.
-    body: Bytes,
 }
 
 impl Response {
@@ -82,21 +91,22 @@ impl Response {
         );
         Response {
             status,
-            reason: Cow::Borrowed(reason(status)),
-            content_type: None,
-            headers: Vec::new(),
-            has_date: false,
-            has_server: false,
             close: false,
+            content_type: None,
             body: Bytes::new(),
+            extra: None,
         }
     }
 
     /// `200 OK` with `body` as `text/plain; charset=utf-8`.
     pub fn text(body: impl Into<Bytes>) -> Self {
-        let mut response = Response::new(200).body(body);
-        response.content_type = Some(Cow::Borrowed(TEXT_PLAIN));
-        response
+        Response {
+            status: 200,
+            close: false,
+            content_type: Some(Cow::Borrowed(TEXT_PLAIN)),
+            body: body.into(),
+            extra: None,
+        }
     }
 
     /// Replaces the reason phrase.
@@ -108,7 +118,7 @@ impl Response {
     pub fn reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
         let reason = reason.into();
         assert!(!reason.contains(['\r', '\n']), "reason phrase holds a line break");
-        self.reason = reason;
+        self.extra_mut().reason = Some(reason);
         self
     }
 
@@ -137,9 +147,10 @@ impl Response {
         } else if name.eq_ignore_ascii_case("connection") {
             self.close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
         } else if !MANAGED.iter().any(|m| name.eq_ignore_ascii_case(m)) {
-            self.has_date |= name.eq_ignore_ascii_case("date");
-            self.has_server |= name.eq_ignore_ascii_case("server");
-            self.headers.push((name, value));
+            let extra = self.extra_mut();
+            extra.has_date |= name.eq_ignore_ascii_case("date");
+            extra.has_server |= name.eq_ignore_ascii_case("server");
+            extra.headers.push((name, value));
         }
         self
     }
@@ -161,7 +172,7 @@ impl Response {
         if name.eq_ignore_ascii_case("content-type") {
             return self.content_type.as_deref();
         }
-        self.headers
+        self.headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| &**v)
@@ -175,13 +186,31 @@ impl Response {
     /// A plain-text error response whose body is its reason phrase.
     pub(crate) fn error(status: u16) -> Self {
         let text = format!("{}\n", reason(status));
-        Response::text(text).reason(reason(status)).status_code(status)
+        Response::text(text).status_code(status)
     }
 
     /// Changes the status code, keeping the rest.
     fn status_code(mut self, status: u16) -> Self {
         self.status = status;
         self
+    }
+
+    /// The rarely used parts, created on first use.
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_default()
+    }
+
+    /// The headers other than `Content-Type`.
+    fn headers(&self) -> &[(Cow<'static, str>, Cow<'static, str>)] {
+        self.extra.as_deref().map_or(&[], |extra| &extra.headers)
+    }
+
+    /// The reason phrase: the application's, or the status's own.
+    fn reason_phrase(&self) -> &str {
+        match self.extra.as_deref().and_then(|extra| extra.reason.as_deref()) {
+            Some(reason) => reason,
+            None => reason(self.status),
+        }
     }
 
     /// True if the application asked to close with `Connection: close`.
@@ -193,6 +222,7 @@ impl Response {
     /// body to queue after it otherwise. `head_only` (a `HEAD` request)
     /// omits the body; `connection` is the `Connection` value to send;
     /// `date` is the `Date` line, sent unless the application set its own.
+    #[inline]
     pub(crate) fn encode(
         &self,
         out: &mut BytesMut,
@@ -200,6 +230,14 @@ impl Response {
         connection: Option<&str>,
         date: &HttpDate,
     ) -> Option<Bytes> {
+        if let Some(prefix) = self.plain_prefix()
+            && connection.is_none()
+            && !head_only
+            && self.body.len() < COPY_BODY_BELOW
+        {
+            put_plain(out, prefix, date, &self.body);
+            return None;
+        }
         let no_body = self.has_no_body();
         out.reserve(256 + self.body.len().min(COPY_BODY_BELOW));
         self.put_head_lines(out, connection, date);
@@ -215,6 +253,21 @@ impl Response {
                 None
             }
             _ => Some(self.body.clone()),
+        }
+    }
+
+    /// For the commonest response — `200 OK`, no header of the
+    /// application's but a `Content-Type` that is `text/plain` or none —
+    /// its status and `Content-Type` lines, padded; `None` for any other.
+    #[inline]
+    fn plain_prefix(&self) -> Option<&'static Padded> {
+        if self.status != 200 || self.extra.is_some() {
+            return None;
+        }
+        match self.content_type.as_deref() {
+            None => Some(&OK),
+            Some(TEXT_PLAIN) => Some(&OK_TEXT_PLAIN),
+            Some(_) => None,
         }
     }
 
@@ -245,9 +298,9 @@ impl Response {
     }
 
     /// Appends the status line and every header but the framing ones.
-    #[inline]
     fn put_head_lines(&self, out: &mut BytesMut, connection: Option<&str>, date: &HttpDate) {
-        if self.status == 200 && self.reason == "OK" {
+        let reason = self.reason_phrase();
+        if self.status == 200 && reason == "OK" {
             out.put_slice(b"HTTP/1.1 200 OK\r\n");
         } else {
             // `status` is 100..=999 (checked by `new`): always three digits.
@@ -257,7 +310,7 @@ impl Response {
             line[10] = b'0' + (status / 10 % 10) as u8;
             line[11] = b'0' + (status % 10) as u8;
             out.put_slice(&line);
-            out.put_slice(self.reason.as_bytes());
+            out.put_slice(reason.as_bytes());
             out.put_slice(b"\r\n");
         }
         match self.content_type.as_deref() {
@@ -265,10 +318,14 @@ impl Response {
             Some(content_type) => put_header(out, "Content-Type", content_type.as_bytes()),
             None => {}
         }
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers() {
             put_header(out, name, value.as_bytes());
         }
-        match (self.has_date, self.has_server) {
+        let (has_date, has_server) = self
+            .extra
+            .as_deref()
+            .map_or((false, false), |extra| (extra.has_date, extra.has_server));
+        match (has_date, has_server) {
             (false, false) => out.put_slice(date.with_server()),
             (false, true) => out.put_slice(date.line()),
             (true, false) => out.put_slice(b"Server: evloop\r\n"),
@@ -284,12 +341,89 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("status", &self.status)
-            .field("reason", &self.reason)
+            .field("reason", &self.reason_phrase())
             .field("content_type", &self.content_type)
-            .field("headers", &self.headers)
+            .field("headers", &self.headers())
             .field("body", &self.body.len())
             .finish()
     }
+}
+
+/// Room for the status and `Content-Type` lines of [`put_plain`].
+const PREFIX_ROOM: usize = 64;
+
+/// A constant head part, padded with zeros to [`PREFIX_ROOM`] bytes so that
+/// it is copied as one fixed-size block, and its length.
+struct Padded {
+    /// The part, then zeros.
+    bytes: [u8; PREFIX_ROOM],
+    /// How many bytes are the part's.
+    len: usize,
+}
+
+impl Padded {
+    /// `part`, padded.
+    const fn new(part: &[u8]) -> Self {
+        let mut bytes = [0; PREFIX_ROOM];
+        let mut i = 0;
+        while i < part.len() {
+            bytes[i] = part[i];
+            i += 1;
+        }
+        Padded {
+            bytes,
+            len: part.len(),
+        }
+    }
+}
+
+/// The status line of `200 OK`.
+static OK: Padded = Padded::new(b"HTTP/1.1 200 OK\r\n");
+
+/// The status line of `200 OK` and the `Content-Type` line of
+/// [`Response::text`].
+static OK_TEXT_PLAIN: Padded = Padded::new(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n");
+
+/// Writes a response of [`Response::plain_prefix`]: `prefix`, the `Date`
+/// and `Server` lines, `Content-Length` and the small `body`. The head is
+/// put together on the stack from blocks of fixed size, which compile to a
+/// few moves each, and goes out in one copy.
+#[inline]
+fn put_plain(out: &mut BytesMut, prefix: &Padded, date: &HttpDate, body: &[u8]) {
+    const LENGTH: &[u8; 16] = b"Content-Length: ";
+    let mut head = [0; PREFIX_ROOM + HttpDate::PADDED + LENGTH.len() + 20 + 4];
+    head[..PREFIX_ROOM].copy_from_slice(&prefix.bytes);
+    let mut at = prefix.len;
+    let (date_bytes, date_len) = date.padded();
+    head[at..at + HttpDate::PADDED].copy_from_slice(date_bytes);
+    at += date_len;
+    head[at..at + LENGTH.len()].copy_from_slice(LENGTH);
+    at += LENGTH.len();
+    at += put_digits(&mut head[at..at + 20], body.len());
+    head[at..at + 4].copy_from_slice(b"\r\n\r\n");
+    at += 4;
+    out.reserve(at + body.len());
+    out.put_slice(&head[..at]);
+    out.put_slice(body);
+}
+
+/// Writes `n` in decimal at the start of `out` (room for 20 digits);
+/// returns how many digits it took.
+#[inline]
+fn put_digits(out: &mut [u8], mut n: usize) -> usize {
+    let mut digits = [0; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - at;
+    out[..len].copy_from_slice(&digits[at..]);
+    len
 }
 
 /// Writes one `name: value` line.
@@ -355,6 +489,34 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: D\r\nServer: evloop\r\n\
              Content-Length: 12\r\n\r\nHello world!"
         );
+    }
+
+    #[test]
+    fn plain_responses_are_written_as_the_general_path_writes_them() {
+        let date = HttpDate::now();
+        for response in [
+            Response::text("Hello world!"),
+            Response::text(vec![b'x'; 1023]),
+            Response::new(200),
+            Response::new(200).body("x"),
+        ] {
+            let prefix = response.plain_prefix().expect("a plain response");
+            let mut plain = BytesMut::new();
+            put_plain(&mut plain, prefix, &date, response.get_body());
+            let mut general = BytesMut::new();
+            response.put_head_lines(&mut general, None, &date);
+            put_length_and_end(&mut general, response.get_body().len());
+            general.extend_from_slice(response.get_body());
+            assert_eq!(plain, general);
+        }
+        for other in [
+            Response::text("a").header("X", "y"),
+            Response::text("a").reason("Fine"),
+            Response::new(201),
+            Response::new(200).header("Content-Type", "text/html"),
+        ] {
+            assert!(other.plain_prefix().is_none(), "{other:?}");
+        }
     }
 
     #[test]
@@ -426,6 +588,7 @@ mod tests {
     #[test]
     fn error_responses_carry_their_reason_as_body() {
         let text = wire(&Response::error(431), false, Some("close"));
+        assert!(format!("{:?}", Response::error(431)).contains("Request Header Fields Too Large"));
         assert!(text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(text.ends_with("\r\n\r\nRequest Header Fields Too Large\n"));
     }

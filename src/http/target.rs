@@ -18,11 +18,22 @@
 /// (`host:port`) with another method than `CONNECT`, or an origin- or
 /// absolute-form `CONNECT`; 501 for a well-formed `CONNECT`, since this
 /// server opens no tunnels.
-pub(crate) fn path_start(method: &str, target: &str) -> Result<usize, u16> {
-    let connect = method == "CONNECT";
-    if target.starts_with('/') && !connect {
+#[inline]
+pub(crate) fn path_start(method: &[u8], target: &[u8]) -> Result<usize, u16> {
+    if target.first() == Some(&b'/') && method != b"CONNECT" {
         return Ok(0);
     }
+    other_path_start(method, target)
+}
+
+/// [`path_start`] for a target not in origin form, or a `CONNECT`.
+#[inline(never)]
+fn other_path_start(method: &[u8], target: &[u8]) -> Result<usize, u16> {
+    let connect = method == b"CONNECT";
+    // Parsers let only ASCII through; anything else is no known form.
+    let (Ok(method), Ok(target)) = (std::str::from_utf8(method), std::str::from_utf8(target)) else {
+        return Err(400);
+    };
     if target == "*" {
         return if method == "OPTIONS" { Ok(0) } else { Err(400) };
     }
@@ -146,19 +157,19 @@ mod tests {
 
     #[test]
     fn each_target_form_is_recognised_with_its_method() {
-        assert_eq!(path_start("GET", "/a?b"), Ok(0));
-        assert_eq!(path_start("GET", "http://example.com:80/a?b"), Ok(21));
-        assert_eq!(path_start("GET", "HTTP://h"), Ok(8));
-        assert_eq!(path_start("GET", "https://h?q"), Ok(9));
-        assert_eq!(path_start("OPTIONS", "*"), Ok(0));
-        assert_eq!(path_start("GET", "*"), Err(400));
-        assert_eq!(path_start("CONNECT", "example.com:443"), Err(501));
-        assert_eq!(path_start("GET", "example.com:443"), Err(400));
-        assert_eq!(path_start("CONNECT", "/"), Err(400));
-        assert_eq!(path_start("GET", "ftp://h/"), Err(400));
-        assert_eq!(path_start("GET", "http:///nohost"), Err(400));
-        assert_eq!(path_start("GET", "http://user@h/"), Err(400));
-        assert_eq!(path_start("GET", "index.html"), Err(400));
+        assert_eq!(path_start(b"GET", b"/a?b"), Ok(0));
+        assert_eq!(path_start(b"GET", b"http://example.com:80/a?b"), Ok(21));
+        assert_eq!(path_start(b"GET", b"HTTP://h"), Ok(8));
+        assert_eq!(path_start(b"GET", b"https://h?q"), Ok(9));
+        assert_eq!(path_start(b"OPTIONS", b"*"), Ok(0));
+        assert_eq!(path_start(b"GET", b"*"), Err(400));
+        assert_eq!(path_start(b"CONNECT", b"example.com:443"), Err(501));
+        assert_eq!(path_start(b"GET", b"example.com:443"), Err(400));
+        assert_eq!(path_start(b"CONNECT", b"/"), Err(400));
+        assert_eq!(path_start(b"GET", b"ftp://h/"), Err(400));
+        assert_eq!(path_start(b"GET", b"http:///nohost"), Err(400));
+        assert_eq!(path_start(b"GET", b"http://user@h/"), Err(400));
+        assert_eq!(path_start(b"GET", b"index.html"), Err(400));
         assert_eq!(authority("http://h:1/x", 10), Some("h:1"));
     }
 

@@ -57,8 +57,16 @@ pub(crate) fn listen_fds() -> io::Result<Option<Vec<(OwnedFd, String)>>> {
     let names = activation.names.map(|n| n.to_string_lossy().into_owned());
     let mut names = names.as_deref().unwrap_or("").split(':').map(str::to_owned);
     let mut taken = Vec::with_capacity(count);
-    for fd in (FIRST_FD..).take(count) {
-        let socket = take_listener(fd)?;
+    let end = FIRST_FD + count as RawFd;
+    for fd in FIRST_FD..end {
+        let socket = match take_listener(fd) {
+            Ok(socket) => socket,
+            Err(e) => {
+                // The ones taken close as `taken` drops; close the rest too.
+                close_open(fd + 1..end);
+                return Err(e);
+            }
+        };
         let name = names
             .next()
             .filter(|n| !n.is_empty())
@@ -119,6 +127,20 @@ fn take_listener(fd: RawFd) -> io::Result<OwnedFd> {
     socket.set_cloexec(true)?;
     socket.set_nonblocking(true)?;
     Ok(owned)
+}
+
+/// Closes the descriptors of `fds` that are open: the rest of what
+/// `LISTEN_FDS` passed, once one of them was refused.
+fn close_open(fds: std::ops::Range<RawFd>) {
+    for fd in fds {
+        // SAFETY: F_GETFD only reads the descriptor's flags; it fails with
+        // EBADF on a closed descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+            // SAFETY: `fd` is open and was passed to this process by
+            // `LISTEN_FDS` to own; nothing else in the process uses it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
 }
 
 /// Whether `fd` is a stream socket that listens.

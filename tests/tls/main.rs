@@ -3,8 +3,8 @@
 //! watermarks, idle timeout, input limit, panics, lingering close,
 //! shutdown grace), the TLS lifecycle (handshake timeout, failures,
 //! `close_notify` both ways, truncation, SNI and ALPN, a certificate swap),
-//! running out of fds, outbound TLS, and real clients (`openssl s_client`,
-//! Python's `ssl`).
+//! a drain of an HTTPS server (event loops only), running out of fds,
+//! outbound TLS, and real clients (`openssl s_client`, Python's `ssl`).
 //!
 //! Certificates come from a CA made for the run (`pki`). Every test runs
 //! [`isolated`](common::isolated) by `on_both_models!`.
@@ -15,6 +15,7 @@ mod common;
 
 mod client;
 mod clients;
+mod drain;
 mod echo;
 mod emfile;
 mod https;

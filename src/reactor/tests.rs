@@ -1,15 +1,17 @@
 //! Tests of the loop's internals that its public behaviour cannot show.
 
-use std::io::Write;
-use std::sync::Arc;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::EventLoop;
 use super::token;
-use crate::{Config, Conn, Handler};
+use super::{Command, EventLoop, Slot};
+use crate::limit::ConnLimit;
+use crate::{CloseReason, Config, Conn, Handler, Peer};
 
 /// Counts the bytes its connections receive.
 struct Counting(Arc<AtomicUsize>);
@@ -108,4 +110,91 @@ fn a_loop_moved_to_another_thread_is_woken_by_the_thread_it_left() {
         "the loop slept through a shutdown sent from the thread it was turned on"
     );
     runner.join().unwrap().unwrap();
+}
+
+/// The callbacks of a [`Recording`] handler, by name, in order.
+type Calls = Arc<Mutex<Vec<&'static str>>>;
+
+/// Records its callbacks, by name, in order; closes at a drain.
+struct Recording(Calls);
+
+impl Handler for Recording {
+    fn on_open(&mut self, _: &mut Conn<'_>) {
+        self.0.lock().unwrap().push("open");
+    }
+
+    fn on_data(&mut self, _: &mut Conn<'_>, input: &mut BytesMut) {
+        input.clear();
+    }
+
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        self.0.lock().unwrap().push("drain");
+        conn.close();
+    }
+
+    fn on_close(&mut self, _: &CloseReason) {
+        self.0.lock().unwrap().push("close");
+    }
+}
+
+/// A loop without a listener, as a round-robin server's loops are, whose
+/// handlers record into the returned list; drained before it returns.
+fn drained_loop() -> (EventLoop<impl FnMut() -> Recording, Recording>, Calls) {
+    let calls = Calls::default();
+    let log = Arc::clone(&calls);
+    // The idle timeout ends a connection that never hears of the drain.
+    let config = Config::default().idle_timeout(Some(Duration::from_secs(1)));
+    let mut el = EventLoop::new(config, move || Recording(Arc::clone(&log))).unwrap();
+    el.core.door().send(Command::StopAccepting);
+    turn_until(&mut el, |el| el.draining);
+    (el, calls)
+}
+
+/// Turns the loop until a handler recorded its close and the loop let it go.
+fn turn_until_closed<F: FnMut() -> H, H: Handler>(el: &mut EventLoop<F, H>, calls: &Mutex<Vec<&str>>) {
+    turn_until(el, |el| {
+        el.conns.is_empty() && calls.lock().unwrap().contains(&"close")
+    });
+}
+
+/// Reads `stream` to its end, which must be clean and carry nothing.
+#[track_caller]
+fn assert_closed_cleanly(mut stream: TcpStream) {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("an end of stream, not a reset");
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[test]
+fn a_connection_handed_over_after_the_drain_began_hears_of_it_right_after_on_open() {
+    // The acceptor thread of a round-robin server may accept a connection
+    // just before it stops and hand it to a loop that has already read its
+    // StopAccepting.
+    let (mut el, calls) = drained_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    let slot = Slot::take(&Arc::new(ConnLimit::new(1)), &el.core.door().occupancy).unwrap();
+    el.core
+        .door()
+        .send(Command::Adopt(accepted.into(), Peer::Tcp(peer), slot));
+    turn_until_closed(&mut el, &calls);
+    assert_eq!(*calls.lock().unwrap(), ["open", "drain", "close"]);
+    assert_closed_cleanly(client);
+}
+
+#[test]
+fn a_connection_dialled_after_the_drain_began_hears_of_it_right_after_on_open() {
+    let (mut el, calls) = drained_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    el.connect(listener.local_addr().unwrap(), Duration::from_secs(5))
+        .unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    turn_until_closed(&mut el, &calls);
+    assert_eq!(*calls.lock().unwrap(), ["open", "drain", "close"]);
+    assert_closed_cleanly(server_side);
 }

@@ -27,18 +27,15 @@ use std::time::{Duration, Instant};
 use log::{debug, trace, warn};
 use mio::{Events, Poll, Token};
 use slab::Slab;
-use socket2::SockRef;
 
-use super::accept::{self, Acceptor};
+use super::accept::Acceptor;
 use super::connection::Connection;
 use super::core::Core;
 use super::handle::{Command, LoopHandle};
-use super::parts::Parts;
 use super::remote::Remote;
 use super::token::{self, LISTENER, WAKER};
+use crate::Handler;
 use crate::addr::Bind;
-use crate::listener::Listener;
-use crate::{Config, Handler};
 
 /// A turn longer than this (poll wait excluded) is logged as a warning: some
 /// handler is doing slow work on the loop thread.
@@ -62,7 +59,7 @@ const SLOW_TURN: Duration = Duration::from_millis(100);
 ///   returns; only what the socket refuses is buffered, and WRITABLE interest
 ///   is registered only while something is buffered.
 /// * **Memory per connection is bounded** by the write watermarks and the
-///   input limit of the [`Config`].
+///   input limit of the [`Config`](crate::Config).
 /// * **Spurious and stale events are harmless.** A read or write that would
 ///   block simply ends; an event for a closed connection is dropped.
 /// * **Every socket is closed exactly once**, whatever ends the connection,
@@ -136,137 +133,6 @@ where
     F: FnMut() -> H,
     H: Handler,
 {
-    /// Binds a listener on `addr` (port 0 picks a free port) and prepares a
-    /// loop that serves it with handlers made by `factory`.
-    ///
-    /// # Errors
-    ///
-    /// Fails if the address cannot be bound or the poller cannot be created.
-    pub fn bind(addr: SocketAddr, config: Config, factory: F) -> io::Result<Self> {
-        Self::from_std(accept::listen(addr, false)?, config, factory)
-    }
-
-    /// Prepares a loop that serves an already bound listener (set to
-    /// non-blocking here).
-    ///
-    /// # Errors
-    ///
-    /// Fails if the poller cannot be created or the listener registered.
-    pub fn from_std(listener: std::net::TcpListener, config: Config, factory: F) -> io::Result<Self> {
-        Self::from_parts(Parts::lone(Some(listener.into()))?, config, factory)
-    }
-
-    /// Binds a listener on `bind` — a TCP address, or a Unix domain socket
-    /// (see [`UnixBind`](crate::UnixBind) for how its file is handled) —
-    /// and prepares a loop that serves it with handlers made by `factory`.
-    ///
-    /// # Errors
-    ///
-    /// Fails if the address cannot be bound (a live server on a Unix path
-    /// is `AddrInUse`, naming the path) or the poller cannot be created.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use evloop::bytes::BytesMut;
-    /// use evloop::{Bind, Config, Conn, EventLoop, Handler};
-    ///
-    /// struct Echo;
-    /// impl Handler for Echo {
-    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-    ///         conn.write_bytes(input.split().freeze());
-    ///     }
-    /// }
-    ///
-    /// EventLoop::listen(Bind::unix("/tmp/echo.sock"), Config::default(), || Echo)?.run()?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn listen(bind: impl Into<Bind>, config: Config, factory: F) -> io::Result<Self> {
-        let listener = Listener::bind(&bind.into(), false)?;
-        Self::from_parts(Parts::lone(Some(listener))?, config, factory)
-    }
-
-    /// Prepares a loop that serves an already bound Unix listener (set to
-    /// non-blocking here), for example one inherited from a service
-    /// manager. Its socket file, if any, is left in place at shutdown: it
-    /// belongs to whoever bound it.
-    ///
-    /// # Errors
-    ///
-    /// Fails if the poller cannot be created or the listener registered.
-    pub fn from_std_unix(
-        listener: std::os::unix::net::UnixListener,
-        config: Config,
-        factory: F,
-    ) -> io::Result<Self> {
-        Self::from_parts(Parts::lone(Some(listener.into()))?, config, factory)
-    }
-
-    /// Prepares a loop with no listener, for outbound connections only
-    /// ([`connect`](Self::connect)), driven by handlers made by `factory`.
-    ///
-    /// # Errors
-    ///
-    /// Fails if the poller cannot be created.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// use evloop::{Config, Conn, EventLoop, Handler};
-    /// use bytes::BytesMut;
-    ///
-    /// /// Sends a greeting once connected and prints what comes back.
-    /// struct Hello;
-    /// impl Handler for Hello {
-    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
-    ///         conn.write(b"hello\n");
-    ///     }
-    ///     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-    ///         println!("{:?}", input.split());
-    ///         conn.close();
-    ///     }
-    /// }
-    ///
-    /// let mut client = EventLoop::new(Config::default(), || Hello)?;
-    /// client.connect("127.0.0.1:7000".parse().unwrap(), Duration::from_secs(1))?;
-    /// client.run_until_idle()?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn new(config: Config, factory: F) -> io::Result<Self> {
-        Self::from_parts(Parts::lone(None)?, config, factory)
-    }
-
-    /// Assembles a loop of a server.
-    pub(crate) fn from_parts(parts: Parts, config: Config, factory: F) -> io::Result<Self> {
-        let registry = parts.poll.registry().try_clone()?;
-        let acceptor = match parts.listener {
-            Some(listener) => {
-                // Accepted sockets inherit the sizes from the handshake on.
-                config.apply_buffer_sizes(SockRef::from(&listener));
-                Some(Acceptor::new(listener, &registry, parts.episodes)?)
-            }
-            None => None,
-        };
-        let local = acceptor.as_ref().map(Acceptor::local).transpose()?;
-        Ok(EventLoop {
-            events: Events::with_capacity(config.events_capacity),
-            poll: parts.poll,
-            conns: Slab::new(),
-            core: Core::new(registry, config, parts.door, parts.remote, parts.limit),
-            acceptor,
-            local,
-            factory,
-            commands: parts.commands,
-            shutdown_deadline: None,
-            shutting_down: false,
-            draining: false,
-            last_slow_warning: None,
-            #[cfg(feature = "tls")]
-            tls: None,
-        })
-    }
-
     /// The TCP address the loop listens on.
     ///
     /// # Panics
@@ -396,61 +262,6 @@ where
         self.run_commands();
     }
 
-    /// Carries out every queued command.
-    fn run_commands(&mut self) {
-        self.core.door().clear_wake();
-        while let Ok(cmd) = self.commands.try_recv() {
-            self.core.counters.commands += 1;
-            self.run_command(cmd);
-        }
-        if self.shutdown_deadline.is_some() && !self.shutting_down {
-            self.begin_shutdown();
-        }
-    }
-
-    /// Carries out one command.
-    fn run_command(&mut self, cmd: Command) {
-        let (token, task): (Token, crate::reactor::handle::Task) = match cmd {
-            Command::Shutdown(grace) => {
-                let deadline = self.core.now + grace;
-                self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
-                return;
-            }
-            Command::StopAccepting => return self.stop_accepting(),
-            Command::Adopt(stream, peer, slot) => return self.adopt(stream, peer, slot),
-            Command::Connect(addr, timeout) => {
-                if let Err(e) = self.connect(addr, timeout) {
-                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
-                }
-                return;
-            }
-            Command::ConnectUnix(addr, timeout) => {
-                if let Err(e) = self.connect_unix(addr, timeout) {
-                    warn!("loop {}: cannot connect: {e}", self.core.door().index);
-                }
-                return;
-            }
-            #[cfg(feature = "tls")]
-            Command::ConnectTls(dial) => {
-                let (addr, timeout) = (dial.addr, dial.timeout);
-                if let Err(e) = self.connect_tls(addr, timeout, dial.config, dial.server_name) {
-                    warn!("loop {}: cannot connect to {addr}: {e}", self.core.door().index);
-                }
-                return;
-            }
-            Command::Write(token, data) => (token, Box::new(move |conn| conn.write_bytes(data))),
-            Command::Close(token) => (token, Box::new(|conn| conn.close())),
-            Command::Run(token, task) => (token, task),
-        };
-        match live(&mut self.conns, token) {
-            Some(conn) => conn.run_task(&mut self.core, task),
-            None => trace!(
-                "command for closed connection {} dropped",
-                token::id(self.core.door().index, token)
-            ),
-        }
-    }
-
     /// Phase 3: reads connections carried over from the last turn.
     fn serve_carried(&mut self) {
         let carried = self.core.take_carried();
@@ -516,62 +327,6 @@ where
             self.last_slow_warning = Some(Instant::now());
         }
         self.core.door().stats.publish(&self.core.counters);
-    }
-
-    /// Stops accepting and asks every connection to flush and close.
-    fn begin_shutdown(&mut self) {
-        self.shutting_down = true;
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.close(self.core.registry());
-        }
-        debug!(
-            "loop {}: shutting down {} connection(s)",
-            self.core.door().index,
-            self.conns.len()
-        );
-        for (_, conn) in self.conns.iter_mut() {
-            conn.shutdown(&mut self.core);
-        }
-    }
-
-    /// Closes the listener, tells every open connection (`on_drain`) and
-    /// serves them on until each closes: the loop ends with the last one
-    /// (or at a later shutdown).
-    fn stop_accepting(&mut self) {
-        if std::mem::replace(&mut self.draining, true) {
-            return;
-        }
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.close(self.core.registry());
-        }
-        debug!(
-            "loop {}: stopped accepting; draining {} connection(s)",
-            self.core.door().index,
-            self.conns.len()
-        );
-        for (_, conn) in self.conns.iter_mut() {
-            conn.drain(&mut self.core);
-        }
-    }
-
-    /// True once shutdown or a drain has begun and every connection is gone.
-    fn is_done(&self) -> bool {
-        (self.shutting_down || self.draining) && self.conns.is_empty()
-    }
-
-    /// Test access: handles an event for `token` as if the poller reported it.
-    #[cfg(test)]
-    pub(crate) fn inject_readable(&mut self, token: Token) -> bool {
-        match live(&mut self.conns, token) {
-            Some(conn) => {
-                conn.ready(&mut self.core, true, false, false, false);
-                true
-            }
-            None => {
-                self.core.counters.stale_events += 1;
-                false
-            }
-        }
     }
 }
 

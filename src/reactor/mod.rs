@@ -1,7 +1,9 @@
 //! The reactor: an event loop on `mio`, one per thread.
 
 mod accept;
+mod commands;
 mod connection;
+mod construct;
 mod core;
 mod event_loop;
 mod handle;

@@ -8,10 +8,33 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use mio::Token;
+
+use super::event_loop::live;
 use super::token;
 use super::{Command, EventLoop, Slot};
 use crate::limit::ConnLimit;
 use crate::{CloseReason, Config, Conn, Handler, Peer};
+
+impl<F, H> EventLoop<F, H>
+where
+    F: FnMut() -> H,
+    H: Handler,
+{
+    /// Test access: handles an event for `token` as if the poller reported it.
+    pub(crate) fn inject_readable(&mut self, token: Token) -> bool {
+        match live(&mut self.conns, token) {
+            Some(conn) => {
+                conn.ready(&mut self.core, true, false, false, false);
+                true
+            }
+            None => {
+                self.core.counters.stale_events += 1;
+                false
+            }
+        }
+    }
+}
 
 /// Counts the bytes its connections receive.
 struct Counting(Arc<AtomicUsize>);

@@ -3,19 +3,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
-use super::acceptor::AcceptorThread;
 use super::balance::Balance;
-use super::bind;
 use super::handle::ServerHandle;
-use super::pin::{Pin, pin_current_thread};
-use crate::baseline::ThreadServer;
-use crate::limit::ConnLimit;
+use super::pin::Pin;
 use crate::listener::Listener;
-use crate::reactor::{Door, Episodes, Parts};
-use crate::{Bind, Config, EventLoop, Handler, Remote};
+use crate::{Bind, Config, Handler};
 
 /// The execution model a [`Server`] runs its handlers on.
 ///
@@ -61,13 +54,13 @@ pub enum Model {
     /// One OS thread per connection on blocking sockets: the
     /// [`baseline`](crate::baseline) that event loops are measured against.
     /// [`Server::threads`] and [`Server::balance`] do not apply; there is no
-    /// [`Remote`] (it refuses every id).
+    /// [`Remote`](crate::Remote) (it refuses every id).
     Threads,
 }
 
 /// A server of several event loops, one per thread, in one process: handlers
 /// on all loops share memory through ordinary Rust (`Arc`, atomics, channels)
-/// and reach any connection through [`Remote`].
+/// and reach any connection through [`Remote`](crate::Remote).
 ///
 /// # Examples
 ///
@@ -95,27 +88,27 @@ pub enum Model {
 #[derive(Debug, Clone)]
 pub struct Server {
     /// Where to listen: TCP or a Unix socket.
-    bind: Bind,
+    pub(super) bind: Bind,
     /// Number of loops.
-    threads: usize,
+    pub(super) threads: usize,
     /// How connections reach loops.
-    balance: Balance,
+    pub(super) balance: Balance,
     /// Per-connection limits, the same on every loop.
-    config: Config,
+    pub(super) config: Config,
     /// Most connections open at once, server-wide.
-    max_connections: usize,
+    pub(super) max_connections: usize,
     /// Event loops, or a thread per connection.
-    model: Model,
+    pub(super) model: Model,
     /// Stack size of connection threads under [`Model::Threads`].
-    stack_size: usize,
+    pub(super) stack_size: usize,
     /// Where loop threads run.
-    pin: Pin,
+    pub(super) pin: Pin,
     /// A socket listening already, served instead of binding `addr`
     /// (see [`Server::from_listener`]); each start serves duplicates of it.
     pub(super) inherited: Option<Arc<Listener>>,
     /// Serves TLS on every connection, if set.
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsAcceptor>,
+    pub(super) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Server {
@@ -348,98 +341,6 @@ impl Server {
         }
     }
 
-    /// Starts the thread-per-connection baseline.
-    fn start_threads<F, H>(self, factory: F) -> io::Result<ServerHandle>
-    where
-        F: Fn() -> H + Send + Sync + 'static,
-        H: Handler,
-    {
-        if self.pin != Pin::Off {
-            let msg =
-                "pinning applies to event loops; under Model::Threads each connection has its own thread";
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-        }
-        let listener = bind::listen_one(self.inherited.as_deref(), &self.bind)?;
-        let mut server =
-            ThreadServer::from_listener(listener, self.config, factory)?.stack_size(self.stack_size);
-        if self.inherited.is_some() {
-            server = server.listener_shared();
-        }
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls {
-            server = server.tls(tls);
-        }
-        if self.max_connections != usize::MAX {
-            server = server.max_connections(self.max_connections);
-        }
-        Ok(ServerHandle::threads(server.start()?))
-    }
-
-    /// Starts the event loops.
-    fn start_loops<F, H>(self, factory: F) -> io::Result<ServerHandle>
-    where
-        F: Fn() -> H + Send + Sync + 'static,
-        H: Handler,
-    {
-        let cpus = self.pin.cpus(self.threads)?;
-        let listeners = self.listeners()?;
-        let local = listeners[0].local()?;
-        let mut polls = Vec::with_capacity(self.threads);
-        let mut doors = Vec::with_capacity(self.threads);
-        for index in 0..self.threads {
-            let (poll, door, commands) = Parts::poll_and_door(index as u32)?;
-            polls.push((poll, commands));
-            doors.push(door);
-        }
-        let doors: Arc<[Arc<Door>]> = doors.into();
-        let remote = Remote::new(Arc::clone(&doors));
-        let limit = Arc::new(ConnLimit::new(self.max_connections));
-        // One count of accept back-off episodes for every loop's listener,
-        // so the server logs each episode once rather than once per loop.
-        let episodes = Arc::new(Episodes::default());
-        let (mut own_listeners, acceptor) = match self.balance {
-            Balance::ReusePort => (listeners.into_iter().map(Some).collect(), None),
-            balance => {
-                let listener = listeners.into_iter().next().expect("one listener");
-                let acceptor =
-                    AcceptorThread::start(listener, Arc::clone(&doors), balance, Arc::clone(&limit))?;
-                (
-                    (0..self.threads).map(|_| None).collect::<Vec<_>>(),
-                    Some(acceptor),
-                )
-            }
-        };
-        let factory = Arc::new(factory);
-        let mut threads = Vec::with_capacity(self.threads);
-        for (index, (poll, commands)) in polls.into_iter().enumerate() {
-            let parts = Parts {
-                poll,
-                door: Arc::clone(&doors[index]),
-                commands,
-                remote: remote.clone(),
-                limit: Arc::clone(&limit),
-                listener: own_listeners[index].take(),
-                episodes: Arc::clone(&episodes),
-            };
-            #[cfg(feature = "tls")]
-            let tls = self.tls.clone();
-            #[cfg(not(feature = "tls"))]
-            let tls = ();
-            let cpu = cpus.as_ref().map(|cpus| cpus[index]);
-            match spawn_loop(index, cpu, parts, self.config.clone(), tls, Arc::clone(&factory)) {
-                Ok(thread) => threads.push(thread),
-                Err(e) => {
-                    // Stop what already runs, so a failed start leaves nothing behind.
-                    let partial = ServerHandle::new(local, doors, remote, acceptor, threads);
-                    partial.shutdown(std::time::Duration::ZERO);
-                    let _ = partial.join();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(ServerHandle::new(local, doors, remote, acceptor, threads))
-    }
-
     /// Starts the server and blocks until it has shut down (see
     /// [`ServerHandle::shutdown`]; pair with [`ServerHandle::shutdown_on_signals`]
     /// through [`start`](Server::start) to stop on Ctrl-C).
@@ -454,83 +355,4 @@ impl Server {
     {
         self.start(factory)?.join()
     }
-
-    /// The listeners: one per loop under `ReusePort`, else one. Loops on
-    /// a Unix socket, or on an inherited one, share it (each holds a
-    /// duplicate of its fd).
-    fn listeners(&self) -> io::Result<Vec<Listener>> {
-        if let Some(listener) = &self.inherited {
-            return bind::share(listener, self.balance, self.threads, &self.config);
-        }
-        let reuse = self.balance == Balance::ReusePort && self.threads > 1;
-        let first = bind::listen_first(&self.bind, reuse)?;
-        let mut all = vec![first];
-        if reuse {
-            for _ in 1..self.threads {
-                let next = match &all[0] {
-                    Listener::Tcp(l) => Listener::bind(&Bind::Tcp(l.local_addr()?), true)?,
-                    unix => unix.try_clone()?,
-                };
-                all.push(next);
-            }
-        }
-        if self.balance != Balance::ReusePort {
-            // The acceptor thread's listener; a loop sizes its own listener's
-            // buffers, since accepted sockets inherit them from the handshake.
-            self.config.apply_buffer_sizes(socket2::SockRef::from(&all[0]));
-        }
-        Ok(all)
-    }
-}
-
-/// A server's TLS settings, if it serves TLS.
-#[cfg(feature = "tls")]
-type Tls = Option<crate::tls::TlsAcceptor>;
-/// Without the `tls` feature, nothing.
-#[cfg(not(feature = "tls"))]
-type Tls = ();
-
-/// Starts loop `index` on a thread of its own, pinned to `cpu` if given; the
-/// loop (and so every handler) is created on that thread, so handlers need
-/// not be `Send`.
-fn spawn_loop<F, H>(
-    index: usize,
-    cpu: Option<usize>,
-    parts: Parts,
-    config: Config,
-    tls: Tls,
-    factory: Arc<F>,
-) -> io::Result<JoinHandle<io::Result<()>>>
-where
-    F: Fn() -> H + Send + Sync + 'static,
-    H: Handler,
-{
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(format!("evloop-{index}"))
-        .spawn(move || {
-            let pinned = cpu.map_or(Ok(()), pin_current_thread);
-            let built = pinned.and_then(|()| EventLoop::from_parts(parts, config, move || factory()));
-            #[cfg(feature = "tls")]
-            let built = built.map(|event_loop| match tls {
-                Some(tls) => event_loop.tls(tls),
-                None => event_loop,
-            });
-            #[cfg(not(feature = "tls"))]
-            let () = tls;
-            match built {
-                Ok(event_loop) => {
-                    let _ = ready_tx.send(Ok(()));
-                    event_loop.run()
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    Err(e)
-                }
-            }
-        })?;
-    ready_rx
-        .recv()
-        .map_err(|_| io::Error::other("loop thread died while starting"))??;
-    Ok(thread)
 }

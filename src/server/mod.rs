@@ -8,6 +8,7 @@ mod handle;
 mod handover;
 mod inherit;
 mod pin;
+mod start;
 
 pub use balance::Balance;
 pub use builder::{Model, Server};

@@ -132,7 +132,8 @@ pub use stats::Stats;
 pub use timer::TimerId;
 
 // The README's Rust blocks are compiled as doctests of this item, so that
-// the code a newcomer copies first keeps building.
-#[cfg(doctest)]
+// the code a newcomer copies first keeps building. They use HTTP and TLS, so
+// they build with the default features.
+#[cfg(all(doctest, feature = "http", feature = "tls"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -1,8 +1,9 @@
 //! The deployment scripts in brief, as `cargo test` runs them: a few
 //! restarts under load (`scripts/restart_under_load.sh`) and the HAProxy
 //! fleet (`scripts/fleet.sh`), on the debug examples, a few seconds each.
-//! The fleet is SKIPPED where HAProxy is not installed.
-#![cfg(target_os = "linux")]
+//! The fleet is SKIPPED where HAProxy is not installed. Both drive
+//! `hello_http`, so they need the `http` feature.
+#![cfg(all(target_os = "linux", feature = "http"))]
 
 mod common;
 

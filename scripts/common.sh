@@ -23,6 +23,30 @@ terminate() {
     wait "$pid" 2>/dev/null || true
 }
 
+# The PIDs a script started and has not stopped yet, for `stop_pid` and
+# `kill_leftovers`; a script appends to it as it starts processes.
+LIVE=()
+
+# stop_pid PID [wait]: ends one of our processes (see `terminate`) and
+# forgets it.
+stop_pid() {
+    local pid=$1 p keep=()
+    terminate "$pid" "${2:-}"
+    for p in "${LIVE[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    LIVE=("${keep[@]}")
+}
+
+# kill_leftovers: at exit, kills what is still in LIVE, newest first (a
+# traced server before its strace), and reaps it.
+kill_leftovers() {
+    local pid i
+    for ((i = ${#LIVE[@]} - 1; i >= 0; i--)); do
+        pid=${LIVE[i]}
+        kill "$pid" 2>/dev/null && echo "$(basename "$0"): killed leftover process $pid" >&2
+    done
+    wait 2>/dev/null || true
+}
+
 # A server entry is an example name, optionally with arguments after a ':',
 # commas for spaces: "echo_server:--threads,1" runs `echo_server --threads 1`.
 # bin_of ENTRY / args_of ENTRY / file_of ENTRY: its example, its extra

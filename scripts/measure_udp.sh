@@ -53,23 +53,9 @@ read -r -a servers <<<"$SERVERS"
 die() { echo "measure_udp: $*" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/measure_udp.XXXXXX")
-LIVE=() # PIDs of processes this script started and has not stopped
-
-# stop_pid PID [wait]: ends one of our processes (see `terminate`) and forgets it.
-stop_pid() {
-    local pid=$1 p keep=()
-    terminate "$pid" "${2:-}"
-    for p in "${LIVE[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    LIVE=("${keep[@]}")
-}
 
 cleanup() {
-    local pid i
-    for ((i = ${#LIVE[@]} - 1; i >= 0; i--)); do
-        pid=${LIVE[i]}
-        kill "$pid" 2>/dev/null && echo "measure_udp: killed leftover process $pid" >&2
-    done
-    wait 2>/dev/null || true
+    kill_leftovers
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -811,12 +811,26 @@ fn report(o: &Opts, load: &Load, outcome: &Outcome) -> String {
     if let Some(rate) = o.rate {
         line += &format!(" target_rate={rate:.0}");
     }
-    match &outcome.server {
+    line += &server_fields(outcome.server.as_ref(), msgs, secs);
+    line += &format!(
+        " client_cpu_pct={:.1} connect_secs={:.3} errors={}",
+        outcome.client_cpu * 100.0 / secs,
+        outcome.connect_secs,
+        load.errors,
+    );
+    line
+}
+
+/// The result line's server fields: its CPU time, context switches,
+/// threads and memory over the window, per message where it applies (`NA`
+/// without `--pid` or messages).
+fn server_fields(server: Option<&(ProcessStats, ProcessStats)>, msgs: u64, secs: f64) -> String {
+    match server {
         Some((before, after)) if msgs > 0 => {
             let cpu = after.cpu_since(before).total().as_secs_f64();
             let switches = after.switches_since(before);
             let per_1k = |n: u64| n as f64 * 1000.0 / msgs as f64;
-            line += &format!(
+            format!(
                 " server_cpu_us_per_msg={:.3} server_cs_per_1k={:.2} server_cpu_pct={:.1} \
                  server_invol_cs_per_1k={:.2} server_threads={} server_rss_kb={}",
                 cpu * 1e6 / msgs as f64,
@@ -827,16 +841,8 @@ fn report(o: &Opts, load: &Load, outcome: &Outcome) -> String {
                 after.rss / 1024,
             )
         }
-        _ => {
-            line += " server_cpu_us_per_msg=NA server_cs_per_1k=NA server_cpu_pct=NA \
-                     server_invol_cs_per_1k=NA server_threads=NA server_rss_kb=NA"
-        }
+        _ => " server_cpu_us_per_msg=NA server_cs_per_1k=NA server_cpu_pct=NA \
+              server_invol_cs_per_1k=NA server_threads=NA server_rss_kb=NA"
+            .to_string(),
     }
-    line += &format!(
-        " client_cpu_pct={:.1} connect_secs={:.3} errors={}",
-        outcome.client_cpu * 100.0 / secs,
-        outcome.connect_secs,
-        load.errors,
-    );
-    line
 }

@@ -25,7 +25,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::options::Opts;
-use crate::{MAX_LATENCY_NS, Pattern, own_cpu, poll_once, server_sample, sleep_until};
+use crate::{MAX_LATENCY_NS, Pattern, own_cpu, poll_once, server_fields, server_sample, sleep_until};
 
 /// How long echoes are awaited after the window before the rest count as lost.
 const GRACE: Duration = Duration::from_millis(500);
@@ -249,27 +249,7 @@ fn report(
         us(hist.value_at_quantile(0.999)),
         us(hist.max()),
     );
-    match server {
-        Some((before, after)) if msgs > 0 => {
-            let cpu = after.cpu_since(&before).total().as_secs_f64();
-            let switches = after.switches_since(&before);
-            let per_1k = |n: u64| n as f64 * 1000.0 / msgs as f64;
-            line += &format!(
-                " server_cpu_us_per_msg={:.3} server_cs_per_1k={:.2} server_cpu_pct={:.1} \
-                 server_invol_cs_per_1k={:.2} server_threads={} server_rss_kb={}",
-                cpu * 1e6 / msgs as f64,
-                per_1k(switches.total()),
-                cpu * 100.0 / secs,
-                per_1k(switches.involuntary),
-                after.threads,
-                after.rss / 1024,
-            );
-        }
-        _ => {
-            line += " server_cpu_us_per_msg=NA server_cs_per_1k=NA server_cpu_pct=NA \
-                     server_invol_cs_per_1k=NA server_threads=NA server_rss_kb=NA"
-        }
-    }
+    line += &server_fields(server.as_ref(), msgs, secs);
     line += &format!(
         " client_cpu_pct={:.1} socks={}",
         client_cpu * 100.0 / secs,

@@ -350,7 +350,11 @@ fn udp_echo_servers_echo_a_datagram() {
                 panic!("{example} never echoed");
             }
         };
-        // SIGTERM, by the child's own PID: the example stops and logs its counters.
+        // SIGTERM, by the child's own PID: the example stops and logs its
+        // counters, once it has its handler (answering comes just before).
+        if example == "udp_echo" {
+            wait_until_sigterm_is_caught(libc::pid_t::try_from(server.id()).unwrap());
+        }
         let _ = Command::new("kill").arg(server.id().to_string()).status();
         let output = server.wait_with_output().unwrap();
         assert_eq!(echoed, (b"hello udp".to_vec(), addr), "{example}");
@@ -695,12 +699,10 @@ fn start_on_unix_socket(example: &str, args: &[&str]) -> (std::process::Child, P
     (child, path)
 }
 
-/// Stops our own child with SIGTERM, by its PID, so that it shuts down
-/// gracefully, and asserts that it removed its socket file.
-fn stop_gracefully(mut child: std::process::Child, path: &std::path::Path) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // The server catches SIGTERM from just after it starts listening: wait
-    // until the kernel lists it as caught (`SigCgt`, bit 15 - 1).
+/// Waits until process `pid` catches SIGTERM (the kernel lists it in
+/// `SigCgt`, bit 15 - 1): a server installs its handler just after it starts
+/// serving, and a SIGTERM before that would kill it outright.
+fn wait_until_sigterm_is_caught(pid: libc::pid_t) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let caught = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -711,9 +713,17 @@ fn stop_gracefully(mut child: std::process::Child, path: &std::path::Path) {
         u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
     };
     while !caught() {
-        assert!(Instant::now() < deadline, "the server never caught SIGTERM");
+        assert!(Instant::now() < deadline, "process {pid} never caught SIGTERM");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Stops our own child with SIGTERM, by its PID, so that it shuts down
+/// gracefully, and asserts that it removed its socket file.
+fn stop_gracefully(mut child: std::process::Child, path: &std::path::Path) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // The server catches SIGTERM from just after it starts listening.
+    wait_until_sigterm_is_caught(pid);
     // SAFETY: kill takes no pointers; the PID is our own unreaped child's.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();

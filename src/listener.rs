@@ -13,6 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::debug;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -40,8 +41,9 @@ pub(crate) struct UnixName {
     /// The name it was bound to, if known (a listener handed in by the
     /// caller may have none worth reporting).
     pub(crate) addr: Option<UnixAddr>,
-    /// Removes the socket file when the last listener sharing it closes.
-    pub(crate) _file: Option<Arc<SocketFile>>,
+    /// Removes the socket file when the last listener sharing it closes,
+    /// or at [`Listener::remove_socket_file`].
+    pub(crate) file: Option<Arc<SocketFile>>,
 }
 
 /// A socket file this process bound: removed on drop if it is still the
@@ -53,10 +55,22 @@ pub(crate) struct SocketFile {
     path: PathBuf,
     /// Its device and inode when bound.
     id: (u64, u64),
+    /// Removed already (by [`SocketFile::remove`]).
+    removed: AtomicBool,
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+impl SocketFile {
+    /// Removes the file if it is still the one bound; once only.
+    fn remove(&self) {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         match fs::symlink_metadata(&self.path) {
             Ok(meta) if (meta.dev(), meta.ino()) == self.id => match fs::remove_file(&self.path) {
                 Ok(()) => debug!("{}: socket file removed", self.path.display()),
@@ -82,7 +96,7 @@ impl From<UnixListener> for Listener {
     /// its socket file, if any, is the caller's and stays.
     fn from(listener: UnixListener) -> Self {
         let addr = listener.local_addr().ok().and_then(|a| unix_addr_of(&a));
-        Listener::Unix(listener, UnixName { addr, _file: None })
+        Listener::Unix(listener, UnixName { addr, file: None })
     }
 }
 
@@ -163,6 +177,16 @@ impl Listener {
         }
     }
 
+    /// Removes the socket file this process bound for it now, rather than
+    /// when the last clone closes: for a server whose acceptor is done while
+    /// another thread may still hold a clone for a moment (to wake it), so
+    /// that the file is gone when the server's run returns.
+    pub(crate) fn remove_socket_file(&self) {
+        if let Listener::Unix(_, UnixName { file: Some(file), .. }) = self {
+            file.remove();
+        }
+    }
+
     /// Opens a connection to the listener itself (and drops it), to wake
     /// a thread blocked in `accept`.
     pub(crate) fn connect_to_self(&self) {
@@ -219,7 +243,7 @@ fn bind_unix(unix: &UnixBind) -> io::Result<Listener> {
     socket.set_nonblocking(true)?;
     let name = UnixName {
         addr: Some(unix.addr.clone()),
-        _file: file,
+        file,
     };
     Ok(Listener::Unix(socket.into(), name))
 }
@@ -231,6 +255,7 @@ impl SocketFile {
         Ok(SocketFile {
             path: path.to_path_buf(),
             id: (meta.dev(), meta.ino()),
+            removed: AtomicBool::new(false),
         })
     }
 }

@@ -314,6 +314,9 @@ where
         // and the scope joins them all before `run` returns.
         thread::scope(|scope| {
             acceptor.accept_until_shutdown(&listener, scope);
+            // A thread waking the acceptor may hold the listener a moment
+            // longer: the socket file goes now, not with the last clone.
+            listener.remove_socket_file();
             drop(listener);
             acceptor.shared.drain();
         });

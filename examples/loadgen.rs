@@ -392,8 +392,9 @@ fn flush(conn: &mut Conn, idx: usize) {
 
 /// Reads everything `conn` has received and hands it to `load`. In HTTP
 /// mode a server may close a connection it has served on: `conn` is then
-/// marked `ended`, for [`rejoin`].
-fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Instant) {
+/// marked `ended`, for [`rejoin`]. `hung_up`: the event that woke us says
+/// the peer's end of stream (or an error) has arrived too.
+fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Instant, hung_up: bool) {
     loop {
         match conn.stream.read(buf) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -407,7 +408,10 @@ fn drain(conn: &mut Conn, idx: usize, load: &mut Load, buf: &mut [u8], now: Inst
                 load.received(conn, idx, &buf[..n], now);
                 // epoll(7): on a stream socket a short read means the socket
                 // is drained, so skip the read that would only say WouldBlock.
-                if n < buf.len() && conn.stream.short_read_drains() {
+                // Not when the end of stream came with the data (a last
+                // answer saying `Connection: close`, then FIN, read as one):
+                // edge-triggered, no later event would bring it.
+                if n < buf.len() && !hung_up && conn.stream.short_read_drains() {
                     return;
                 }
             }
@@ -507,14 +511,21 @@ fn churn(
 }
 
 /// Connections whose oldest message in flight started over a second before
-/// `now`: messages the server has lost, or a stall.
-fn stalled(conns: &[Conn], now: Instant) -> usize {
-    let stuck = |c: &&Conn| {
-        c.started
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) > Duration::from_secs(1))
+/// `now`, or (`--rate`) whose oldest message not yet sent fell due that
+/// long ago: messages the server has lost, or a stall.
+fn stalled(conns: &[Conn], schedule: Option<&Schedule>, now: Instant) -> usize {
+    let oldest = |(idx, c): &(usize, &Conn)| match (c.started.front(), schedule) {
+        (Some(&t), _) => Some(t),
+        (None, Some(s)) if c.due > c.sent => Some(s.due(*idx, c.sent)),
+        _ => None,
     };
-    conns.iter().filter(stuck).count()
+    let stuck = |t: Instant| now.saturating_duration_since(t) > Duration::from_secs(1);
+    conns
+        .iter()
+        .enumerate()
+        .filter_map(|c| oldest(&c))
+        .filter(|&t| stuck(t))
+        .count()
 }
 
 /// Polls, retrying on EINTR.
@@ -754,7 +765,8 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
         for event in events.iter() {
             let idx = event.token().0;
             let conn = &mut conns[idx];
-            drain(conn, idx, &mut load, &mut buf, now);
+            let hung_up = event.is_read_closed() || event.is_error();
+            drain(conn, idx, &mut load, &mut buf, now, hung_up);
             if conn.ended {
                 rejoin(&poll, o, tls, conn, idx, &mut load);
                 continue;
@@ -774,7 +786,11 @@ fn run_load(o: &Opts, tls: Option<&tls::Client>) {
     };
     let mut line = report(o, &load, &outcome);
     if o.reconnect.is_some() || load.request.is_some() {
-        line += &format!(" reconnects={} stalled={}", load.reconnects, stalled(&conns, end));
+        line += &format!(
+            " reconnects={} stalled={}",
+            load.reconnects,
+            stalled(&conns, load.schedule.as_ref(), end)
+        );
     }
     if load.request.is_some() {
         line += &format!(" resent={}", load.resent);

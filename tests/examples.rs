@@ -420,6 +420,56 @@ fn loadgen_udp_counts_what_it_sent_received_and_lost() {
     assert!(field("sent") >= 900 && field("received") > 0, "{all}");
 }
 
+/// loadgen --http against a server that answers each connection's one
+/// request with `Connection: close` and closes it at once, so the answer
+/// and the end of stream arrive together: loadgen opens a new connection
+/// every time and keeps to its rate, none left hanging.
+#[cfg(feature = "http")]
+#[test]
+fn loadgen_http_replaces_a_connection_closed_with_its_answer() {
+    use std::io::{Read, Write};
+    if examples_dir().is_none() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut buf = [0; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = stream.write_all(answer);
+            // Dropped here: the FIN follows the answer at once.
+        }
+    });
+    let args = ["--addr", &addr.to_string(), "--http", "/", "--conns", "2"];
+    let rate = ["--rate", "100", "--warmup", "0", "--duration", "1"];
+    let output = run("loadgen", &[&args[..], &rate[..]].concat());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let line = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> u64 {
+        let value = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")));
+        value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {all}"))
+    };
+    // 100 requests fall due in the second; a connection left hanging
+    // after its close would stop its half of them.
+    assert!(field("msgs") >= 90, "{all}");
+    assert!(field("reconnects") + 2 >= field("msgs"), "{all}");
+    assert_eq!(field("stalled"), 0, "{all}");
+}
+
 #[cfg(feature = "http")]
 #[test]
 fn http_get_needs_a_url_and_names_what_it_could_not_reach() {

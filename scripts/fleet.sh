@@ -193,7 +193,8 @@ total() { echo $(($(count "$1" ok) + $(count "$1" fail))); }
 
 echo "fleet: 3 x hello_http --delay $DELAY_MS behind $("$HAPROXY" -v | head -1 | cut -d' ' -f1-3) on 127.0.0.1:$front, $CLIENTS keep-alive clients"
 echo "steady: requests=$(total steady) failures=$(count steady fail)"
-echo "rolling restart: requests=$(total rolling) failures=$(count rolling fail) longest_handover_ms=$longest"
+echo "rolling restart: requests=$(total rolling) failures=$(count rolling fail) longest_handover_ms=$longest" \
+    "by_kind=$(by_server rolling)"
 echo "kill -9 s2: requests=$(total kill) failures=$(count kill fail) by_kind=$(by_server kill)" \
     "haproxy_s2_in_flight_before=$in_flight haproxy_s2_srv_abrt=$(stat s2 srv_abrt)" \
     "haproxy_s2_status=$(stat s2 status)"

@@ -151,11 +151,12 @@ pub trait Handler: 'static {
     /// already closing, nor under [`Model::Threads`](crate::Model::Threads),
     /// which cannot drain.
     ///
-    /// The HTTP server implements it: an idle keep-alive connection closes
-    /// at once, and one with a request in progress answers it (and the
-    /// requests already received behind it) with `Connection: close`, then
-    /// closes; one that has received nothing yet is given a second for its
-    /// first request, answered the same way.
+    /// The HTTP server implements it: a connection with a request in
+    /// progress answers it (and the requests already received behind it)
+    /// with `Connection: close`, then closes; an idle one (between
+    /// keep-alive requests, or fresh) is given a second for one more
+    /// request, answered the same way, so that a request already on its way
+    /// does not meet a closed socket, and closes when the second runs out.
     ///
     /// # Examples
     ///

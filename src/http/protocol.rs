@@ -26,12 +26,12 @@
 //! (see [`super::wake`]); output draining, in `on_drained`. Both run phases
 //! 3 and 5.
 //!
-//! When the server drains (`on_drain`), a connection with no request in
-//! progress closes at once; otherwise the request that leaves no more input
-//! behind it (the last one received) is answered with `Connection: close`,
-//! and the connection closes after it. A connection that has received
-//! nothing yet (accepted just before the drain, its request maybe still on
-//! the way) is given [`FIRST_REQUEST_AT_DRAIN`] for it.
+//! When the server drains (`on_drain`), a connection with a request in
+//! progress has the request that leaves no more input behind it (the last
+//! one received) answered with `Connection: close`, and closes after it. A
+//! connection with none (idle between keep-alive requests, or accepted just
+//! before the drain) is given [`NEXT_REQUEST_AT_DRAIN`] for one more
+//! request, answered the same way, and closes when that runs out.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -50,13 +50,19 @@ use super::upload::{Pipe, Upload};
 use super::{HttpConfig, Request};
 use crate::{Conn, Handler, TimerId};
 
-/// How long a connection that has received nothing yet when the server
-/// drains waits for its first request before it closes. A client sends its
-/// request as soon as it has connected, so this only bounds one that holds
-/// a connection unused; closing a fresh connection at once would drop a
-/// request already on its way, which a client does not resend on a new
-/// connection.
-const FIRST_REQUEST_AT_DRAIN: Duration = Duration::from_secs(1);
+/// How long a connection with no request in progress when the server
+/// drains waits for one more before it closes.
+///
+/// Closing it at once would race with a request already on its way: the
+/// request meets a closed socket, and the client gets a reset or an empty
+/// end of stream instead of an answer. A browser resends an idempotent
+/// request then; most other clients do not, nor does a proxy such as
+/// HAProxy (its default `http-reuse safe` leaves that to its client), and a
+/// proxy reuses its idle connections to a server all the time. Answering
+/// that request with `Connection: close` ends the connection in the open
+/// instead. A client that sends nothing meanwhile is closed when this runs
+/// out, as it would be at once: the wait only bounds the drain.
+const NEXT_REQUEST_AT_DRAIN: Duration = Duration::from_secs(1);
 
 /// The per-connection HTTP handler, generic over the application.
 pub(crate) struct HttpHandler<A> {
@@ -87,11 +93,9 @@ pub(crate) struct HttpHandler<A> {
     /// The server is draining: the last request received is answered with
     /// `Connection: close`.
     draining: bool,
-    /// Bytes have arrived on this connection.
-    used: bool,
-    /// Draining, a connection that has received nothing waits this timer
-    /// for its first request ([`FIRST_REQUEST_AT_DRAIN`]).
-    first_request_timer: Option<TimerId>,
+    /// Draining, a connection with no request in progress waits this timer
+    /// for one more ([`NEXT_REQUEST_AT_DRAIN`]).
+    next_request_timer: Option<TimerId>,
 }
 
 /// How [`HttpHandler::serve`] left the connection.
@@ -119,8 +123,7 @@ impl<A: App> HttpHandler<A> {
             upload: None,
             unread: false,
             draining: false,
-            used: false,
-            first_request_timer: None,
+            next_request_timer: None,
         }
     }
 
@@ -323,8 +326,7 @@ impl<A: App> Handler for HttpHandler<A> {
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, input: &mut BytesMut) {
-        self.used = true;
-        if let Some(timer) = self.first_request_timer.take() {
+        if let Some(timer) = self.next_request_timer.take() {
             conn.cancel_timer(timer);
         }
         if self.discarding.is_some() {
@@ -358,13 +360,9 @@ impl<A: App> Handler for HttpHandler<A> {
             || self.upload.is_some()
             || self.decoder.as_ref().is_some_and(|d| !d.awaiting_head())
             || self.answers.as_ref().is_some_and(|a| !a.is_idle());
-        if !self.used && !busy {
-            self.first_request_timer = Some(conn.set_timer(FIRST_REQUEST_AT_DRAIN));
-            return;
-        }
         if !busy {
-            debug!("{}: idle at the drain; closing", conn.id());
-            return conn.close();
+            self.next_request_timer = Some(conn.set_timer(NEXT_REQUEST_AT_DRAIN));
+            return;
         }
         if !self.unread
             && let Some(answers) = self.answers.as_mut()
@@ -375,9 +373,9 @@ impl<A: App> Handler for HttpHandler<A> {
     }
 
     fn on_timer(&mut self, conn: &mut Conn<'_>, timer: TimerId) {
-        if self.first_request_timer == Some(timer) {
-            debug!("{}: no request at the drain; closing", conn.id());
-            self.first_request_timer = None;
+        if self.next_request_timer == Some(timer) {
+            debug!("{}: no request after the drain; closing", conn.id());
+            self.next_request_timer = None;
             conn.close();
         } else if self.discarding.as_ref().is_some_and(|(_, t)| *t == timer) {
             debug!("{}: the refused body did not end in time", conn.id());

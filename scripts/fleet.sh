@@ -12,7 +12,7 @@
 # in flight when s2 dies. HAProxy names the server of every answer
 # (X-Server, its own error pages included). Printed per phase:
 #
-#   rolling restart: requests=.. failures=0 longest_handover_ms=..
+#   rolling restart: requests=.. failures=0 longest_handover_ms=.. by_kind=
 #   kill -9 s2: requests=.. failures=N by_kind=RemoteDisconnected:N haproxy_s2_in_flight_before=N ..
 #
 # What the kill shows: the clients lose the requests that were in flight on

@@ -2,16 +2,23 @@
 //! restarts under load (`scripts/restart_under_load.sh`) and the HAProxy
 //! fleet (`scripts/fleet.sh`), on the debug examples, a few seconds each.
 //! The fleet is SKIPPED where HAProxy is not installed. Both drive
-//! `hello_http`, so they need the `http` feature.
+//! `hello_http`, so they need the `http` feature. They run one after the
+//! other: each drives load through several processes, and run side by side
+//! on two cores they would measure each other.
 #![cfg(all(target_os = "linux", feature = "http"))]
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Held by the script running, so that the other waits.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `script` with `env`, on the examples this test run built.
 fn run_script(script: &str, env: &[(&str, &str)]) -> Option<Output> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bin = common::example("loadgen")?.parent()?.to_path_buf();
     for needed in ["echo_server", "hello_http"] {
         common::example(needed)?;

@@ -59,6 +59,63 @@ enum Streamed {
     Chunked(Dechunker),
 }
 
+/// A connection's input as the decoder reads it: the heads it takes from
+/// the front are only skipped, and cut off the buffer in one go when it is
+/// next needed whole (a body split off, the input cleared) or when this is
+/// dropped, so that a read bringing many pipelined requests moves the
+/// buffer's start once, not once per request.
+pub(crate) struct Input<'a> {
+    /// The buffer, its first `taken` bytes read already.
+    buf: &'a mut BytesMut,
+    /// Bytes at the front of `buf` already read.
+    taken: usize,
+}
+
+impl<'a> Input<'a> {
+    /// `buf`, nothing read yet.
+    pub(crate) fn new(buf: &'a mut BytesMut) -> Self {
+        Input { buf, taken: 0 }
+    }
+
+    /// Bytes not yet read.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.taken
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes not yet read.
+    fn rest(&self) -> &[u8] {
+        &self.buf[self.taken..]
+    }
+
+    /// The bytes not yet read, to be changed in place.
+    fn rest_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.taken..]
+    }
+
+    /// Reads `n` more bytes.
+    fn skip(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.taken += n;
+    }
+
+    /// The buffer, holding only the bytes not yet read.
+    pub(crate) fn buf(&mut self) -> &mut BytesMut {
+        self.buf.advance(std::mem::take(&mut self.taken));
+        self.buf
+    }
+}
+
+impl Drop for Input<'_> {
+    fn drop(&mut self) {
+        self.buf.advance(self.taken);
+    }
+}
+
 /// Head buffers up to this capacity are kept for the next request; a
 /// larger one (a rare long head) is freed once its request is answered.
 const HEAD_RETAINED: usize = 2048;
@@ -114,7 +171,7 @@ impl Decoder {
     /// and hands it over (for the tests and the fuzzing driver).
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn decode(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Decoded {
-        match self.next(input, config) {
+        match self.next(&mut Input::new(input), config) {
             Decoded::Request(()) => Decoded::Request(self.take_request()),
             Decoded::Streamed(()) => Decoded::Streamed(self.take_request()),
             Decoded::Incomplete => Decoded::Incomplete,
@@ -126,9 +183,9 @@ impl Decoder {
     /// Takes the next complete request from the front of `input`, if any,
     /// leaving it in the decoder: [`request`](Self::request) reads it,
     /// [`take_request`](Self::take_request) takes it.
-    pub(crate) fn next(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Decoded<()> {
+    pub(crate) fn next(&mut self, input: &mut Input<'_>, config: &HttpConfig) -> Decoded<()> {
         if let Some(streamed) = self.streaming.take() {
-            return self.piece(input, config, streamed);
+            return self.piece(input.buf(), config, streamed);
         }
         if self.body.is_none() {
             match self.head(input, config) {
@@ -144,7 +201,7 @@ impl Decoder {
                 return Decoded::Incomplete;
             }
             if len > 0 {
-                self.request.body = input.split_to(len).freeze();
+                self.request.body = input.buf().split_to(len).freeze();
             }
             self.body = None;
             self.continue_due = false;
@@ -157,7 +214,7 @@ impl Decoder {
                     body: config.max_body as u64,
                     trailers: config.max_head,
                 };
-                match dechunker.decode(input, limits, |piece| append(&mut data, piece)) {
+                match dechunker.decode(input.buf(), limits, |piece| append(&mut data, piece)) {
                     Ok(true) => data.freeze(),
                     Ok(false) => {
                         self.body = Some(Body::Chunked(dechunker, data));
@@ -268,11 +325,11 @@ impl Decoder {
     /// `request` and how its body is framed in `body`; or the refusal. A
     /// version `httparse` refuses is looked at once more (see
     /// [`lower_minor_version`]).
-    fn head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<bool, Refusal> {
+    fn head(&mut self, input: &mut Input<'_>, config: &HttpConfig) -> Result<bool, Refusal> {
         match self.parse_head(input, config) {
             Err(Malformed::Version) => {
                 let window = input.len().min(config.max_head);
-                lower_minor_version(&mut input[..window]).map_err(Refusal::bare)?;
+                lower_minor_version(&mut input.rest_mut()[..window]).map_err(Refusal::bare)?;
                 self.parse_head(input, config).map_err(Malformed::refusal)
             }
             result => result.map_err(Malformed::refusal),
@@ -280,11 +337,12 @@ impl Decoder {
     }
 
     /// [`head`](Self::head), once.
-    fn parse_head(&mut self, input: &mut BytesMut, config: &HttpConfig) -> Result<bool, Malformed> {
+    fn parse_head(&mut self, input: &mut Input<'_>, config: &HttpConfig) -> Result<bool, Malformed> {
         // Only the first `max_head` bytes are parsed: a head not complete
         // within them gets 431 whatever follows, so the status does not
         // depend on how much of the input had arrived.
-        let window = &input[..input.len().min(config.max_head)];
+        let rest = input.rest();
+        let window = &rest[..rest.len().min(config.max_head)];
         let headers = &mut self.request.headers;
         headers.clear();
         // One pass records the headers and reads those the server acts on.
@@ -336,7 +394,7 @@ impl Decoder {
                 if expects_continue && !body_arrived {
                     return refuse(413);
                 }
-                input.advance(n);
+                input.skip(n);
                 return Err(Malformed::Refused(refusal));
             }
             // Within max_body, a usize.
@@ -347,7 +405,7 @@ impl Decoder {
             Err(refusal) => {
                 // The head is part of the request the refusal answers; what
                 // follows it is the rest to skip.
-                input.advance(n);
+                input.skip(n);
                 return Err(Malformed::Refused(refusal));
             }
         };
@@ -365,8 +423,8 @@ impl Decoder {
         // less than sharing the input buffer, which also stays whole for
         // the next read.
         request.head.clear();
-        request.head.extend_from_slice(&input[..n]);
-        input.advance(n);
+        request.head.extend_from_slice(&input.rest()[..n]);
+        input.skip(n);
         self.body = Some(body);
         Ok(true)
     }

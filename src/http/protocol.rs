@@ -44,7 +44,7 @@ use super::answers::Answers;
 use super::app::App;
 use super::batch::{Batch, Meta, connection_header};
 use super::date::HttpDate;
-use super::decode::{Decoded, Decoder};
+use super::decode::{Decoded, Decoder, Input};
 use super::discard::{Discard, Rest};
 use super::upload::{Pipe, Upload};
 use super::{HttpConfig, Request};
@@ -146,6 +146,8 @@ impl<A: App> HttpHandler<A> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Flow::Close;
         };
+        // The requests read are cut off the input when this ends.
+        let mut input = Input::new(input);
         let date = HttpDate::now();
         self.stalled = false;
         while !input.is_empty() {
@@ -160,7 +162,7 @@ impl<A: App> HttpHandler<A> {
                 self.stalled = true;
                 return Flow::Open;
             }
-            match decoder.next(input, &self.config) {
+            match decoder.next(&mut input, &self.config) {
                 Decoded::Request(()) => {}
                 Decoded::Incomplete => break,
                 Decoded::Reject(refusal) => {
@@ -171,7 +173,7 @@ impl<A: App> HttpHandler<A> {
                     if let Some(answers) = self.answers.as_mut().filter(|a| !a.is_idle()) {
                         // Its turn comes after the answers awaited.
                         answers.refuse(refusal.status);
-                        input.clear();
+                        input.buf().clear();
                         return Flow::Open;
                     }
                     batch.reject(conn, refusal.status);

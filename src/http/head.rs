@@ -140,11 +140,14 @@ const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
 /// `HTTP/1.0`, as a little-endian word.
 const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
+/// `CRLF`, as a little-endian pair of bytes.
+const CRLF: u16 = u16::from_le_bytes(*b"\r\n");
+
 /// Whether `buf` holds CRLF at `at`; `None` past the end.
 #[inline(always)]
 fn crlf(buf: &[u8], at: usize) -> Option<bool> {
-    let pair = buf.get(at..at + 2)?;
-    Some(pair[0] == b'\r' && pair[1] == b'\n')
+    let pair: [u8; 2] = buf.get(at..at + 2)?.try_into().ok()?;
+    Some(u16::from_le_bytes(pair) == CRLF)
 }
 
 /// Parses a complete head at the start of `buf` if it is of the common

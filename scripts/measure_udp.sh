@@ -27,6 +27,7 @@
 #   SERVERS="udp_echo:--threads,1 tokio_udp_echo"   servers (each takes --addr ADDR)
 #   ROUNDS=3 SOCKS=50 SIZE=64 RATE=50000 WARMUP=1 DURATION=5
 #   STRACE=0 STRACE_SECS=3 BASE_PORT=7400 SERVER_CPU=0 CLIENT_CPU=1
+#   BIN=target/release/examples NO_BUILD= (set: use the binaries in BIN as they are)
 # Example: ROUNDS=1 DURATION=2 STRACE=1 scripts/measure_udp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +47,7 @@ BASE_PORT=${BASE_PORT:-7400}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
-BIN=target/release/examples
+BIN=${BIN:-target/release/examples}
 read -r -a servers <<<"$SERVERS"
 ((${#servers[@]} > 0)) || { echo "measure_udp: SERVERS is empty" >&2; exit 2; }
 
@@ -116,8 +117,10 @@ for s in "${servers[@]}"; do
     b=$(bin_of "$s")
     [[ -f examples/$b.rs && " ${build_args[*]} " != *" $b "* ]] && build_args+=(--example "$b")
 done
-echo "== cargo build --release ${build_args[*]}" >&2
-cargo build --release "${build_args[@]}" >&2 || die "build failed"
+if [[ -z ${NO_BUILD:-} ]]; then
+    echo "== cargo build --release ${build_args[*]}" >&2
+    cargo build --release "${build_args[@]}" >&2 || die "build failed"
+fi
 
 run_limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(w + d + 30) }')
 echo "== socks=$SOCKS size=$SIZE rate=$RATE/s warmup=${WARMUP}s duration=${DURATION}s rounds=$ROUNDS;" \

@@ -1,6 +1,7 @@
 //! A drain (`ServerHandle::drain`) of an HTTPS server over real sockets:
-//! an idle keep-alive connection gets `close_notify`, then the end of
-//! stream; a deferred answer in flight goes out whole with
+//! an idle keep-alive connection that sends nothing more gets
+//! `close_notify` once its second for one more request is out, then the
+//! end of stream; a deferred answer in flight goes out whole with
 //! `Connection: close`, then `close_notify`; and a connection whose
 //! handshake ends after the drain began hears of the drain right after
 //! `on_open` — its first request answered with `Connection: close`, a

@@ -55,10 +55,17 @@ pub(crate) fn listen_fds() -> io::Result<Option<Vec<(OwnedFd, String)>>> {
         return Err(invalid(format!("LISTEN_FDS={count} is more than {MAX_FDS}")));
     }
     let names = activation.names.map(|n| n.to_string_lossy().into_owned());
-    let mut names = names.as_deref().unwrap_or("").split(':').map(str::to_owned);
+    take_all(FIRST_FD, count, names.as_deref()).map(Some)
+}
+
+/// Takes the `count` descriptors from `first` on, each with its name from
+/// the colon-separated `names`; if one is refused, closes every one of
+/// them and says which.
+fn take_all(first: RawFd, count: usize, names: Option<&str>) -> io::Result<Vec<(OwnedFd, String)>> {
+    let mut names = names.unwrap_or("").split(':').map(str::to_owned);
     let mut taken = Vec::with_capacity(count);
-    let end = FIRST_FD + count as RawFd;
-    for fd in FIRST_FD..end {
+    let end = first + count as RawFd;
+    for fd in first..end {
         let socket = match take_listener(fd) {
             Ok(socket) => socket,
             Err(e) => {
@@ -73,7 +80,7 @@ pub(crate) fn listen_fds() -> io::Result<Option<Vec<(OwnedFd, String)>>> {
             .unwrap_or_else(|| "unknown".into());
         taken.push((socket, name));
     }
-    Ok(Some(taken))
+    Ok(taken)
 }
 
 /// Reads the three variables and removes them from the environment.
@@ -176,4 +183,118 @@ fn int_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
 /// An `InvalidInput` error saying `msg`.
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
+    use std::sync::{Mutex, MutexGuard};
+
+    use super::*;
+
+    /// Held by each test while it places descriptors at fixed numbers, so
+    /// that two do not pick the same ones.
+    static NUMBERS: Mutex<()> = Mutex::new(());
+
+    /// This test's turn with the descriptor numbers.
+    fn turn() -> MutexGuard<'static, ()> {
+        NUMBERS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `fd` is open in this process.
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    /// `count` free descriptor numbers in a row, high enough that the other
+    /// tests of this process, whose descriptors are allocated lowest first,
+    /// do not reach them.
+    fn free_run(count: RawFd) -> RawFd {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is valid for writes.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) }, 0);
+        let top = limit.rlim_cur.min(1 << 20) as RawFd;
+        (top / 2..top - count)
+            .rev()
+            .step_by(count as usize)
+            .find(|&base| (base..base + count).all(|fd| !is_open(fd)))
+            .expect("free descriptor numbers")
+    }
+
+    /// Places a duplicate of `fd` at number `at`, as systemd passes it: not
+    /// close-on-exec.
+    fn place(fd: &impl AsRawFd, at: RawFd) {
+        // SAFETY: dup2 onto `at`, which `free_run` found closed; the new
+        // descriptor is owned by the test until `take_all` takes it.
+        assert_eq!(unsafe { libc::dup2(fd.as_raw_fd(), at) }, at);
+    }
+
+    #[test]
+    fn passed_listeners_are_taken_named_close_on_exec_and_non_blocking() {
+        let _turn = turn();
+        let first = free_run(3);
+        let listeners: Vec<_> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        for (i, l) in listeners.iter().enumerate() {
+            place(l, first + i as RawFd);
+        }
+        let taken = take_all(first, 3, Some("web::admin")).unwrap();
+        let names: Vec<_> = taken.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["web", "unknown", "admin"]);
+        for (i, (fd, _)) in taken.iter().enumerate() {
+            assert_eq!(fd.as_raw_fd(), first + i as RawFd);
+            // SAFETY: F_GETFD and F_GETFL only read the descriptor's flags.
+            let (fd_flags, fl_flags) = unsafe {
+                (
+                    libc::fcntl(fd.as_raw_fd(), libc::F_GETFD),
+                    libc::fcntl(fd.as_raw_fd(), libc::F_GETFL),
+                )
+            };
+            assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+            assert_ne!(fl_flags & libc::O_NONBLOCK, 0, "non-blocking");
+        }
+        drop(taken);
+        assert!((first..first + 3).all(|fd| !is_open(fd)));
+    }
+
+    #[test]
+    fn one_refused_descriptor_closes_all_that_were_passed() {
+        let _turn = turn();
+        let first = free_run(3);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        place(&listener, first);
+        place(&file, first + 1);
+        place(&listener, first + 2);
+        let err = take_all(first, 3, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(&format!("fd {}", first + 1)), "{err}");
+        for fd in first..first + 3 {
+            assert!(!is_open(fd), "fd {fd} left open");
+        }
+        // Ours, not passed, stay open.
+        assert!(is_open(listener.as_raw_fd()) && is_open(file.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_open_is_named_and_the_others_closed() {
+        let _turn = turn();
+        let first = free_run(3);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        place(&listener, first);
+        place(&listener, first + 2);
+        let err = take_all(first, 3, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("fd {}, which is not open", first + 1)),
+            "{err}"
+        );
+        assert!((first..first + 3).all(|fd| !is_open(fd)));
+    }
 }

@@ -182,6 +182,17 @@ impl TlsStream {
     }
 }
 
+impl Drop for TlsStream {
+    /// Ends the session with `close_notify`, as far as the socket takes it,
+    /// so that the server sees a closed session, not a truncated one, when
+    /// a connection is replaced (`--reconnect`) or the run ends. Sent once,
+    /// however often asked (rustls sends it once).
+    fn drop(&mut self) {
+        self.tls.send_close_notify();
+        let _ = self.send();
+    }
+}
+
 /// One connection of the handshake mode, from connect to close.
 struct Dial {
     /// The connection.

@@ -155,8 +155,9 @@ pub trait Handler: 'static {
     /// progress answers it (and the requests already received behind it)
     /// with `Connection: close`, then closes; an idle one (between
     /// keep-alive requests, or fresh) is given a second for one more
-    /// request, answered the same way, so that a request already on its way
-    /// does not meet a closed socket, and closes when the second runs out.
+    /// request (`http::HttpConfig::next_request_at_drain`), answered the
+    /// same way, so that a request already on its way does not meet a
+    /// closed socket, and closes when the second runs out.
     ///
     /// # Examples
     ///

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{Http, read_reply, read_until_closed};
 use common::{Echo, assert_echoes, localhost, wait_until};
-use evloop::http::{HttpServer, Request, Responder, Response, body_channel};
+use evloop::http::{HttpConfig, HttpServer, Request, Responder, Response, body_channel};
 use evloop::{Server, ServerHandle};
 
 /// Long enough that no test here relies on the grace period ending.
@@ -75,7 +75,7 @@ fn assert_ends_before_the_grace(server: &ServerHandle, since: Instant) {
 }
 
 /// How long a connection idle at the drain waits for one more request
-/// (the server's `NEXT_REQUEST_AT_DRAIN`).
+/// (`HttpConfig::next_request_at_drain`'s default).
 const NEXT_REQUEST_AT_DRAIN: Duration = Duration::from_secs(1);
 
 /// A client of `http` that has had one answer and keeps its connection.
@@ -127,6 +127,32 @@ fn an_idle_keep_alive_connection_that_sends_nothing_is_closed_cleanly_after_a_se
         "closed after {waited:?}, before its wait for one more request"
     );
     assert_ends_before_the_grace(&http.0, began);
+}
+
+#[test]
+fn the_wait_for_one_more_request_is_the_configured_one() {
+    for (wait, least, most) in [
+        (Duration::ZERO, Duration::ZERO, Duration::from_millis(500)),
+        (
+            Duration::from_millis(300),
+            Duration::from_millis(250),
+            Duration::from_millis(900),
+        ),
+    ] {
+        let config = HttpConfig::default().next_request_at_drain(wait);
+        assert_eq!(config.get_next_request_at_drain(), wait);
+        let http = Http::start(config, common::http::describe);
+        let mut stream = kept_alive(&http);
+        let began = Instant::now();
+        http.0.drain(GRACE).unwrap();
+        assert_eq!(read_until_closed(&mut stream), "");
+        let waited = began.elapsed();
+        assert!(
+            (least..most).contains(&waited),
+            "closed after {waited:?} with a wait of {wait:?}"
+        );
+        assert_ends_before_the_grace(&http.0, began);
+    }
 }
 
 #[test]

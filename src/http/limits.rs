@@ -57,6 +57,9 @@ pub struct HttpConfig {
     pub(crate) discard_timeout: Duration,
     /// Bodies larger than this reach a deferring application in pieces.
     pub(crate) stream_bodies_over: Option<usize>,
+    /// How long a connection with no request in progress at a drain waits
+    /// for one more.
+    pub(crate) next_request_at_drain: Duration,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +73,7 @@ impl Default for HttpConfig {
             max_discard: 16 * 1024 * 1024,
             discard_timeout: Duration::from_secs(10),
             stream_bodies_over: None,
+            next_request_at_drain: Duration::from_secs(1),
         }
     }
 }
@@ -213,6 +217,29 @@ impl HttpConfig {
         );
         self.keep_alive_timeout = timeout;
         self
+    }
+
+    /// How long a connection with no request in progress when the server
+    /// drains ([`ServerHandle::drain`](crate::ServerHandle::drain), as after
+    /// a handover) waits for one more request, answered with
+    /// `Connection: close`, before it closes.
+    ///
+    /// Default 1 s. Closing an idle keep-alive connection at once (zero)
+    /// races with a request already on its way: it meets a closed socket,
+    /// and the client sees a reset or an end of stream with no answer. A
+    /// browser resends an idempotent request then; most other clients do
+    /// not, nor does a proxy such as HAProxy, which reuses its idle
+    /// connections to a server all the time. A longer wait only delays the
+    /// end of a drain whose clients keep idle connections and send nothing;
+    /// it is cut short by the drain's grace period.
+    pub fn next_request_at_drain(mut self, wait: Duration) -> Self {
+        self.next_request_at_drain = wait;
+        self
+    }
+
+    /// The configured [`next_request_at_drain`](HttpConfig::next_request_at_drain).
+    pub fn get_next_request_at_drain(&self) -> Duration {
+        self.next_request_at_drain
     }
 
     /// The configured [`max_head`](HttpConfig::max_head).

@@ -30,12 +30,14 @@
 //! progress has the request that leaves no more input behind it (the last
 //! one received) answered with `Connection: close`, and closes after it. A
 //! connection with none (idle between keep-alive requests, or accepted just
-//! before the drain) is given [`NEXT_REQUEST_AT_DRAIN`] for one more
-//! request, answered the same way, and closes when that runs out.
+//! before the drain) is given
+//! [`next_request_at_drain`](super::HttpConfig::next_request_at_drain) (1 s
+//! by default) for one more request, answered the same way, and closes when
+//! that runs out: closing it at once would race with a request already on
+//! its way, which would meet a closed socket.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use log::{debug, error};
@@ -49,20 +51,6 @@ use super::discard::{Discard, Rest};
 use super::upload::{Pipe, Upload};
 use super::{HttpConfig, Request};
 use crate::{Conn, Handler, TimerId};
-
-/// How long a connection with no request in progress when the server
-/// drains waits for one more before it closes.
-///
-/// Closing it at once would race with a request already on its way: the
-/// request meets a closed socket, and the client gets a reset or an empty
-/// end of stream instead of an answer. A browser resends an idempotent
-/// request then; most other clients do not, nor does a proxy such as
-/// HAProxy (its default `http-reuse safe` leaves that to its client), and a
-/// proxy reuses its idle connections to a server all the time. Answering
-/// that request with `Connection: close` ends the connection in the open
-/// instead. A client that sends nothing meanwhile is closed when this runs
-/// out, as it would be at once: the wait only bounds the drain.
-const NEXT_REQUEST_AT_DRAIN: Duration = Duration::from_secs(1);
 
 /// The per-connection HTTP handler, generic over the application.
 pub(crate) struct HttpHandler<A> {
@@ -94,7 +82,7 @@ pub(crate) struct HttpHandler<A> {
     /// `Connection: close`.
     draining: bool,
     /// Draining, a connection with no request in progress waits this timer
-    /// for one more ([`NEXT_REQUEST_AT_DRAIN`]).
+    /// for one more ([`HttpConfig::next_request_at_drain`]).
     next_request_timer: Option<TimerId>,
 }
 
@@ -363,7 +351,7 @@ impl<A: App> Handler for HttpHandler<A> {
             || self.decoder.as_ref().is_some_and(|d| !d.awaiting_head())
             || self.answers.as_ref().is_some_and(|a| !a.is_idle());
         if !busy {
-            self.next_request_timer = Some(conn.set_timer(NEXT_REQUEST_AT_DRAIN));
+            self.next_request_timer = Some(conn.set_timer(self.config.next_request_at_drain));
             return;
         }
         if !self.unread

@@ -23,7 +23,7 @@
 //! Restarts and socket activation (see `docs/DEPLOY.md`): with `--handover
 //! PATH` it takes the listening socket over from an instance running with
 //! the same option (that one stops accepting and exits once its clients are
-//! done, within 10 s), or binds `--addr` if none runs, and offers the socket
+//! done, within 10 s), or binds `--addr` (or `--unix`) if none runs, and offers the socket
 //! on `PATH` to the next: `echo_server --handover /tmp/echo.sock &` twice in
 //! a row restarts without refusing or dropping a connection (reactor only).
 //! Started by systemd's socket activation (`LISTEN_FDS` set, as
@@ -92,8 +92,8 @@ options:
   --tls-cert FILE    serve TLS with this PEM certificate chain (needs --tls-key)
   --tls-key FILE     the PEM private key of --tls-cert
   --handover PATH    take the socket over from the instance offering it on this
-                     Unix socket path (or bind --addr if none does), and offer
-                     it there to the next instance, reactor only
+                     Unix socket path (or bind --addr or --unix if none does),
+                     and offer it there to the next instance, reactor only
   -h, --help         print this help
 
 Try it: printf 'hello\\n' | nc -N 127.0.0.1 7000
@@ -213,11 +213,6 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
         (None, Some(path)) => Bind::unix(path),
         (None, None) => options.bind,
     };
-    if options.handover.is_some() && matches!(options.bind, Bind::Unix(_)) {
-        return Err(bad(
-            "--handover passes TCP sockets: it goes with --addr, not --unix",
-        ));
-    }
     options.tls = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,

@@ -56,8 +56,8 @@ options:
   --delay MS         answer each request MS milliseconds late (from a timer on
                      the loop), as a backend that takes its time (default 0)
   --handover PATH    take the socket over from the instance offering it on this
-                     Unix socket path (or bind --addr if none does), and offer
-                     it there to the next instance
+                     Unix socket path (or bind --addr or --unix if none does),
+                     and offer it there to the next instance
   -h, --help         print this help
 
 Try it: curl -v http://127.0.0.1:3000/
@@ -186,11 +186,6 @@ fn parse_options(parser: &mut Parser) -> Result<Options, Error> {
     }
     if addr_given && options.unix.is_some() {
         return Err(cli::bad("--addr and --unix are two places to listen; give one"));
-    }
-    if options.handover.is_some() && options.unix.is_some() {
-        return Err(cli::bad(
-            "--handover passes TCP sockets: it goes with --addr, not --unix",
-        ));
     }
     Ok(options)
 }

@@ -66,6 +66,12 @@ impl Drop for SocketFile {
 }
 
 impl SocketFile {
+    /// Leaves the file to whoever serves the socket next (a handover):
+    /// neither a drop nor [`SocketFile::remove`] removes it after this.
+    fn disown(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
     /// Removes the file if it is still the one bound; once only.
     fn remove(&self) {
         if self.removed.swap(true, Ordering::AcqRel) {
@@ -185,6 +191,42 @@ impl Listener {
         if let Listener::Unix(_, UnixName { file: Some(file), .. }) = self {
             file.remove();
         }
+    }
+
+    /// Leaves the socket file to the process this listener is handed over
+    /// to: this process no longer removes it.
+    pub(crate) fn disown_socket_file(&self) {
+        if let Listener::Unix(_, UnixName { file: Some(file), .. }) = self {
+            file.disown();
+        }
+    }
+
+    /// Takes on the socket file of a Unix listener handed over by the
+    /// process that owned it (see [`Listener::disown_socket_file`]), to
+    /// remove it when the last clone closes, as if bound here.
+    pub(crate) fn owning_socket_file(self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Unix(
+                l,
+                UnixName {
+                    addr: Some(addr),
+                    file: None,
+                },
+            ) => {
+                let file = match addr.as_path() {
+                    Some(path) => Some(Arc::new(SocketFile::new(path)?)),
+                    None => None,
+                };
+                Listener::Unix(
+                    l,
+                    UnixName {
+                        addr: Some(addr),
+                        file,
+                    },
+                )
+            }
+            other => other,
+        })
     }
 
     /// Opens a connection to the listener itself (and drops it), to wake

@@ -1,17 +1,19 @@
 //! Servers on sockets made elsewhere, handovers between servers, and one
 //! port held by one server: `Server::from_listener`, `Listeners`,
-//! `ServerHandle::drain`, and the `AddrInUse` probe.
+//! `ServerHandle::drain`, and the `AddrInUse` probe; a Unix socket
+//! handed over with its file.
 
 mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Echo, Model, assert_echoes, isolated, localhost, wait_until};
-use evloop::{Listeners, Server, ServerHandle};
+use evloop::{Listeners, Server, ServerHandle, UnixBind};
 use socket2::{Domain, Protocol, Socket, Type};
 
 on_both_models!(
@@ -220,6 +222,63 @@ fn a_handover_loses_no_connection() {
         new.shutdown(Duration::ZERO);
         new.join().unwrap();
         drop(listeners);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+/// Echoes `msg` over a Unix stream.
+fn unix_echoes(stream: &mut UnixStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut got = vec![0; msg.len()];
+    stream.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+#[test]
+fn a_unix_socket_is_handed_over_with_its_file() {
+    isolated(|| {
+        let dir = std::env::temp_dir().join(format!("evloop-unix-handover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, control) = (dir.join("echo.sock"), dir.join("control.sock"));
+        let connect = || {
+            let stream = UnixStream::connect(&path).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream
+        };
+        let listeners = Listeners::bind_unix(UnixBind::path(&path)).unwrap();
+        let old = listeners.server(0).unwrap().threads(2).start(|| Echo).unwrap();
+        let offer = listeners
+            .hand_over(&control, vec![old.clone()], Duration::from_secs(10))
+            .unwrap();
+        let mut staying = connect();
+        unix_echoes(&mut staying, b"before");
+
+        let takeover = Listeners::take_over(&control).unwrap();
+        let new = takeover
+            .listeners()
+            .server(0)
+            .unwrap()
+            .threads(2)
+            .start(|| Echo)
+            .unwrap();
+        let taken = takeover.serving().unwrap();
+        assert!(offer.wait().unwrap(), "the old server handed over");
+        // The old server drains: it serves its client on, and ends with it.
+        unix_echoes(&mut staying, b"after");
+        drop(staying);
+        old.join().unwrap();
+        drop(listeners);
+        // The old process let go of everything it had; the file is the
+        // new one's, and the new server serves on it.
+        assert!(path.exists(), "the socket file went with the old server");
+        unix_echoes(&mut connect(), b"served by the new one");
+        assert!(new.stats().accepted >= 1, "{}", new.stats());
+
+        // The last to serve it removes it.
+        new.shutdown(Duration::ZERO);
+        new.join().unwrap();
+        drop(taken);
+        assert!(!path.exists(), "the socket file outlived its last server");
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }

@@ -5,11 +5,11 @@
 //!   (`systemd-socket-activate -l 127.0.0.1:7000 target/release/examples/echo_server`);
 //! * with `--handover PATH`, a running instance that offers its socket on
 //!   `PATH`: this one takes it over, serves it, and the old one drains and
-//!   exits; none running, this one binds `--addr` itself. Either way it
-//!   then offers the socket on `PATH` to the next instance;
+//!   exits; none running, this one binds `--addr` (or `--unix PATH`)
+//!   itself. Either way it then offers the socket on `PATH` to the next
+//!   instance. A Unix socket's file stays through the handovers, removed
+//!   by the last instance;
 //! * otherwise a bind of `--addr` (or `--unix PATH`), done by the server.
-//!
-//! A handover passes TCP sockets here: `--handover` goes with `--addr`.
 //!
 //! Once serving, a service manager that asked (`NOTIFY_SOCKET`, systemd's
 //! `Type=notify`) is told `READY=1` and this process's pid.
@@ -58,12 +58,13 @@ impl Sockets {
                     sockets.takeover = Some(takeover);
                 }
                 Err(e) => {
-                    let Bind::Tcp(addr) = sockets.bind else {
-                        return Err("--handover takes a TCP socket: give --addr, not --unix".into());
+                    let bind = &sockets.bind;
+                    log::info!("{e}; binding {bind}");
+                    let bound = match bind {
+                        Bind::Tcp(addr) => Listeners::bind(*addr),
+                        Bind::Unix(unix) => Listeners::bind_unix(unix.clone()),
                     };
-                    log::info!("{e}; binding {addr}");
-                    let bound = Listeners::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                    sockets.listeners = Some(bound);
+                    sockets.listeners = Some(bound.map_err(|e| format!("cannot listen on {bind}: {e}"))?);
                 }
             }
         }

@@ -298,6 +298,10 @@ impl Offer {
         }
         // Withdrawn meanwhile: this process is stopping anyway; drain all the same.
         let _ = state.compare_exchange(OPEN, TAKEN, Ordering::AcqRel, Ordering::Acquire);
+        // A Unix socket's file is the new process's to remove now.
+        for (listener, _) in self.sockets.sockets() {
+            listener.disown_socket_file();
+        }
         info!("the new process serves; draining (grace {:?})", self.grace);
         for server in &self.servers {
             server.drain(self.grace)?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::bind::named;
 use super::builder::Server;
 use crate::listener::Listener;
-use crate::{Bind, sys};
+use crate::{Bind, UnixBind, sys};
 
 /// Listening sockets (TCP or Unix domain), each with a name: bound here, passed by systemd
 /// (names from `FileDescriptorName=`), or taken over from the process that
@@ -82,14 +82,35 @@ impl Listeners {
     /// One listening socket on `addr` (port 0 picks a free port), with
     /// `SO_REUSEADDR` and without `SO_REUSEPORT`: one accept queue, which
     /// every loop of a server shares and which a handover passes on whole.
-    /// Its name is `"main"`.
+    /// Its name is `"main"`. [`Listeners::bind_unix`] binds a Unix socket.
     ///
     /// # Errors
     ///
     /// `AddrInUse` naming the address when a listener holds it, or the
     /// other errors of `bind` and `listen`.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let bind = Bind::Tcp(addr);
+        Listeners::bind_any(Bind::Tcp(addr))
+    }
+
+    /// One Unix domain socket, bound as [`Server::bind`] binds one (a stale
+    /// socket file replaced, a live one refused with `AddrInUse` naming the
+    /// path, the file mode set): [`Listeners::bind`] for a path or an
+    /// abstract name. Its name is `"main"`.
+    ///
+    /// The socket file goes with the socket: the process serving it last
+    /// removes it, that is the one that bound it if it never hands it over,
+    /// else the one it was handed over to (the last of a chain).
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` naming the path when a live listener holds it, or the
+    /// other errors of `bind` and `listen`.
+    pub fn bind_unix(unix: UnixBind) -> io::Result<Self> {
+        Listeners::bind_any(Bind::Unix(unix))
+    }
+
+    /// [`bind`](Listeners::bind) or [`bind_unix`](Listeners::bind_unix).
+    fn bind_any(bind: Bind) -> io::Result<Self> {
         let listener = Listener::bind(&bind, false).map_err(|e| named(&bind, e))?;
         Ok(Listeners {
             sockets: vec![(listener, "main".into())],
@@ -198,10 +219,11 @@ impl Listeners {
         &self.sockets
     }
 
-    /// Listeners of descriptors passed by another process, with their names.
+    /// Listeners of descriptors handed over by another process, with their
+    /// names; the socket files of Unix ones are this process's now.
     pub(super) fn received(fds: Vec<OwnedFd>, names: Vec<String>) -> io::Result<Self> {
         let sockets = (fds.into_iter().zip(names))
-            .map(|(fd, name)| Ok((listener_of(fd)?, name)))
+            .map(|(fd, name)| Ok((listener_of(fd)?.owning_socket_file()?, name)))
             .collect::<io::Result<_>>()?;
         Listeners::checked(sockets)
     }

@@ -62,6 +62,19 @@ fn awaited(kept: &Mutex<Vec<(String, Responder)>>, n: usize) -> Vec<(String, Res
     })
 }
 
+/// Reads `stream` to its clean end: one reply with `body`, saying
+/// `Connection: close`, and nothing after it; returns the reply.
+#[track_caller]
+fn assert_last_reply(stream: &mut TcpStream, body: &str) -> common::http::Reply {
+    let all = read_until_closed(stream);
+    let mut reader = all.as_bytes();
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.body, body, "{all:?}");
+    assert_eq!(reply.header("connection"), Some("close"), "{all:?}");
+    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    reply
+}
+
 /// Joins a drained server, asserting it ends well before its grace period:
 /// its connections closed on their own.
 #[track_caller]
@@ -103,12 +116,7 @@ fn an_idle_keep_alive_connection_gets_its_next_request_answered_with_close() {
     stream
         .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let all = read_until_closed(&mut stream);
-    let mut reader = all.as_bytes();
-    let reply = read_reply(&mut reader, false);
-    assert_eq!(reply.body, "GET /next ");
-    assert_eq!(reply.header("connection"), Some("close"));
-    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_last_reply(&mut stream, "GET /next ");
     assert_ends_before_the_grace(&http.0, began);
 }
 
@@ -166,12 +174,7 @@ fn a_request_half_read_at_the_drain_is_answered_with_connection_close() {
     http.0.drain(GRACE).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     stream.write_all(b"\r\n").unwrap();
-    let all = read_until_closed(&mut stream);
-    let mut reader = all.as_bytes();
-    let reply = read_reply(&mut reader, false);
-    assert_eq!(reply.body, "GET /half ");
-    assert_eq!(reply.header("connection"), Some("close"));
-    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_last_reply(&mut stream, "GET /half ");
     assert_ends_before_the_grace(&http.0, began);
 }
 
@@ -191,13 +194,8 @@ fn a_deferred_answer_in_flight_goes_out_whole_with_connection_close() {
     let (path, responder) = waiting.pop().unwrap();
     responder.send(Response::text(format!("late answer to {path}")));
 
-    let all = read_until_closed(&mut stream);
-    let mut reader = all.as_bytes();
-    let reply = read_reply(&mut reader, false);
+    let reply = assert_last_reply(&mut stream, "late answer to /slow");
     assert_eq!(reply.status, "HTTP/1.1 200 OK");
-    assert_eq!(reply.body, "late answer to /slow");
-    assert_eq!(reply.header("connection"), Some("close"));
-    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
     assert_ends_before_the_grace(&server, began);
 }
 
@@ -291,12 +289,7 @@ fn a_connection_made_just_before_the_drain_gets_its_first_request_answered() {
     fresh
         .write_all(b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let all = read_until_closed(&mut fresh);
-    let mut reader = all.as_bytes();
-    let reply = read_reply(&mut reader, false);
-    assert_eq!(reply.body, "GET /fresh ");
-    assert_eq!(reply.header("connection"), Some("close"));
-    assert!(reader.is_empty(), "nothing after the last response: {all:?}");
+    assert_last_reply(&mut fresh, "GET /fresh ");
     // One that never sends is closed cleanly all the same.
     assert_eq!(read_until_closed(&mut unused), "");
     assert_ends_before_the_grace(&http.0, began);

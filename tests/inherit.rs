@@ -163,11 +163,18 @@ fn connect_in_a_stream(addr: SocketAddr, stop: Arc<AtomicBool>, served: Arc<Atom
     failures
 }
 
+/// A fresh directory for this test's sockets, `evloop-NAME-PID` in the
+/// system's temporary directory; the test removes it.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("evloop-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn a_handover_loses_no_connection() {
     isolated(|| {
-        let dir = std::env::temp_dir().join(format!("evloop-handover-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("handover");
         let path = dir.join("control.sock");
         let listeners = Listeners::bind(localhost()).unwrap();
         let addr = listeners.locals().unwrap()[0].tcp().unwrap();
@@ -237,8 +244,7 @@ fn unix_echoes(stream: &mut UnixStream, msg: &[u8]) {
 #[test]
 fn a_unix_socket_is_handed_over_with_its_file() {
     isolated(|| {
-        let dir = std::env::temp_dir().join(format!("evloop-unix-handover-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("unix-handover");
         let (path, control) = (dir.join("echo.sock"), dir.join("control.sock"));
         let connect = || {
             let stream = UnixStream::connect(&path).unwrap();
@@ -286,8 +292,7 @@ fn a_unix_socket_is_handed_over_with_its_file() {
 #[test]
 fn a_takeover_abandoned_before_serving_leaves_the_old_server_serving() {
     isolated(|| {
-        let dir = std::env::temp_dir().join(format!("evloop-abandoned-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("abandoned");
         let path = dir.join("control.sock");
         let listeners = Listeners::bind(localhost()).unwrap();
         let addr = listeners.locals().unwrap()[0].tcp().unwrap();

@@ -73,3 +73,15 @@ median() {
     grep -E '^[0-9.eE+-]+$' | sort -g | awk '{ a[NR] = $1 }
         END { if (NR == 0) print "NA"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
+
+# CPU ticks (user + system, all threads) PID has used; `getconf CLK_TCK`
+# of them to a second.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# work_dir NAME: makes $WORK, a fresh temporary directory, and arranges for
+# it to go, and for every process still in LIVE to be stopped, at exit.
+work_dir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap 'kill_leftovers; rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+}

@@ -51,16 +51,7 @@ if [[ -z ${NO_BUILD:-} ]]; then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/scale_echo.XXXXXX")
-cleanup() {
-    kill_leftovers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# CPU ticks (user + system) of PID, all its threads.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+work_dir scale_echo
 hz=$(getconf CLK_TCK)
 
 port=$BASE_PORT
@@ -80,9 +71,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
         LIVE+=("${loads[@]}")
         sleep "$WARMUP"
-        t0=$(ticks "$server")
+        t0=$(cpu_ticks "$server")
         sleep "$DURATION"
-        t1=$(ticks "$server")
+        t1=$(cpu_ticks "$server")
         for pid in "${loads[@]}"; do stop_pid "$pid" wait; done
         stop_pid "$server"
         echoes=0

@@ -54,16 +54,7 @@ if [[ -z ${NO_BUILD:-} ]]; then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/udp_saturate.XXXXXX")
-cleanup() {
-    kill_leftovers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# CPU ticks (user + system) PID has used.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+work_dir udp_saturate
 hz=$(getconf CLK_TCK)
 
 port=$BASE_PORT
@@ -84,9 +75,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
         LIVE+=("${loads[@]}")
         sleep "$WARMUP"
-        t0=$(ticks "$server")
+        t0=$(cpu_ticks "$server")
         sleep "$DURATION"
-        t1=$(ticks "$server")
+        t1=$(cpu_ticks "$server")
         for pid in "${loads[@]}"; do stop_pid "$pid" wait; done
         stop_pid "$server"
         echoes=0 sent=0 received=0

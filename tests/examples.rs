@@ -11,10 +11,14 @@
 //! stderr: build them with `cargo build --examples`.
 #![cfg(unix)]
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::output_text;
 
 /// Every example with a command line.
 const EXAMPLES: &[&str] = &[
@@ -78,21 +82,14 @@ fn run(example: &str, args: &[&str]) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let output = child.wait_with_output().expect("reap the example");
-            panic!("{example} {args:?} still ran after 20 s:\n{}", text(&output));
+            panic!(
+                "{example} {args:?} still ran after 20 s:\n{}",
+                output_text(&output)
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().expect("collect the example's output")
-}
-
-/// Status, stdout and stderr, for assertion messages.
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Asserts that `example args` exits with `code` and one line on stderr
@@ -100,7 +97,7 @@ fn text(output: &Output) -> String {
 #[track_caller]
 fn assert_one_line(example: &str, args: &[&str], code: i32, says: &[&str]) {
     let output = run(example, args);
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(code), "{example} {args:?}:\n{all}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{example} {args:?}: one line:\n{all}");
@@ -124,7 +121,7 @@ fn every_example_answers_help_with_its_usage_and_status_0() {
     for example in EXAMPLES {
         for flag in ["--help", "-h"] {
             let output = run(example, &[flag]);
-            let all = text(&output);
+            let all = output_text(&output);
             assert_eq!(output.status.code(), Some(0), "{example} {flag}:\n{all}");
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(
@@ -359,7 +356,7 @@ fn udp_echo_servers_echo_a_datagram() {
         let output = server.wait_with_output().unwrap();
         assert_eq!(echoed, (b"hello udp".to_vec(), addr), "{example}");
         if example == "udp_echo" {
-            let all = text(&output);
+            let all = output_text(&output);
             assert_eq!(output.status.code(), Some(0), "{all}");
             assert!(all.contains("stopped: datagrams in "), "{all}");
         }
@@ -405,7 +402,7 @@ fn loadgen_udp_counts_what_it_sent_received_and_lost() {
     );
     let _ = server.kill(); // our own child, by its PID
     let _ = server.wait();
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     let line = String::from_utf8_lossy(&output.stdout);
     let field = |name: &str| -> u64 {
@@ -452,7 +449,7 @@ fn loadgen_http_replaces_a_connection_closed_with_its_answer() {
     let args = ["--addr", &addr.to_string(), "--http", "/", "--conns", "2"];
     let rate = ["--rate", "100", "--warmup", "0", "--duration", "1"];
     let output = run("loadgen", &[&args[..], &rate[..]].concat());
-    let all = text(&output);
+    let all = output_text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     let line = String::from_utf8_lossy(&output.stdout);
     let field = |name: &str| -> u64 {
@@ -821,7 +818,7 @@ fn hello_http_answers_curl_over_a_unix_socket() {
         }
         Err(e) => panic!("running curl: {e}"),
     };
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "Hello world!Hello world!"

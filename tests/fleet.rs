@@ -13,6 +13,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use common::output_text;
+
 /// Held by the script running, so that the other waits.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -36,16 +38,6 @@ fn run_script(script: &str, env: &[(&str, &str)]) -> Option<Output> {
     Some(output)
 }
 
-/// Stdout and stderr, for assertion messages.
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn restarts_under_load_lose_nothing() {
     let env = [
@@ -58,7 +50,7 @@ fn restarts_under_load_lose_nothing() {
     let Some(output) = run_script("restart_under_load.sh", &env) else {
         return;
     };
-    let all = text(&output);
+    let all = output_text(&output);
     assert!(output.status.success(), "{all}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     for server in ["echo_server", "hello_http"] {
@@ -97,7 +89,7 @@ fn a_fleet_behind_haproxy_restarts_without_failures_and_loses_only_the_killed_re
     let Some(output) = run_script("fleet.sh", &env) else {
         return;
     };
-    let all = text(&output);
+    let all = output_text(&output);
     assert!(output.status.success(), "{all}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = |phase: &str| {

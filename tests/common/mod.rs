@@ -285,6 +285,16 @@ pub fn wait_until_within<T>(limit: Duration, what: &str, mut probe: impl FnMut()
     }
 }
 
+/// A finished process's status, stdout and stderr, for assertion messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// The example `name` as `cargo test` builds it, into
 /// `target/<profile>/examples/`; `None`, with `SKIPPED` on stderr, when it
 /// is not there (`cargo test --test NAME` on a fresh checkout: run `cargo

@@ -67,14 +67,15 @@ fn last_reply(client: &mut Client) -> Reply {
     reply
 }
 
+/// An HTTPS server on one loop, with the test PKI's certificate.
+fn https() -> HttpServer {
+    HttpServer::new(localhost()).threads(1).tls(pki().acceptor())
+}
+
 #[test]
 fn an_idle_keep_alive_tls_connection_gets_close_notify_at_the_drain() {
     isolated(|| {
-        let server = HttpServer::new(localhost())
-            .threads(1)
-            .tls(pki().acceptor())
-            .start(describe)
-            .unwrap();
+        let server = https().start(describe).unwrap();
         let mut client = Client::connect(server.local_addr(), pki().client_config(&[]));
         get(&mut client, "/first");
         let reply = read_reply(&mut BufReader::new(&mut client.tls), false);
@@ -101,11 +102,7 @@ fn a_deferred_tls_answer_in_flight_goes_out_whole_with_connection_close() {
                 kept.lock().unwrap().push((req.path().to_owned(), responder));
             }
         };
-        let server = HttpServer::new(localhost())
-            .threads(1)
-            .tls(pki().acceptor())
-            .start_deferred(app)
-            .unwrap();
+        let server = https().start_deferred(app).unwrap();
         let mut client = Client::connect(server.local_addr(), pki().client_config(&[]));
         get(&mut client, "/slow");
         let (path, responder) = wait_until("the request handed to the app", || kept.lock().unwrap().pop());
@@ -159,11 +156,7 @@ fn connect_then_drain(server: &ServerHandle) -> Client {
 #[test]
 fn a_tls_connection_opened_after_the_drain_answers_its_first_request_with_close() {
     isolated(|| {
-        let server = HttpServer::new(localhost())
-            .threads(1)
-            .tls(pki().acceptor())
-            .start(describe)
-            .unwrap();
+        let server = https().start(describe).unwrap();
         let began = Instant::now();
         let mut client = connect_then_drain(&server);
         shake_hands(&mut client);

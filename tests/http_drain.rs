@@ -19,12 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::http::{Http, read_reply, read_until_closed};
-use common::{Echo, assert_echoes, localhost, wait_until};
+use common::{
+    DRAIN_GRACE as GRACE, Echo, assert_echoes, assert_ends_before_the_grace, localhost, wait_until,
+};
 use evloop::http::{HttpConfig, HttpServer, Request, Responder, Response, body_channel};
 use evloop::{Server, ServerHandle};
-
-/// Long enough that no test here relies on the grace period ending.
-const GRACE: Duration = Duration::from_secs(30);
 
 /// The requests a deferring app holds: each path with its responder.
 type Kept = Arc<Mutex<Vec<(String, Responder)>>>;
@@ -73,18 +72,6 @@ fn assert_last_reply(stream: &mut TcpStream, body: &str) -> common::http::Reply 
     assert_eq!(reply.header("connection"), Some("close"), "{all:?}");
     assert!(reader.is_empty(), "nothing after the last response: {all:?}");
     reply
-}
-
-/// Joins a drained server, asserting it ends well before its grace period:
-/// its connections closed on their own.
-#[track_caller]
-fn assert_ends_before_the_grace(server: &ServerHandle, since: Instant) {
-    server.join().unwrap();
-    assert!(
-        since.elapsed() < GRACE / 2,
-        "the drained server took {:?} to end",
-        since.elapsed()
-    );
 }
 
 /// How long a connection idle at the drain waits for one more request

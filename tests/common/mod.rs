@@ -285,6 +285,22 @@ pub fn wait_until_within<T>(limit: Duration, what: &str, mut probe: impl FnMut()
     }
 }
 
+/// A drain's grace period in the drain tests: long enough that none of
+/// them relies on it ending.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// Joins a drained server, asserting it ended well before
+/// [`DRAIN_GRACE`]: its connections closed on their own.
+#[track_caller]
+pub fn assert_ends_before_the_grace(server: &evloop::ServerHandle, since: Instant) {
+    server.join().unwrap();
+    assert!(
+        since.elapsed() < DRAIN_GRACE / 2,
+        "the drained server took {:?} to end",
+        since.elapsed()
+    );
+}
+
 /// A finished process's status, stdout and stderr, for assertion messages.
 pub fn output_text(output: &std::process::Output) -> String {
     format!(

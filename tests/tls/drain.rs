@@ -19,27 +19,12 @@ use evloop::{Balance, Conn, Handler, Server, ServerHandle};
 
 use crate::client::Client;
 use crate::common::http::{Reply, read_reply};
-use crate::common::{isolated, localhost, wait_until};
+use crate::common::{DRAIN_GRACE as GRACE, assert_ends_before_the_grace, isolated, localhost, wait_until};
 use crate::pki::pki;
-
-/// Long enough that no test here relies on the grace period ending.
-const GRACE: Duration = Duration::from_secs(30);
 
 /// Names the path of each request.
 fn describe(req: &Request) -> Response {
     Response::text(format!("{} {}", req.method(), req.path()))
-}
-
-/// Joins a drained server, asserting it ends well before its grace period:
-/// its connections closed on their own.
-#[track_caller]
-fn assert_ends_before_the_grace(server: &ServerHandle, since: Instant) {
-    server.join().unwrap();
-    assert!(
-        since.elapsed() < GRACE / 2,
-        "the drained server took {:?} to end",
-        since.elapsed()
-    );
 }
 
 /// Sends a GET of `path` over `client`.

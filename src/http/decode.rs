@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::chunked::{ChunkError, ChunkLimits, Dechunker};
 use super::discard::Rest;
@@ -14,6 +14,10 @@ use super::framing::{BodyKind, Framing, KnownHost, Refusal};
 use super::head::{self, Line};
 use super::target::{lower_minor_version, path_start};
 use super::{HttpConfig, Request, Version};
+
+mod input;
+
+pub(crate) use input::Input;
 
 /// Headers parsed into a stack array; only a larger
 /// [`max_headers`](HttpConfig::max_headers) allocates.
@@ -57,63 +61,6 @@ enum Streamed {
     Length(u64),
     /// A chunked body, from where this decoder stands.
     Chunked(Dechunker),
-}
-
-/// A connection's input as the decoder reads it: the heads it takes from
-/// the front are only skipped, and cut off the buffer in one go when it is
-/// next needed whole (a body split off, the input cleared) or when this is
-/// dropped, so that a read bringing many pipelined requests moves the
-/// buffer's start once, not once per request.
-pub(crate) struct Input<'a> {
-    /// The buffer, its first `taken` bytes read already.
-    buf: &'a mut BytesMut,
-    /// Bytes at the front of `buf` already read.
-    taken: usize,
-}
-
-impl<'a> Input<'a> {
-    /// `buf`, nothing read yet.
-    pub(crate) fn new(buf: &'a mut BytesMut) -> Self {
-        Input { buf, taken: 0 }
-    }
-
-    /// Bytes not yet read.
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len() - self.taken
-    }
-
-    /// Whether every byte has been read.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The bytes not yet read.
-    fn rest(&self) -> &[u8] {
-        &self.buf[self.taken..]
-    }
-
-    /// The bytes not yet read, to be changed in place.
-    fn rest_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.taken..]
-    }
-
-    /// Reads `n` more bytes.
-    fn skip(&mut self, n: usize) {
-        debug_assert!(n <= self.len());
-        self.taken += n;
-    }
-
-    /// The buffer, holding only the bytes not yet read.
-    pub(crate) fn buf(&mut self) -> &mut BytesMut {
-        self.buf.advance(std::mem::take(&mut self.taken));
-        self.buf
-    }
-}
-
-impl Drop for Input<'_> {
-    fn drop(&mut self) {
-        self.buf.advance(self.taken);
-    }
 }
 
 /// Head buffers up to this capacity are kept for the next request; a
